@@ -1,0 +1,74 @@
+//! The command line: one module per subcommand.
+
+mod compile;
+mod input;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// ncpc: compile, run and evolve genetic loss functions; mine on a Neural Component Pool.
+#[derive(Parser, Debug)]
+#[command(name = "ncpc", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compile a genome to IR (or another format) and optionally optimize it.
+    Compile(compile::CompileArgs),
+    /// Compute a genome's loss and its gradient on given inputs.
+    Run(run::RunArgs),
+    /// Mine on a pool (not implemented yet).
+    Mine(MineArgs),
+}
+
+/// Arguments of `ncpc mine` (accepted so the command explains itself).
+#[derive(clap::Args, Debug)]
+struct MineArgs {
+    /// Anything; mining is not implemented yet.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub struct CliError {
+    /// 2 for bad input, 1 for internal failures.
+    pub code: u8,
+    /// The message (an error chain).
+    pub err: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError {
+            code: 2,
+            err: e.into(),
+        }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(a) => compile::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Mine(_) => Err(CliError {
+            code: 2,
+            err: anyhow::anyhow!(
+                "mining is not implemented yet: the pool client and server are tracked as a later issue; `ncpc compile` and `ncpc run` work today"
+            ),
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ncpc: {:#}", e.err);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! ncpc: the Neural Component Pool compiler and client.
+//!
+//! Genomes in the three public formats ([`formats`]) compile to one typed SSA IR
+//! ([`ncp_ir`]), which is optimized, differentiated and run by the reference interpreter
+//! ([`loss`]). The command line lives in [`cli`].
+
+pub mod cli;
+pub mod formats;
+pub mod loss;
+pub mod numbers;
+
+pub use ncp_ir as ir;

@@ -1,0 +1,127 @@
+//! Evaluating a loss: compile, optimize, run the reference interpreter, differentiate.
+//! This is the `ncpc run` contract every backend is tested against.
+
+use crate::formats::{self, CompileOptions, Format, FormatError};
+use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
+use ncp_ir::passes::{OptOptions, gradient, optimize, trace::specialize};
+use ncp_ir::tensor::Tensor;
+use ncp_ir::{DimModel, Function, IrError, TrapCode};
+
+/// The loss AMM's loss wrapper returns when a program faults.
+pub const FAULT_LOSS: f32 = 1.0;
+
+/// A loss and its gradient on one input pair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossValue {
+    /// The scalar loss.
+    pub loss: f32,
+    /// d loss / d y_pred, `None` when the loss does not depend on y_pred (or faulted).
+    pub grad: Option<Vec<Vec<f32>>>,
+    /// Why the program faulted, if it did; the loss is then [`FAULT_LOSS`].
+    pub fault: Option<TrapCode>,
+}
+
+/// Errors of evaluating a loss.
+#[derive(Debug, thiserror::Error)]
+pub enum LossError {
+    /// The genome did not compile.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The inputs do not fit, or the IR failed to run.
+    #[error(transparent)]
+    Ir(#[from] IrError),
+    /// Bad inputs.
+    #[error("inputs: {0}")]
+    Inputs(String),
+}
+
+/// Run a compiled loss function on concrete inputs: the loss, and its gradient by the
+/// gradient IR (along the path taken when the function has control flow).
+pub fn evaluate_function(
+    f: &Function,
+    y_pred: &Tensor,
+    y_true: &Tensor,
+    opt: bool,
+) -> Result<LossValue, LossError> {
+    let inputs = [y_pred.clone(), y_true.clone()];
+    let (outcome, path) = run_traced(f, &inputs, DEFAULT_FUEL)?;
+    let loss = match outcome {
+        Outcome::Trap(t) => {
+            return Ok(LossValue {
+                loss: FAULT_LOSS,
+                grad: None,
+                fault: Some(t),
+            });
+        }
+        Outcome::Return(v) => v
+            .first()
+            .map(|t| t.data[0] as f32)
+            .ok_or_else(|| IrError::Eval("no result".into()))?,
+    };
+    let straight = if f.is_straight_line() {
+        f.clone()
+    } else {
+        specialize(f, &path)?
+    };
+    let mut g = gradient(&straight)?;
+    if !g.has_grad {
+        return Ok(LossValue {
+            loss,
+            grad: None,
+            fault: None,
+        });
+    }
+    if opt {
+        optimize(&mut g.func, OptOptions::default())?;
+    }
+    let grad = match run_traced(&g.func, &inputs, DEFAULT_FUEL)?.0 {
+        Outcome::Return(v) if v.len() == 2 => Some(v[1].rows_f32()),
+        _ => {
+            return Err(
+                IrError::Grad("the gradient function did not return a gradient".into()).into(),
+            );
+        }
+    };
+    Ok(LossValue {
+        loss,
+        grad,
+        fault: None,
+    })
+}
+
+/// Compile genome text for these inputs (concrete dims when the inputs break the symbolic
+/// assumptions), optionally optimize, and evaluate.
+pub fn evaluate_genome(
+    text: &str,
+    opts: &CompileOptions,
+    y_pred: &[Vec<f32>],
+    y_true: &[Vec<f32>],
+    opt: bool,
+) -> Result<LossValue, LossError> {
+    let yp = Tensor::from_rows(y_pred).ok_or_else(|| {
+        LossError::Inputs("`y_pred` is not a non-empty rectangular matrix".into())
+    })?;
+    let yt = Tensor::from_rows(y_true).ok_or_else(|| {
+        LossError::Inputs("`y_true` is not a non-empty rectangular matrix".into())
+    })?;
+    if yp.shape != yt.shape {
+        return Err(LossError::Inputs(format!(
+            "`y_pred` is {:?} but `y_true` is {:?}; they must have one shape",
+            yp.shape, yt.shape
+        )));
+    }
+    let mut o = opts.clone();
+    let format = match o.format {
+        Some(f) => f,
+        None => formats::detect(text)?,
+    };
+    o.format = Some(format);
+    if format != Format::Ir {
+        o.dims = DimModel::for_inputs(yp.shape[0], yp.shape[1]);
+    }
+    let mut f = formats::compile(text, &o)?.func;
+    if opt {
+        optimize(&mut f, OptOptions::default())?;
+    }
+    evaluate_function(&f, &yp, &yt, opt)
+}
