@@ -84,8 +84,24 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (outer, shape[axis], inner)
 }
 
-fn reduce_slice(kind: ReduceKind, xs: &[f64]) -> (f64, usize) {
+/// Pairwise summation in f32, as PyTorch's CPU kernels accumulate f32 (so an intermediate
+/// overflow to infinity happens as it does there).
+fn sum_f32(xs: &[f64]) -> f64 {
+    fn rec(xs: &[f64]) -> f32 {
+        if xs.len() <= 8 {
+            xs.iter().fold(0.0f32, |a, &x| a + x as f32)
+        } else {
+            let (a, b) = xs.split_at(xs.len() / 2);
+            rec(a) + rec(b)
+        }
+    }
+    rec(xs) as f64
+}
+
+fn reduce_slice(kind: ReduceKind, xs: &[f64], f32_acc: bool) -> (f64, usize) {
     match kind {
+        ReduceKind::Sum if f32_acc => (sum_f32(xs), 0),
+        ReduceKind::Mean if f32_acc => ((sum_f32(xs) as f32 / xs.len() as f32) as f64, 0),
         ReduceKind::Sum => (xs.iter().sum(), 0),
         ReduceKind::Mean => (xs.iter().sum::<f64>() / xs.len() as f64, 0),
         ReduceKind::Std => {
@@ -144,7 +160,7 @@ pub fn reduce(kind: ReduceKind, x: &Tensor, axis: Axis, out_dtype: DType) -> Ten
         .iter()
         .map(|g| {
             let xs: Vec<f64> = g.iter().map(|i| x.data[*i]).collect();
-            round_to(out_dtype, reduce_slice(kind, &xs).0)
+            round_to(out_dtype, reduce_slice(kind, &xs, out_dtype == DType::F32).0)
         })
         .collect();
     Tensor {
@@ -166,7 +182,7 @@ pub fn extremum_mask(x: &Tensor, axis: Axis, max: bool) -> Tensor {
     let mut data = vec![0.0; x.numel()];
     for g in groups {
         let xs: Vec<f64> = g.iter().map(|i| x.data[*i]).collect();
-        let (best, at) = reduce_slice(kind, &xs);
+        let (best, at) = reduce_slice(kind, &xs, false);
         match axis {
             Axis::Index(_) => data[g[at]] = 1.0,
             Axis::All => {

@@ -369,7 +369,7 @@ impl Lowerer<'_> {
                 Flow::JumpIf(rcond, addr) => match self.jump_target(pc, &addr)? {
                     None => pc += 1,
                     Some(target) => {
-                        let c = match self.read(b, &rcond) {
+                        let c = match self.reg(b, &regs, &rcond) {
                             Ok(c) => c,
                             Err(Paper(m)) => {
                                 self.strict_fail(pc, &m)?;
@@ -809,6 +809,11 @@ impl Lowerer<'_> {
             Json::Number(n) if n.is_i64() => (DType::I64, n.as_i64().unwrap_or(0) as f64),
             Json::Number(n) if n.is_u64() => return Ok(None),
             Json::Number(n) => (DType::F32, n.as_f64().unwrap_or(f64::NAN)),
+            Json::Array(_) if self.f.ty(x).is_scalar() && self.f.ty(x).dtype != DType::F32 => {
+                return Err(FormatError::AmmProgram(
+                    "an integer register times a list is Python list repetition, which is not supported".into(),
+                ));
+            }
             _ => return Ok(None),
         };
         let xd = self.f.ty(x).dtype;
