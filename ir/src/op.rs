@@ -647,7 +647,7 @@ pub static OPS: &[OpInfo] = &[
         None,
         Binary,
         FIB,
-        true,
+        false,
         Some(|a| nan_max(a[0], a[1])),
         Some(|b, c| b.minmax_deriv(c, true))
     ),
@@ -658,7 +658,7 @@ pub static OPS: &[OpInfo] = &[
         None,
         Binary,
         FIB,
-        true,
+        false,
         Some(|a| nan_min(a[0], a[1])),
         Some(|b, c| b.minmax_deriv(c, false))
     ),

@@ -422,3 +422,29 @@ pub fn print_expr(e: &Expr) -> String {
 
 /// The f32 type DAML computes in (every DAML value is an f32 tensor).
 pub const DTYPE: DType = DType::F32;
+
+/// A random expression in DEAP's half-and-half style: `full` trees (every branch reaches
+/// `max_depth`) or `grow` trees (terminals may stop a branch early), from the given set.
+/// Ephemeral constants are uniform in [-1, 1) rounded to 4 decimals, as DAML prints them.
+pub fn random_expr(rng: &mut impl rand::Rng, min_depth: usize, max_depth: usize, pset: PSet) -> Expr {
+    let depth = rng.random_range(min_depth..=max_depth);
+    let full = rng.random_bool(0.5);
+    grow(rng, 0, depth, full, pset)
+}
+
+fn grow(rng: &mut impl rand::Rng, d: usize, max: usize, full: bool, pset: PSet) -> Expr {
+    let prims: Vec<&(&str, usize, PSet)> = PRIMITIVES.iter().filter(|p| pset == PSet::Validator || p.2 == PSet::Miner).collect();
+    let terms: Vec<&(&str, f32, PSet)> = TERMINALS.iter().filter(|t| pset == PSet::Validator || t.2 == PSet::Miner).collect();
+    let n_terms = terms.len() + 3;
+    let stop = d >= max || (!full && d > 0 && rng.random_range(0..prims.len() + n_terms) < n_terms);
+    if stop {
+        return match rng.random_range(0..n_terms) {
+            0 => Expr::X,
+            1 => Expr::Y,
+            2 => Expr::Const((rng.random_range(-1.0f32..1.0) * 1e4).round() / 1e4),
+            k => Expr::Const(terms[k - 3].1),
+        };
+    }
+    let (name, arity, _) = *prims[rng.random_range(0..prims.len())];
+    Expr::Call(name, (0..arity).map(|_| grow(rng, d + 1, max, full, pset)).collect())
+}
