@@ -119,7 +119,18 @@ pub fn evaluate_genome(
     if format != Format::Ir {
         o.dims = DimModel::for_inputs(yp.shape[0], yp.shape[1]);
     }
-    let mut f = formats::compile(text, &o)?.func;
+    let mut f = match formats::compile(text, &o) {
+        Ok(c) => c.func,
+        // HAZ memory slots of fixed size meeting B or C: the result depends on the sizes.
+        Err(e) if formats::haz::requires_concrete_dims(&e) && o.dims == DimModel::Symbolic => {
+            o.dims = DimModel::Concrete {
+                b: yp.shape[0] as u32,
+                c: yp.shape[1] as u32,
+            };
+            formats::compile(text, &o)?.func
+        }
+        Err(e) => return Err(e.into()),
+    };
     if opt {
         optimize(&mut f, OptOptions::default())?;
     }

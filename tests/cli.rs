@@ -8,7 +8,11 @@ use std::process::{Command, Output, Stdio};
 
 fn ncpc(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ncpc"));
-    cmd.args(args).current_dir(common::root()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .current_dir(common::root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn ncpc");
     if let Some(s) = stdin {
         child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
@@ -20,7 +24,11 @@ fn ncpc(args: &[&str], stdin: Option<&str>) -> Output {
 
 fn ok(args: &[&str], stdin: Option<&str>) -> String {
     let o = ncpc(args, stdin);
-    assert!(o.status.success(), "ncpc {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "ncpc {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -28,7 +36,12 @@ fn ok(args: &[&str], stdin: Option<&str>) -> String {
 fn bad(args: &[&str], stdin: Option<&str>) -> String {
     let o = ncpc(args, stdin);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "ncpc {args:?}: expected exit 2, got {:?}; stderr: {err}", o.status.code());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "ncpc {args:?}: expected exit 2, got {:?}; stderr: {err}",
+        o.status.code()
+    );
     assert!(!err.contains("panicked"), "ncpc {args:?} panicked: {err}");
     err
 }
@@ -43,27 +56,67 @@ fn tmp(name: &str, text: &str) -> (tempfile::TempDir, String) {
 
 #[test]
 fn compile_mse_prints_typed_ssa_and_round_trips() {
-    let ir = ok(&["compile", "tests/corpus/amm/mse.json", "--emit", "ir"], None);
-    assert!(ir.starts_with("function mse(f32[B,C], f32[B,C]) -> f32 {"), "{ir}");
+    let ir = ok(
+        &["compile", "tests/corpus/amm/mse.json", "--emit", "ir"],
+        None,
+    );
+    assert!(
+        ir.starts_with("function mse(f32[B,C], f32[B,C]) -> f32 {"),
+        "{ir}"
+    );
     assert!(ir.contains("= sub v1, v0 : f32[B,C]"), "{ir}");
-    let again = ok(&["compile", "-", "--format", "ir", "--emit", "ir"], Some(&ir));
+    let again = ok(
+        &["compile", "-", "--format", "ir", "--emit", "ir"],
+        Some(&ir),
+    );
     assert_eq!(again, ir);
-    let opt = ok(&["compile", "tests/corpus/amm/mse.json", "--emit", "ir-opt"], None);
-    assert_eq!(ok(&["compile", "-", "--format", "ir", "--emit", "ir-opt"], Some(&opt)), opt);
+    let opt = ok(
+        &["compile", "tests/corpus/amm/mse.json", "--emit", "ir-opt"],
+        None,
+    );
+    assert_eq!(
+        ok(
+            &["compile", "-", "--format", "ir", "--emit", "ir-opt"],
+            Some(&opt)
+        ),
+        opt
+    );
 }
 
 #[test]
 fn stats_report_each_pass_and_a_hash() {
-    let s = ok(&["compile", "tests/corpus/amm/bce.json", "--emit", "stats"], None);
-    for needle in ["ops before:", "ops after:", "pass fold:", "pass dce:", "pass cse:", "hash: "] {
+    let s = ok(
+        &["compile", "tests/corpus/amm/bce.json", "--emit", "stats"],
+        None,
+    );
+    for needle in [
+        "ops before:",
+        "ops after:",
+        "pass fold:",
+        "pass dce:",
+        "pass cse:",
+        "hash: ",
+    ] {
         assert!(s.contains(needle), "missing {needle} in\n{s}");
     }
 }
 
 #[test]
 fn run_json_has_loss_and_gradient() {
-    let (_d, inputs) = tmp("in.json", r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#);
-    let out = ok(&["run", "tests/corpus/amm/mse.json", "--inputs", &inputs, "--json"], None);
+    let (_d, inputs) = tmp(
+        "in.json",
+        r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#,
+    );
+    let out = ok(
+        &[
+            "run",
+            "tests/corpus/amm/mse.json",
+            "--inputs",
+            &inputs,
+            "--json",
+        ],
+        None,
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     // mse = mean((y_true - y_pred)^2) = (1 + 4 + 4 + 0.25 + 0 + 1) / 6
     let loss = v["loss"].as_f64().unwrap();
@@ -71,13 +124,22 @@ fn run_json_has_loss_and_gradient() {
     let g = v["grad_pred"].as_array().unwrap();
     assert_eq!(g.len(), 2);
     // d/dy_pred = 2 (y_pred - y_true) / 6
-    assert!((g[0][0].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-6, "{out}");
+    assert!(
+        (g[0][0].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-6,
+        "{out}"
+    );
 }
 
 #[test]
 fn run_encodes_non_finite_numbers_and_null_gradients() {
-    let (_d, genome) = tmp("c.json", "[[101, 1, 0.0], [4, 1, 1, 2], [7, 1, 3], [453, 3]]");
-    let (_d2, inputs) = tmp("in.json", r#"{"y_pred": [[1, 2], [3, 4]], "y_true": [[0, 1], [1, 0]]}"#);
+    let (_d, genome) = tmp(
+        "c.json",
+        "[[101, 1, 0.0], [4, 1, 1, 2], [7, 1, 3], [453, 3]]",
+    );
+    let (_d2, inputs) = tmp(
+        "in.json",
+        r#"{"y_pred": [[1, 2], [3, 4]], "y_true": [[0, 1], [1, 0]]}"#,
+    );
     let out = ok(&["run", &genome, "--inputs", &inputs, "--json"], None);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["grad_pred"].is_null(), "{out}");
@@ -91,15 +153,30 @@ fn run_encodes_non_finite_numbers_and_null_gradients() {
 
 #[test]
 fn inputs_where_b_equals_c_compile_for_concrete_dims() {
-    let (_d, inputs) = tmp("in.json", r#"{"y_pred": [[1, 2], [3, 4]], "y_true": [[0, 1], [1, 0]]}"#);
-    let out = ok(&["run", "tests/corpus/amm/cross_entropy.json", "--inputs", &inputs, "--json"], None);
+    let (_d, inputs) = tmp(
+        "in.json",
+        r#"{"y_pred": [[1, 2], [3, 4]], "y_true": [[0, 1], [1, 0]]}"#,
+    );
+    let out = ok(
+        &[
+            "run",
+            "tests/corpus/amm/cross_entropy.json",
+            "--inputs",
+            &inputs,
+            "--json",
+        ],
+        None,
+    );
     assert!(out.contains("grad_pred\":[["), "{out}");
 }
 
 #[test]
 fn faults_are_reported_with_amms_fallback_loss() {
     let (_d, genome) = tmp("noret.json", "[[100, 1, 1], [11, 1, 2]]");
-    let (_d2, inputs) = tmp("in.json", r#"{"y_pred": [[1, 2, 3], [3, 4, 5]], "y_true": [[0, 1, 0], [1, 0, 0]]}"#);
+    let (_d2, inputs) = tmp(
+        "in.json",
+        r#"{"y_pred": [[1, 2, 3], [3, 4, 5]], "y_true": [[0, 1, 0], [1, 0, 0]]}"#,
+    );
     let out = ok(&["run", &genome, "--inputs", &inputs, "--json"], None);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["loss"].as_f64(), Some(1.0));
@@ -115,15 +192,33 @@ fn malformed_genome_json_says_where() {
 
 #[test]
 fn bad_ir_says_line_and_column() {
-    let (_d, g) = tmp("bad.ir", "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = frobnicate v0 : f32[B,C]\n    return v2\n}\n");
+    let (_d, g) = tmp(
+        "bad.ir",
+        "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = frobnicate v0 : f32[B,C]\n    return v2\n}\n",
+    );
     let err = bad(&["compile", &g, "--format", "ir"], None);
-    assert!(err.contains("3:10") && err.contains("unknown op `frobnicate`"), "{err}");
-    let (_d, g) = tmp("bad2.ir", "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = add v0, v9 : f32[B,C]\n    return v2\n}\n");
+    assert!(
+        err.contains("3:10") && err.contains("unknown op `frobnicate`"),
+        "{err}"
+    );
+    let (_d, g) = tmp(
+        "bad2.ir",
+        "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = add v0, v9 : f32[B,C]\n    return v2\n}\n",
+    );
     let err = bad(&["compile", &g], None);
-    assert!(err.contains("3:18") && err.contains("`v9` is not defined"), "{err}");
-    let (_d, g) = tmp("bad3.ir", "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32[B]\n    return v2\n}\n");
+    assert!(
+        err.contains("3:18") && err.contains("`v9` is not defined"),
+        "{err}"
+    );
+    let (_d, g) = tmp(
+        "bad3.ir",
+        "function f(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32[B]\n    return v2\n}\n",
+    );
     let err = bad(&["compile", &g], None);
-    assert!(err.contains("annotated f32[B] but `mean` gives f32"), "{err}");
+    assert!(
+        err.contains("annotated f32[B] but `mean` gives f32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -131,34 +226,66 @@ fn strict_mode_names_the_instruction() {
     let (_d, g) = tmp("s.json", "[[100, 1, 1], [2, 1, 7, 3], [453, 3]]");
     ok(&["compile", &g, "--mode", "compat"], None);
     let err = bad(&["compile", &g, "--mode", "strict"], None);
-    assert!(err.contains("instruction 1") && err.contains("register 7 is read before it is written"), "{err}");
+    assert!(
+        err.contains("instruction 1") && err.contains("register 7 is read before it is written"),
+        "{err}"
+    );
     let (_d, g) = tmp("s2.json", "[[100, 1, 1], [6, 1], [453, 9]]");
     let err = bad(&["compile", &g, "--mode", "strict"], None);
-    assert!(err.contains("instruction 1") && err.contains("parameters"), "{err}");
+    assert!(
+        err.contains("instruction 1") && err.contains("parameters"),
+        "{err}"
+    );
     let (_d, g) = tmp("s3.json", "[[100, 1, 1], [260, 1, 2, 3], [453, 3]]");
     let err = bad(&["compile", &g, "--mode", "strict"], None);
-    assert!(err.contains("instruction 1") && err.contains("identity"), "{err}");
+    assert!(
+        err.contains("instruction 1") && err.contains("identity"),
+        "{err}"
+    );
 }
 
 #[test]
 fn daml_errors_give_the_column() {
-    let err = bad(&["compile", "-", "--format", "daml"], Some("safe_add(x, frob(y))"));
-    assert!(err.contains("column 13") && err.contains("unknown primitive or terminal `frob`"), "{err}");
+    let err = bad(
+        &["compile", "-", "--format", "daml"],
+        Some("safe_add(x, frob(y))"),
+    );
+    assert!(
+        err.contains("column 13") && err.contains("unknown primitive or terminal `frob`"),
+        "{err}"
+    );
     let err = bad(&["compile", "-", "--format", "daml"], Some("safe_add(x)"));
     assert!(err.contains("takes 2 argument"), "{err}");
 }
 
 #[test]
 fn bad_inputs_are_rejected_clearly() {
-    let (_d, i1) = tmp("a.json", r#"{"y_pred": [[1, 2], [3]], "y_true": [[0, 1], [1, 0]]}"#);
-    assert!(bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i1], None).contains("row 1 has 1 values"));
+    let (_d, i1) = tmp(
+        "a.json",
+        r#"{"y_pred": [[1, 2], [3]], "y_true": [[0, 1], [1, 0]]}"#,
+    );
+    assert!(
+        bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i1], None)
+            .contains("row 1 has 1 values")
+    );
     let (_d, i2) = tmp("b.json", r#"{"y_pred": [[1, 2]], "y_true": [[0, 1, 0]]}"#);
-    assert!(bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i2], None).contains("one shape"));
+    assert!(
+        bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i2], None).contains("one shape")
+    );
     let (_d, i3) = tmp("c.json", r#"{"y_pred": [[1, "x"]], "y_true": [[0, 1]]}"#);
-    assert!(bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i3], None).contains("`y_pred`[0][1] is not a number"));
+    assert!(
+        bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i3], None)
+            .contains("`y_pred`[0][1] is not a number")
+    );
     let (_d, i4) = tmp("d.json", r#"{"y_true": [[0, 1]]}"#);
-    assert!(bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i4], None).contains("missing `y_pred`"));
-    assert!(bad(&["run", "no/such/genome.json", "--inputs", &i4], None).contains("cannot open no/such/genome.json"));
+    assert!(
+        bad(&["run", "tests/corpus/amm/mse.json", "--inputs", &i4], None)
+            .contains("missing `y_pred`")
+    );
+    assert!(
+        bad(&["run", "no/such/genome.json", "--inputs", &i4], None)
+            .contains("cannot open no/such/genome.json")
+    );
 }
 
 #[test]

@@ -17,14 +17,23 @@ fn random_inputs(rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
     let (b, c) = (rng.random_range(2..6usize), rng.random_range(2..6usize));
     let c = if c == b { c + 1 } else { c };
     let scale = [0.1f32, 1.0, 10.0, 100.0][rng.random_range(0..4)];
-    let yp: Vec<Vec<f32>> = (0..b).map(|_| (0..c).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect()).collect();
+    let yp: Vec<Vec<f32>> = (0..b)
+        .map(|_| {
+            (0..c)
+                .map(|_| rng.random_range(-1.0f32..1.0) * scale)
+                .collect()
+        })
+        .collect();
     let yt: Vec<Vec<f32>> = (0..b)
         .map(|_| {
             let k = rng.random_range(0..c);
             (0..c).map(|j| (j == k) as u8 as f32).collect()
         })
         .collect();
-    (Tensor::from_rows(&yp).unwrap(), Tensor::from_rows(&yt).unwrap())
+    (
+        Tensor::from_rows(&yp).unwrap(),
+        Tensor::from_rows(&yt).unwrap(),
+    )
 }
 
 #[derive(Default)]
@@ -36,30 +45,56 @@ struct Tally {
 
 fn check(f: &Function, rng: &mut ChaCha8Rng, tally: &mut Tally, failures: &mut Vec<String>) {
     let mut g = f.clone();
-    if let Err(e) = optimize(&mut g, OptOptions { verify_each: true, ..Default::default() }) {
-        failures.push(format!("optimize failed: {e}\n{}", ncp_ir::text::print_function(f)));
+    if let Err(e) = optimize(
+        &mut g,
+        OptOptions {
+            verify_each: true,
+            ..Default::default()
+        },
+    ) {
+        failures.push(format!(
+            "optimize failed: {e}\n{}",
+            ncp_ir::text::print_function(f)
+        ));
         return;
     }
     tally.genomes += 1;
     tally.ops_before += f.inst_count();
     tally.ops_after += g.inst_count();
     let (yp, yt) = random_inputs(rng);
-    let (a, b) = match (evaluate_function(f, &yp, &yt, false), evaluate_function(&g, &yp, &yt, true)) {
+    let (a, b) = match (
+        evaluate_function(f, &yp, &yt, false),
+        evaluate_function(&g, &yp, &yt, true),
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
-            failures.push(format!("evaluation differs in success: {:?} vs {:?}", a.err(), b.err()));
+            failures.push(format!(
+                "evaluation differs in success: {:?} vs {:?}",
+                a.err(),
+                b.err()
+            ));
             return;
         }
     };
     let same = a.loss.to_bits() == b.loss.to_bits() || (a.loss.is_nan() && b.loss.is_nan());
     if !same || a.fault != b.fault || a.grad.is_some() != b.grad.is_some() {
-        failures.push(format!("loss {} vs {} (fault {:?} vs {:?})\n{}", a.loss, b.loss, a.fault, b.fault, ncp_ir::text::print_function(f)));
+        failures.push(format!(
+            "loss {} vs {} (fault {:?} vs {:?})\n{}",
+            a.loss,
+            b.loss,
+            a.fault,
+            b.fault,
+            ncp_ir::text::print_function(f)
+        ));
         return;
     }
     if let (Some(ga), Some(gb)) = (&a.grad, &b.grad) {
         for (x, y) in ga.iter().flatten().zip(gb.iter().flatten()) {
             if !common::close(*y, *x, 1e-5, 1e-6) {
-                failures.push(format!("gradient {x} vs {y}\n{}", ncp_ir::text::print_function(f)));
+                failures.push(format!(
+                    "gradient {x} vs {y}\n{}",
+                    ncp_ir::text::print_function(f)
+                ));
                 return;
             }
         }
@@ -81,7 +116,11 @@ fn optimizer_never_changes_results_on_10k_random_pairs() {
                 Err(_) => skipped += 1,
             }
         } else {
-            let pset = if i % 4 == 1 { PSet::Miner } else { PSet::Validator };
+            let pset = if i % 4 == 1 {
+                PSet::Miner
+            } else {
+                PSet::Validator
+            };
             let e = daml::random_expr(&mut rng, 1, 6, pset);
             let f = daml::lower(&e, "g", DimModel::Symbolic).unwrap();
             check(&f, &mut rng, &mut daml_t, &mut failures);
@@ -97,7 +136,15 @@ fn optimizer_never_changes_results_on_10k_random_pairs() {
         );
     }
     eprintln!("amm programs that did not compile (unsupported constructs): {skipped}");
-    assert!(failures.is_empty(), "{} failures, first:\n{}", failures.len(), failures[0]);
-    assert!(amm_t.ops_after * 10 < amm_t.ops_before * 9, "the optimizer should remove over 10% of AMM ops");
+    assert!(
+        failures.is_empty(),
+        "{} failures, first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    assert!(
+        amm_t.ops_after * 10 < amm_t.ops_before * 9,
+        "the optimizer should remove over 10% of AMM ops"
+    );
     assert!(daml_t.ops_after < daml_t.ops_before);
 }

@@ -12,8 +12,14 @@ use serde_json::Value as Json;
 /// Genomes ncpc deliberately does not compile, with the reason (documented in
 /// docs/formats/amm.md). Every other reference genome must match.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("amm/edge_list_const", "LOAD_CONST of a list builds a tensor literal of fixed size"),
-    ("amm/edge_int_times_list", "an i64 register times a list is Python list repetition"),
+    (
+        "amm/edge_list_const",
+        "LOAD_CONST of a list builds a tensor literal of fixed size",
+    ),
+    (
+        "amm/edge_int_times_list",
+        "an i64 register times a list is Python list repetition",
+    ),
 ];
 
 fn check_dir(fmt: &str) -> (usize, Vec<String>) {
@@ -23,7 +29,11 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
         let name = format!("{fmt}/{}", stem(&path));
         let r: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let genome = std::fs::read_to_string(root().join(r["genome"].as_str().unwrap())).unwrap();
-        let opts = CompileOptions { mode: Mode::Compat, name: stem(&path), ..Default::default() };
+        let opts = CompileOptions {
+            mode: Mode::Compat,
+            name: stem(&path),
+            ..Default::default()
+        };
         let unsupported = UNSUPPORTED.iter().any(|(n, _)| *n == name);
         for (k, case) in r["cases"].as_array().unwrap().iter().enumerate() {
             cases += 1;
@@ -44,9 +54,20 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
                 failures.push(format!("{name}: listed as unsupported but compiled"));
             }
             let want_loss = num(&case["loss"]);
-            let want_fault = !case["fault"].is_null() || case.get("decode_fallback").is_some_and(|d| d.as_bool() == Some(true));
-            if want_fault && case["grad_pred"].is_null() && want_loss == 1.0 && got.fault.is_none() && got.loss != 1.0 {
-                failures.push(format!("{name} case {k}: PyTorch faults ({}), ncpc gives {}", case["fault"], got.loss));
+            let want_fault = !case["fault"].is_null()
+                || case
+                    .get("decode_fallback")
+                    .is_some_and(|d| d.as_bool() == Some(true));
+            if want_fault
+                && case["grad_pred"].is_null()
+                && want_loss == 1.0
+                && got.fault.is_none()
+                && got.loss != 1.0
+            {
+                failures.push(format!(
+                    "{name} case {k}: PyTorch faults ({}), ncpc gives {}",
+                    case["fault"], got.loss
+                ));
                 continue;
             }
             if !close(got.loss, want_loss, 1e-5, 1e-7) {
@@ -54,8 +75,12 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
             }
             match (&got.grad, case["grad_pred"].is_null()) {
                 (None, true) => {}
-                (Some(_), true) => failures.push(format!("{name} case {k}: ncpc has a gradient, PyTorch none")),
-                (None, false) => failures.push(format!("{name} case {k}: PyTorch has a gradient, ncpc none")),
+                (Some(_), true) => failures.push(format!(
+                    "{name} case {k}: ncpc has a gradient, PyTorch none"
+                )),
+                (None, false) => failures.push(format!(
+                    "{name} case {k}: PyTorch has a gradient, ncpc none"
+                )),
                 (Some(g), false) => {
                     let want = matrix(&case["grad_pred"]);
                     // 1e-4 relative, or 1e-5 absolute: entries that are f32 rounding noise
@@ -63,7 +88,8 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
                     for (i, (gr, wr)) in g.iter().zip(&want).enumerate() {
                         for (j, (a, b)) in gr.iter().zip(wr).enumerate() {
                             if !close(*a, *b, 1e-4, 1e-5) {
-                                failures.push(format!("{name} case {k}: grad[{i}][{j}] {a} vs {b}"));
+                                failures
+                                    .push(format!("{name} case {k}: grad[{i}][{j}] {a} vs {b}"));
                             }
                         }
                     }
@@ -78,12 +104,22 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
 fn amm_matches_pytorch() {
     let (n, f) = check_dir("amm");
     assert!(n > 200, "only {n} reference cases found");
-    assert!(f.is_empty(), "{} of {n} AMM cases differ:\n{}", f.len(), f.join("\n"));
+    assert!(
+        f.is_empty(),
+        "{} of {n} AMM cases differ:\n{}",
+        f.len(),
+        f.join("\n")
+    );
 }
 
 #[test]
 fn daml_matches_pytorch() {
     let (n, f) = check_dir("daml");
     assert!(n > 90, "only {n} reference cases found");
-    assert!(f.is_empty(), "{} of {n} DAML cases differ:\n{}", f.len(), f.join("\n"));
+    assert!(
+        f.is_empty(),
+        "{} of {n} DAML cases differ:\n{}",
+        f.len(),
+        f.join("\n")
+    );
 }

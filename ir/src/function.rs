@@ -66,11 +66,14 @@ pub enum TrapCode {
     NonFloatResult,
     /// An opcode that is not a number makes AMM's interpreter fail while loading the program.
     BadOpcode,
+    /// The HAZ interpreter raises (a shape torch rejects, a slot holding `None`, a bad
+    /// address, ...) or `loss.backward()` does (the loss does not require grad).
+    HazFault,
 }
 
 impl TrapCode {
     /// All trap codes.
-    pub const ALL: [TrapCode; 7] = [
+    pub const ALL: [TrapCode; 8] = [
         TrapCode::NoReturn,
         TrapCode::BudgetExhausted,
         TrapCode::BadJumpTarget,
@@ -78,6 +81,7 @@ impl TrapCode {
         TrapCode::BadReturn,
         TrapCode::NonFloatResult,
         TrapCode::BadOpcode,
+        TrapCode::HazFault,
     ];
     /// Text-form name.
     pub fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl TrapCode {
             TrapCode::BadReturn => "bad_return",
             TrapCode::NonFloatResult => "non_float_result",
             TrapCode::BadOpcode => "bad_opcode",
+            TrapCode::HazFault => "haz_fault",
         }
     }
     /// Parse a text-form name.
@@ -108,6 +113,9 @@ impl TrapCode {
             }
             TrapCode::BadOpcode => {
                 "an opcode that is not a number makes the interpreter fail while loading the program"
+            }
+            TrapCode::HazFault => {
+                "the HAZ interpreter raises (bad shapes, a None slot, a bad address, ...) or loss.backward() does"
             }
         }
     }

@@ -65,8 +65,8 @@ pub fn elementwise(
     let mut buf = vec![0.0; args.len()];
     let mut data = Vec::with_capacity(n);
     for i in 0..n {
-        for (k, a) in args.iter().enumerate() {
-            buf[k] = a.data[offs[k][i]];
+        for ((slot, a), off) in buf.iter_mut().zip(args).zip(&offs) {
+            *slot = a.data[off[i]];
         }
         data.push(round_to(out_dtype, kernel(&buf)));
     }
@@ -160,7 +160,10 @@ pub fn reduce(kind: ReduceKind, x: &Tensor, axis: Axis, out_dtype: DType) -> Ten
         .iter()
         .map(|g| {
             let xs: Vec<f64> = g.iter().map(|i| x.data[*i]).collect();
-            round_to(out_dtype, reduce_slice(kind, &xs, out_dtype == DType::F32).0)
+            round_to(
+                out_dtype,
+                reduce_slice(kind, &xs, out_dtype == DType::F32).0,
+            )
         })
         .collect();
     Tensor {

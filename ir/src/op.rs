@@ -49,6 +49,7 @@ impl ConstVal {
     /// A constant of `dtype` holding `v` (rounded to the dtype).
     pub fn from_f64(dtype: DType, v: f64) -> ConstVal {
         match dtype {
+            DType::F32 if v.is_nan() => ConstVal::F32(f32::NAN),
             DType::F32 => ConstVal::F32(v as f32),
             DType::I64 => ConstVal::I64(v as i64),
             DType::Bool => ConstVal::Bool(v != 0.0),
@@ -56,10 +57,20 @@ impl ConstVal {
     }
 }
 
+/// The bits that identify an f32 constant: every NaN is one NaN (the text form cannot tell
+/// NaN payloads apart, so neither may CSE, canonical order or the hash).
+fn f32_key(x: f32) -> u32 {
+    if x.is_nan() {
+        f32::NAN.to_bits()
+    } else {
+        x.to_bits()
+    }
+}
+
 impl PartialEq for ConstVal {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (ConstVal::F32(a), ConstVal::F32(b)) => a.to_bits() == b.to_bits(),
+            (ConstVal::F32(a), ConstVal::F32(b)) => f32_key(*a) == f32_key(*b),
             (ConstVal::I64(a), ConstVal::I64(b)) => a == b,
             (ConstVal::Bool(a), ConstVal::Bool(b)) => a == b,
             _ => false,
@@ -70,7 +81,7 @@ impl Eq for ConstVal {}
 impl std::hash::Hash for ConstVal {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         match self {
-            ConstVal::F32(a) => (0u8, a.to_bits() as u64).hash(h),
+            ConstVal::F32(a) => (0u8, f32_key(*a) as u64).hash(h),
             ConstVal::I64(a) => (1u8, *a as u64).hash(h),
             ConstVal::Bool(a) => (2u8, *a as u64).hash(h),
         }
@@ -500,9 +511,7 @@ pub static OPS: &[OpInfo] = &[
         Unary,
         FI,
         false,
-        Some(|a| if a[0] > 0.0 {
-            a[0]
-        } else if a[0].is_nan() {
+        Some(|a| if a[0] > 0.0 || a[0].is_nan() {
             a[0]
         } else {
             0.0
@@ -672,8 +681,17 @@ pub static OPS: &[OpInfo] = &[
         false,
         Some(|a| remainder(a[0], a[1])),
         Some(|b, c| {
-            let q = b.div(c.args[0], c.args[1])?;
-            let f = b.unary(Opcode::Floor, q)?;
+            // d/dy = -floor_divide(x, y), exactly: (x - rem(x, y)) / y is an integer up to
+            // rounding, so round it; y == 0 keeps floor(x / y) = ±inf as PyTorch does.
+            let (x, y) = (c.args[0], c.args[1]);
+            let d = b.sub(x, c.result)?;
+            let q = b.div(d, y)?;
+            let exact = b.unary(Opcode::Round, q)?;
+            let raw = b.div(x, y)?;
+            let inf = b.unary(Opcode::Floor, raw)?;
+            let zero = b.constf(0.0)?;
+            let y0 = b.cmp(Opcode::Eq, y, zero)?;
+            let f = b.select(y0, inf, exact)?;
             let ng = b.neg(c.g)?;
             Ok([Some(c.g), Some(b.mul(ng, f)?), None])
         })

@@ -83,11 +83,11 @@ pub fn dominators(f: &Function) -> HashMap<Block, Block> {
                     }
                 });
             }
-            if let Some(n) = new {
-                if idom.get(&b) != Some(&n) {
-                    idom.insert(b, n);
-                    changed = true;
-                }
+            if let Some(n) = new
+                && idom.get(&b) != Some(&n)
+            {
+                idom.insert(b, n);
+                changed = true;
             }
         }
     }

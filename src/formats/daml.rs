@@ -53,7 +53,9 @@ pub const PRIMITIVES: &[(&str, usize, PSet)] = &[
     ("hypot", 2, PSet::Validator),
 ];
 
-/// Named terminals and their values.
+/// Named terminals and their values. `pi` and `e` are DAML's own 6-digit values, not the
+/// exact constants: reproducing them is the point.
+#[allow(clippy::approx_constant)]
 pub const TERMINALS: &[(&str, f32, PSet)] = &[
     ("one", 1.0, PSet::Miner),
     ("zero", 0.0, PSet::Miner),
@@ -426,15 +428,26 @@ pub const DTYPE: DType = DType::F32;
 /// A random expression in DEAP's half-and-half style: `full` trees (every branch reaches
 /// `max_depth`) or `grow` trees (terminals may stop a branch early), from the given set.
 /// Ephemeral constants are uniform in [-1, 1) rounded to 4 decimals, as DAML prints them.
-pub fn random_expr(rng: &mut impl rand::Rng, min_depth: usize, max_depth: usize, pset: PSet) -> Expr {
+pub fn random_expr(
+    rng: &mut impl rand::Rng,
+    min_depth: usize,
+    max_depth: usize,
+    pset: PSet,
+) -> Expr {
     let depth = rng.random_range(min_depth..=max_depth);
     let full = rng.random_bool(0.5);
     grow(rng, 0, depth, full, pset)
 }
 
 fn grow(rng: &mut impl rand::Rng, d: usize, max: usize, full: bool, pset: PSet) -> Expr {
-    let prims: Vec<&(&str, usize, PSet)> = PRIMITIVES.iter().filter(|p| pset == PSet::Validator || p.2 == PSet::Miner).collect();
-    let terms: Vec<&(&str, f32, PSet)> = TERMINALS.iter().filter(|t| pset == PSet::Validator || t.2 == PSet::Miner).collect();
+    let prims: Vec<&(&str, usize, PSet)> = PRIMITIVES
+        .iter()
+        .filter(|p| pset == PSet::Validator || p.2 == PSet::Miner)
+        .collect();
+    let terms: Vec<&(&str, f32, PSet)> = TERMINALS
+        .iter()
+        .filter(|t| pset == PSet::Validator || t.2 == PSet::Miner)
+        .collect();
     let n_terms = terms.len() + 3;
     let stop = d >= max || (!full && d > 0 && rng.random_range(0..prims.len() + n_terms) < n_terms);
     if stop {
@@ -446,5 +459,10 @@ fn grow(rng: &mut impl rand::Rng, d: usize, max: usize, full: bool, pset: PSet) 
         };
     }
     let (name, arity, _) = *prims[rng.random_range(0..prims.len())];
-    Expr::Call(name, (0..arity).map(|_| grow(rng, d + 1, max, full, pset)).collect())
+    Expr::Call(
+        name,
+        (0..arity)
+            .map(|_| grow(rng, d + 1, max, full, pset))
+            .collect(),
+    )
 }

@@ -205,7 +205,9 @@ pub fn emit(f: &Function) -> Result<String, FormatError> {
                                 }
                                 (e.clone(), *s, *d)
                             }
-                            None => return Err(err(format!("value {v} is used before it is defined"))),
+                            None => {
+                                return Err(err(format!("value {v} is used before it is defined")));
+                            }
                         },
                     };
                     size = size.saturating_add(s);
@@ -257,6 +259,9 @@ fn node(p: &Pat, d: &InstData) -> Result<Node, FormatError> {
             )))
         }
     };
+    if d.args.len() != d.op.info().arity {
+        return Err(err(format!("a malformed `{}` instruction", d.op.name())));
+    }
     f32_only(d.result)?;
     for &a in &d.args {
         if d.op != O::Select {
@@ -279,10 +284,10 @@ fn node(p: &Pat, d: &InstData) -> Result<Node, FormatError> {
             if let Some(y) = p.with_const(a[1], O::Add, EPS) {
                 return Ok(Node::Call("safe_div", vec![Arg::V(a[0]), Arg::V(y)]));
             }
-            if let Some(ConstVal::F32(c)) = p.konst(a[1]) {
-                if let Some(c0) = pre_add(c, EPS) {
-                    return Ok(Node::Call("safe_div", vec![Arg::V(a[0]), Arg::C(c0)]));
-                }
+            if let Some(ConstVal::F32(c)) = p.konst(a[1])
+                && let Some(c0) = pre_add(c, EPS)
+            {
+                return Ok(Node::Call("safe_div", vec![Arg::V(a[0]), Arg::C(c0)]));
             }
             Err(err(
                 "op `div` has no DAML equivalent (safe_div adds 1e-8 to the divisor)",
@@ -377,7 +382,6 @@ fn direct(op: Opcode) -> Option<(&'static str, usize)> {
 }
 
 /// The entry parameter a value is, if it is one.
-#[allow(dead_code)]
 pub(crate) fn param_index(f: &Function, v: Value) -> Option<usize> {
     match f.values[v].def {
         ValueDef::Param(b, k) if b == f.entry() => Some(k),

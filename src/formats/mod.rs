@@ -119,7 +119,14 @@ pub fn detect(text: &str) -> Result<Format, FormatError> {
         return Ok(Format::Amm);
     }
     if t.starts_with('{') || t.starts_with('"') {
-        let mut v = parse_json(t)?;
+        let mut v = match parse_json(t) {
+            Ok(v) => v,
+            // HAZ exports may hold Python's bare NaN/Infinity, which strict JSON refuses.
+            Err(_) if t.contains("\"input_gene\"") || t.contains("\\\"input_gene\\\"") => {
+                return Ok(Format::Haz);
+            }
+            Err(e) => return Err(e),
+        };
         if let serde_json::Value::String(inner) = &v {
             let it = inner.trim_start();
             if it.starts_with('[') {

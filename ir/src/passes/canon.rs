@@ -63,12 +63,11 @@ pub fn canon(f: &mut Function) -> usize {
             uses.extend(&f.insts[i].args);
         }
         for v in uses {
-            if let ValueDef::Inst(i) = f.values[v].def {
-                if let Some(&db) = f.layout.iter().find(|bb| f.blocks[**bb].insts.contains(&i)) {
-                    if db != b {
-                        needed_elsewhere.entry(db).or_default().push(v);
-                    }
-                }
+            if let ValueDef::Inst(i) = f.values[v].def
+                && let Some(&db) = f.layout.iter().find(|bb| f.blocks[**bb].insts.contains(&i))
+                && db != b
+            {
+                needed_elsewhere.entry(db).or_default().push(v);
             }
         }
     }

@@ -20,10 +20,13 @@ fn dominates(idom: &HashMap<Block, Block>, a: Block, mut b: Block) -> bool {
     }
 }
 
+/// What makes two instructions compute the same value.
+type InstKey = (Opcode, Imm, Vec<Value>);
+
 /// Merge identical instructions; returns how many were replaced.
 pub fn cse(f: &mut Function) -> usize {
     let idom = dominators(f);
-    let mut seen: HashMap<(Opcode, Imm, Vec<Value>), Vec<(Value, Block)>> = HashMap::new();
+    let mut seen: HashMap<InstKey, Vec<(Value, Block)>> = HashMap::new();
     let mut map: HashMap<Value, Value> = HashMap::new();
     let resolve = |map: &HashMap<Value, Value>, v: Value| *map.get(&v).unwrap_or(&v);
     for b in reverse_postorder(f) {

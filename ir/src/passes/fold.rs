@@ -46,12 +46,12 @@ pub fn fold(f: &mut Function) -> usize {
                 n += 1;
             }
         }
-        if let Terminator::Brif(c, t, e) = &f.blocks[b].term {
-            if let Some(ConstVal::Bool(k)) = const_of(f, *c) {
-                let target = if k { t.clone() } else { e.clone() };
-                f.blocks[b].term = Terminator::Jump(target);
-                n += 1;
-            }
+        if let Terminator::Brif(c, t, e) = &f.blocks[b].term
+            && let Some(ConstVal::Bool(k)) = const_of(f, *c)
+        {
+            let target = if k { t.clone() } else { e.clone() };
+            f.blocks[b].term = Terminator::Jump(target);
+            n += 1;
         }
     }
     n

@@ -35,14 +35,14 @@ pub fn optimize(f: &mut Function, opts: OptOptions) -> Result<Vec<PassStats>, Ir
         .collect();
     let check = cfg!(debug_assertions) || opts.verify_each;
     for _ in 0..MAX_ROUNDS {
-        let counts = [
-            fold(f),
-            after(f, check, "fold")?
-                .then_some(simplify(f, opts.fast_math))
-                .unwrap_or(0),
-            after(f, check, "simplify")?.then_some(cse(f)).unwrap_or(0),
-            after(f, check, "cse")?.then_some(dce(f)).unwrap_or(0),
-        ];
+        let mut counts = [0usize; 4];
+        counts[0] = fold(f);
+        after(f, check, "fold")?;
+        counts[1] = simplify(f, opts.fast_math);
+        after(f, check, "simplify")?;
+        counts[2] = cse(f);
+        after(f, check, "cse")?;
+        counts[3] = dce(f);
         after(f, check, "dce")?;
         for (s, c) in stats.iter_mut().zip(counts) {
             s.changes += c;
@@ -56,7 +56,7 @@ pub fn optimize(f: &mut Function, opts: OptOptions) -> Result<Vec<PassStats>, Ir
     Ok(stats)
 }
 
-fn after(f: &Function, check: bool, pass: &str) -> Result<bool, IrError> {
+fn after(f: &Function, check: bool, pass: &str) -> Result<(), IrError> {
     if check {
         verify(f).map_err(|e| match e {
             IrError::Verify(mut v) => {
@@ -66,5 +66,5 @@ fn after(f: &Function, check: bool, pass: &str) -> Result<bool, IrError> {
             other => other,
         })?;
     }
-    Ok(true)
+    Ok(())
 }

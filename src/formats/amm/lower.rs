@@ -92,15 +92,14 @@ pub fn lower(
     }
     // `load_program` compares every opcode with numbers before running anything.
     for (i, ins) in p.instrs.iter().enumerate() {
-        if let Json::Array(a) = ins {
-            if let Some(o) = a.first() {
-                if py_num(o).is_none() {
-                    l.strict_fail(i, "the opcode is not a number")?;
-                    l.f.set_term(entry, Terminator::Trap(TrapCode::BadOpcode));
-                    let notes = l.finish_notes();
-                    return Ok((l.f, notes));
-                }
-            }
+        if let Json::Array(a) = ins
+            && let Some(o) = a.first()
+            && py_num(o).is_none()
+        {
+            l.strict_fail(i, "the opcode is not a number")?;
+            l.f.set_term(entry, Terminator::Trap(TrapCode::BadOpcode));
+            let notes = l.finish_notes();
+            return Ok((l.f, notes));
         }
     }
     l.scan_jumps();
@@ -552,16 +551,16 @@ impl Lowerer<'_> {
     }
 
     fn reg(&mut self, b: Block, regs: &[Option<Value>; NREG], reg: &Json) -> Result<Value, Paper> {
-        if let PyInt::Ok(i) = py_int(reg) {
-            if (0..NREG as i64).contains(&i) {
-                return match regs[i as usize] {
-                    Some(v) => Ok(v),
-                    None => self.zero(
-                        b,
-                        &format!("register {i} is read before it is written; it reads 0.0"),
-                    ),
-                };
-            }
+        if let PyInt::Ok(i) = py_int(reg)
+            && (0..NREG as i64).contains(&i)
+        {
+            return match regs[i as usize] {
+                Some(v) => Ok(v),
+                None => self.zero(
+                    b,
+                    &format!("register {i} is read before it is written; it reads 0.0"),
+                ),
+            };
         }
         self.read(b, reg)
     }
