@@ -33,6 +33,9 @@ pub enum LossError {
     /// Bad inputs.
     #[error("inputs: {0}")]
     Inputs(String),
+    /// The JIT failed.
+    #[error(transparent)]
+    Jit(crate::jit::JitError),
 }
 
 /// Run a compiled loss function on concrete inputs: the loss, and its gradient by the
@@ -87,6 +90,43 @@ pub fn evaluate_function(
         grad,
         fault: None,
     })
+}
+
+/// Which engine computes a loss.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter.
+    Interp,
+    /// Cranelift native kernels; functions the JIT does not take run on the interpreter.
+    #[default]
+    Jit,
+}
+
+/// Evaluate with the JIT: the gradient IR (along the path taken, for control flow) compiled
+/// to one native kernel. `Ok(None)` when the JIT does not take the function.
+pub fn evaluate_function_jit(
+    jit: &mut crate::jit::Jit,
+    f: &Function,
+    y_pred: &Tensor,
+    y_true: &Tensor,
+) -> Result<Option<LossValue>, LossError> {
+    if !f.is_straight_line() || !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_)) {
+        return Ok(None);
+    }
+    let mut g = gradient(f)?;
+    optimize(&mut g.func, OptOptions::default())?;
+    let kernel = match jit.kernel(&g.func) {
+        Ok(k) => k,
+        Err(crate::jit::JitError::Unsupported(_)) => return Ok(None),
+        Err(e) => return Err(LossError::Jit(e)),
+    };
+    let mut v = kernel
+        .call(&g.func, y_pred, y_true)
+        .map_err(LossError::Jit)?;
+    if !g.has_grad {
+        v.grad = None;
+    }
+    Ok(Some(v))
 }
 
 /// Compile genome text for these inputs (concrete dims when the inputs break the symbolic

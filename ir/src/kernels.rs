@@ -84,24 +84,27 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (outer, shape[axis], inner)
 }
 
-/// Pairwise summation in f32, as PyTorch's CPU kernels accumulate f32 (so an intermediate
-/// overflow to infinity happens as it does there).
-fn sum_f32(xs: &[f64]) -> f64 {
-    fn rec(xs: &[f64]) -> f32 {
-        if xs.len() <= 8 {
-            xs.iter().fold(0.0f32, |a, &x| a + x as f32)
-        } else {
-            let (a, b) = xs.split_at(xs.len() / 2);
-            rec(a) + rec(b)
+/// The smallest f64 that rounds to infinity as an f32 (f32::MAX plus half an ulp).
+pub const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
+
+/// Sequential summation in f64 in which a partial sum beyond f32's range sticks at infinity,
+/// as PyTorch's f32 accumulation overflows. The JIT sums the same way, in the same order, so
+/// the two agree bit for bit.
+fn sum_f64_sticky(xs: &[f64]) -> f64 {
+    let mut acc = 0.0f64;
+    for &x in xs {
+        acc += x;
+        if acc.abs() >= F32_OVERFLOW {
+            acc = f64::INFINITY.copysign(acc);
         }
     }
-    rec(xs) as f64
+    acc
 }
 
 fn reduce_slice(kind: ReduceKind, xs: &[f64], f32_acc: bool) -> (f64, usize) {
     match kind {
-        ReduceKind::Sum if f32_acc => (sum_f32(xs), 0),
-        ReduceKind::Mean if f32_acc => ((sum_f32(xs) as f32 / xs.len() as f32) as f64, 0),
+        ReduceKind::Sum if f32_acc => (sum_f64_sticky(xs), 0),
+        ReduceKind::Mean if f32_acc => (sum_f64_sticky(xs) / xs.len() as f64, 0),
         ReduceKind::Sum => (xs.iter().sum(), 0),
         ReduceKind::Mean => (xs.iter().sum::<f64>() / xs.len() as f64, 0),
         ReduceKind::Std => {

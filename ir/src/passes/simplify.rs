@@ -14,6 +14,7 @@
 //! | `relu (relu x)` | `relu x` | idempotent |
 //! | `max x, x` / `min x, x` | `x` | NaN in gives NaN out; ties split the gradient in halves |
 //! | `cast<d> x` with `x: d` | `x` | |
+//! | `expand`/`broadcast_like x, like` with `x` already of the result type | `x` | a no-op |
 //! | `sum/mean/reduce_max/reduce_min<all>` of a scalar | the scalar | one element |
 //! | `select` on a constant | the chosen arm | |
 //!
@@ -73,6 +74,7 @@ enum Rewrite {
 pub fn simplify(f: &mut Function, fm: FastMath) -> usize {
     let mut map: HashMap<Value, Value> = HashMap::new();
     let mut n = 0;
+    let depends = depends_on_y_pred(f);
     let layout = f.layout.clone();
     for b in layout {
         for i in f.blocks[b].insts.clone() {
@@ -131,14 +133,19 @@ pub fn simplify(f: &mut Function, fm: FastMath) -> usize {
                 },
                 (Opcode::Max | Opcode::Min, [x, y]) if x == y => Some(Rewrite::Replace(*x)),
                 (Opcode::Cast, [x]) if same(*x) => Some(Rewrite::Replace(*x)),
+                (Opcode::Expand | Opcode::BroadcastLike, [x, _]) if same(*x) => {
+                    Some(Rewrite::Replace(*x))
+                }
                 (Opcode::Sum | Opcode::Mean | Opcode::RMax | Opcode::RMin, [x])
                     if inst.imm == Imm::Axis(Axis::All) && f.ty(*x).is_scalar() && same(*x) =>
                 {
                     Some(Rewrite::Replace(*x))
                 }
+                // Dropping an arm that depends on y_pred would turn a zero gradient into no
+                // gradient (PyTorch still reports zeros there), so only constant-like arms go.
                 (Opcode::Select, [c, x, y]) => match bconst(f, *c) {
-                    Some(true) if same(*x) => Some(Rewrite::Replace(*x)),
-                    Some(false) if same(*y) => Some(Rewrite::Replace(*y)),
+                    Some(true) if same(*x) && !depends.contains(y) => Some(Rewrite::Replace(*x)),
+                    Some(false) if same(*y) && !depends.contains(x) => Some(Rewrite::Replace(*y)),
                     _ => None,
                 },
                 _ => None,
@@ -174,6 +181,36 @@ pub fn simplify(f: &mut Function, fm: FastMath) -> usize {
     }
     f.substitute(&map);
     n
+}
+
+/// Values computed from y_pred (entry parameter 0) through any chain of instructions or
+/// block arguments.
+fn depends_on_y_pred(f: &Function) -> std::collections::HashSet<Value> {
+    let mut dep = std::collections::HashSet::from([f.blocks[f.entry()].params[0]]);
+    loop {
+        let before = dep.len();
+        for &b in &f.layout {
+            for &i in &f.blocks[b].insts {
+                if f.insts[i].args.iter().any(|a| dep.contains(a)) {
+                    dep.insert(f.insts[i].result);
+                }
+            }
+            for succ in match &f.blocks[b].term {
+                crate::Terminator::Jump(c) => vec![c],
+                crate::Terminator::Brif(_, x, y) => vec![x, y],
+                _ => vec![],
+            } {
+                for (a, p) in succ.args.iter().zip(&f.blocks[succ.block].params) {
+                    if dep.contains(a) {
+                        dep.insert(*p);
+                    }
+                }
+            }
+        }
+        if dep.len() == before {
+            return dep;
+        }
+    }
 }
 
 fn fast_math(f: &Function, op: Opcode, a: &[Value], rty: &crate::Type) -> Option<Rewrite> {

@@ -13,6 +13,7 @@
 mod detach;
 mod lower;
 mod ops;
+pub mod random;
 mod table;
 
 pub use lower::{lower, requires_concrete_dims};

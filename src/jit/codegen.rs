@@ -1,0 +1,833 @@
+//! Lowering a [`Plan`] to Cranelift IR.
+//!
+//! Kernel ABI: `extern "C" fn(bufs: *const *mut f32, dims: *const i64, consts: *const f32)`.
+//! `bufs[0]` is y_pred, `bufs[1]` y_true, `bufs[2]` the loss (one f32), `bufs[3]` the
+//! gradient (when the function returns one), then one buffer per stored value
+//! (see [`Layout`]). `dims` is `[B, C]`. `consts` holds the f32 constants, so genomes that
+//! differ only in constants share one kernel.
+
+use super::plan::{Home, Plan, Stage};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value as CV, types,
+};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use ncp_ir::{Axis, ConstVal, DType, Dim, Function, Imm, Inst, Opcode, Value};
+use std::collections::HashMap;
+
+/// Buffers a kernel needs besides its inputs and outputs: their shapes, in slot order from 4.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Shape of each scratch buffer.
+    pub scratch: Vec<Vec<Dim>>,
+    /// Indices into the IR's constant instructions, in `consts` order.
+    pub consts: Vec<Inst>,
+    /// Shape of the gradient output, when there is one.
+    pub grad: Option<Vec<Dim>>,
+}
+
+/// Functions a kernel may call.
+pub struct MathRefs {
+    /// By symbol name.
+    pub by_name: HashMap<&'static str, FuncRef>,
+}
+
+/// The smallest f64 that rounds to infinity as an f32 (f32::MAX plus half an ulp).
+const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
+
+/// Strides (in elements) of an access: per dim, a product of dims or zero.
+type Strides = Vec<Option<Vec<Dim>>>;
+
+pub(super) struct Gen<'a, 'b> {
+    f: &'a Function,
+    plan: &'a Plan,
+    pub b: &'a mut FunctionBuilder<'b>,
+    math: &'a MathRefs,
+    bufs: CV,
+    dims: (CV, CV),
+    consts: CV,
+    scalars: HashMap<Value, CV>,
+    slot: HashMap<Value, usize>,
+    base: HashMap<usize, CV>,
+    pub layout: Layout,
+    flags: MemFlagsData,
+}
+
+/// Contiguous row-major strides of a shape.
+fn contiguous(shape: &[Dim]) -> Strides {
+    (0..shape.len())
+        .map(|i| Some(shape[i + 1..].to_vec()))
+        .collect()
+}
+
+/// Strides for reading a value of `shape` with strides `st` broadcast to `out`.
+fn broadcast_strides(shape: &[Dim], st: &Strides, out: &[Dim]) -> Strides {
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < off || (shape[i - off] == Dim::Fixed(1) && out[i] != Dim::Fixed(1)) {
+                None
+            } else {
+                st[i - off].clone()
+            }
+        })
+        .collect()
+}
+
+impl<'a, 'b> Gen<'a, 'b> {
+    pub fn new(
+        f: &'a Function,
+        plan: &'a Plan,
+        b: &'a mut FunctionBuilder<'b>,
+        math: &'a MathRefs,
+        params: [CV; 3],
+    ) -> Self {
+        let flags = MemFlagsData::trusted();
+        let bp = params[1];
+        let db = b.ins().load(types::I64, flags, bp, 0);
+        let dc = b.ins().load(types::I64, flags, bp, 8);
+        Gen {
+            f,
+            plan,
+            b,
+            math,
+            bufs: params[0],
+            dims: (db, dc),
+            consts: params[2],
+            scalars: HashMap::new(),
+            slot: HashMap::new(),
+            base: HashMap::new(),
+            layout: Layout::default(),
+            flags,
+        }
+    }
+
+    fn dim(&mut self, d: Dim) -> CV {
+        match d {
+            Dim::B => self.dims.0,
+            Dim::C => self.dims.1,
+            Dim::Fixed(n) => self.b.ins().iconst(types::I64, n as i64),
+        }
+    }
+
+    fn product(&mut self, ds: &[Dim]) -> CV {
+        let mut acc = self.b.ins().iconst(types::I64, 1);
+        for d in ds {
+            let v = self.dim(*d);
+            acc = self.b.ins().imul(acc, v);
+        }
+        acc
+    }
+
+    fn base_ptr(&mut self, slot: usize) -> CV {
+        if let Some(p) = self.base.get(&slot) {
+            return *p;
+        }
+        let p = self
+            .b
+            .ins()
+            .load(types::I64, self.flags, self.bufs, (slot * 8) as i32);
+        self.base.insert(slot, p);
+        p
+    }
+
+    fn fconst(&mut self, x: f32) -> CV {
+        self.b.ins().f32const(x)
+    }
+
+    /// Assign buffers (inputs, outputs, then every stored or buffer-homed value) and number
+    /// the f32 constants in layout order.
+    pub fn assign_slots(&mut self) {
+        let entry = self.f.entry();
+        self.layout.consts = const_order(self.f);
+        let ps = &self.f.blocks[entry].params;
+        self.slot.insert(ps[0], 0);
+        self.slot.insert(ps[1], 1);
+        let grad = self.plan.returns.get(1).copied();
+        if let Some(g) = grad {
+            self.layout.grad = Some(self.f.ty(g).shape.clone());
+            let own = matches!(
+                self.plan.homes.get(&g),
+                Some(Home::Buffer | Home::Reduced(_))
+            ) || self.plan.stored.contains(&g);
+            if own && !self.slot.contains_key(&g) {
+                self.slot.insert(g, 3);
+            }
+        }
+        for &i in &self.f.blocks[entry].insts {
+            let v = self.f.insts[i].result;
+            let ty = self.f.ty(v);
+            if ty.is_scalar() || self.slot.contains_key(&v) {
+                continue;
+            }
+            let needs = match self.plan.homes.get(&v) {
+                Some(Home::Buffer | Home::Reduced(_)) => true,
+                Some(Home::InGroup(_)) => self.plan.stored.contains(&v),
+                _ => false,
+            };
+            if needs {
+                self.slot.insert(v, 4 + self.layout.scratch.len());
+                self.layout.scratch.push(ty.shape.clone());
+            }
+        }
+    }
+
+    /// Where a stored value's elements are: buffer slot and strides over its own shape.
+    fn access(&self, v: Value) -> Option<(usize, Strides)> {
+        if let Some(&s) = self.slot.get(&v) {
+            return Some((s, contiguous(&self.f.ty(v).shape)));
+        }
+        let Some(Home::View(src)) = self.plan.homes.get(&v) else {
+            return None;
+        };
+        let d = self.f.def_inst(v)?;
+        let shape = &self.f.ty(v).shape;
+        match d.op {
+            Opcode::Reshape => self.slot.get(src).map(|s| (*s, contiguous(shape))),
+            Opcode::Expand => {
+                let (s, st) = self.access(*src)?;
+                let mut out = st;
+                match d.imm {
+                    Imm::Axis(Axis::Index(a)) => out.insert(a as usize, None),
+                    _ => out = vec![None; shape.len()],
+                }
+                Some((s, out))
+            }
+            Opcode::BroadcastLike => {
+                let (s, st) = self.access(*src)?;
+                Some((s, broadcast_strides(&self.f.ty(*src).shape, &st, shape)))
+            }
+            _ => None,
+        }
+    }
+
+    fn offset(&mut self, strides: &Strides, idx: &[CV]) -> CV {
+        let mut off = self.b.ins().iconst(types::I64, 0);
+        for (s, i) in strides.iter().zip(idx) {
+            if let Some(ds) = s {
+                let st = self.product(ds);
+                let t = self.b.ins().imul(*i, st);
+                off = self.b.ins().iadd(off, t);
+            }
+        }
+        off
+    }
+
+    fn addr(&mut self, slot: usize, off: CV) -> CV {
+        let base = self.base_ptr(slot);
+        let bytes = self.b.ins().ishl_imm_u(off, 2);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    /// Load element `idx` (over `out` shape, broadcasting) of a stored or viewed value.
+    fn load(&mut self, v: Value, out: &[Dim], idx: &[CV]) -> CV {
+        let ty = self.f.ty(v).clone();
+        let (slot, st) = self.access(v).expect("planned values are stored");
+        let st = broadcast_strides(&ty.shape, &st, out);
+        let off = self.offset(&st, idx);
+        let a = self.addr(slot, off);
+        let x = self.b.ins().load(types::F32, self.flags, a, 0);
+        if ty.dtype == DType::Bool {
+            let z = self.fconst(0.0);
+            self.b.ins().fcmp(FloatCC::NotEqual, x, z)
+        } else {
+            x
+        }
+    }
+
+    fn store_at(&mut self, slot: usize, off: CV, x: CV, dtype: DType) {
+        let x = if dtype == DType::Bool {
+            self.bool_to_f32(x)
+        } else {
+            x
+        };
+        let a = self.addr(slot, off);
+        self.b.ins().store(self.flags, x, a, 0);
+    }
+
+    fn bool_to_f32(&mut self, c: CV) -> CV {
+        let one = self.fconst(1.0);
+        let zero = self.fconst(0.0);
+        self.b.ins().select(c, one, zero)
+    }
+
+    fn call(&mut self, name: &str, args: &[CV]) -> CV {
+        let fr = self.math.by_name[name];
+        let inst = self.b.ins().call(fr, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// An elementwise op on scalar CLIF values of the given dtypes.
+    fn elem(&mut self, op: Opcode, imm: &Imm, a: &[CV], dt: &[DType]) -> CV {
+        use Opcode as O;
+        let fl = dt.first().copied() == Some(DType::F32);
+        let b = &mut *self.b;
+        match op {
+            O::Neg if fl => b.ins().fneg(a[0]),
+            O::Neg => b.ins().ineg(a[0]),
+            O::Abs if fl => b.ins().fabs(a[0]),
+            O::Abs => {
+                let n = b.ins().ineg(a[0]);
+                let neg = b.ins().icmp_imm_s(IntCC::SignedLessThan, a[0], 0);
+                b.ins().select(neg, n, a[0])
+            }
+            O::Sqrt => b.ins().sqrt(a[0]),
+            O::Floor => b.ins().floor(a[0]),
+            O::Ceil => b.ins().ceil(a[0]),
+            O::Round => b.ins().nearest(a[0]),
+            O::Recip => {
+                let one = b.ins().f32const(1.0);
+                b.ins().fdiv(one, a[0])
+            }
+            O::Relu if fl => {
+                let z = b.ins().f32const(0.0);
+                b.ins().fmax(a[0], z)
+            }
+            O::Relu => {
+                let pos = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, a[0], 0);
+                let z = b.ins().iconst(types::I64, 0);
+                b.ins().select(pos, a[0], z)
+            }
+            O::Sign if fl => {
+                let one = b.ins().f32const(1.0);
+                let m1 = b.ins().f32const(-1.0);
+                let z = b.ins().f32const(0.0);
+                let gt = b.ins().fcmp(FloatCC::GreaterThan, a[0], z);
+                let lt = b.ins().fcmp(FloatCC::LessThan, a[0], z);
+                let keep = b.ins().fmul(a[0], z);
+                let s = b.ins().select(lt, m1, keep);
+                b.ins().select(gt, one, s)
+            }
+            O::Sign => {
+                let gt = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, a[0], 0);
+                let lt = b.ins().icmp_imm_s(IntCC::SignedLessThan, a[0], 0);
+                let one = b.ins().iconst(types::I64, 1);
+                let m1 = b.ins().iconst(types::I64, -1);
+                let z = b.ins().iconst(types::I64, 0);
+                let s = b.ins().select(lt, m1, z);
+                b.ins().select(gt, one, s)
+            }
+            O::Exp => self.call("ncp_expf", a),
+            O::Log => self.call("ncp_logf", a),
+            O::Sin => self.call("ncp_sinf", a),
+            O::Cos => self.call("ncp_cosf", a),
+            O::Tan => self.call("ncp_tanf", a),
+            O::Tanh => self.call("ncp_tanhf", a),
+            O::Asin => self.call("ncp_asinf", a),
+            O::Acos => self.call("ncp_acosf", a),
+            O::Atan => self.call("ncp_atanf", a),
+            O::Sigmoid => self.call("ncp_sigmoidf", a),
+            O::Hypot => self.call("ncp_hypotf", a),
+            O::Rem => self.call("ncp_remf", a),
+            O::Pow if fl => self.call("ncp_powf", a),
+            O::Pow => {
+                // Integer powers only occur on scalars; compute through f32 like the interpreter.
+                let xf = b.ins().fcvt_from_sint(types::F32, a[0]);
+                let yf = b.ins().fcvt_from_sint(types::F32, a[1]);
+                let r = self.call("ncp_powf", &[xf, yf]);
+                self.b.ins().fcvt_to_sint_sat(types::I64, r)
+            }
+            O::Add if fl => b.ins().fadd(a[0], a[1]),
+            O::Sub if fl => b.ins().fsub(a[0], a[1]),
+            O::Mul if fl => b.ins().fmul(a[0], a[1]),
+            O::Div => b.ins().fdiv(a[0], a[1]),
+            O::Add if dt[0] == DType::Bool => b.ins().bor(a[0], a[1]),
+            O::Mul if dt[0] == DType::Bool => b.ins().band(a[0], a[1]),
+            O::Add => b.ins().iadd(a[0], a[1]),
+            O::Sub => b.ins().isub(a[0], a[1]),
+            O::Mul => b.ins().imul(a[0], a[1]),
+            O::Max | O::Min if fl => {
+                // NaN from either side wins; otherwise keep the first operand on a tie.
+                let (x, y) = (a[0], a[1]);
+                let better = if op == O::Max {
+                    b.ins().fcmp(FloatCC::LessThan, x, y)
+                } else {
+                    b.ins().fcmp(FloatCC::LessThan, y, x)
+                };
+                let r = b.ins().select(better, y, x);
+                let uno = b.ins().fcmp(FloatCC::Unordered, x, y);
+                let nan = b.ins().fadd(x, y);
+                b.ins().select(uno, nan, r)
+            }
+            O::Max | O::Min => {
+                let cc = if dt[0] == DType::Bool {
+                    if op == O::Max {
+                        IntCC::UnsignedLessThan
+                    } else {
+                        IntCC::UnsignedGreaterThan
+                    }
+                } else if op == O::Max {
+                    IntCC::SignedLessThan
+                } else {
+                    IntCC::SignedGreaterThan
+                };
+                let better = b.ins().icmp(cc, a[0], a[1]);
+                b.ins().select(better, a[1], a[0])
+            }
+            O::ClampMin => {
+                let lt = b.ins().fcmp(FloatCC::LessThan, a[0], a[1]);
+                b.ins().select(lt, a[1], a[0])
+            }
+            O::ClampMax => {
+                let gt = b.ins().fcmp(FloatCC::GreaterThan, a[0], a[1]);
+                b.ins().select(gt, a[1], a[0])
+            }
+            O::Gt | O::Ge | O::Eq if fl => {
+                let cc = match op {
+                    O::Gt => FloatCC::GreaterThan,
+                    O::Ge => FloatCC::GreaterThanOrEqual,
+                    _ => FloatCC::Equal,
+                };
+                b.ins().fcmp(cc, a[0], a[1])
+            }
+            O::Gt | O::Ge | O::Eq => {
+                let unsigned = dt[0] == DType::Bool;
+                let cc = match (op, unsigned) {
+                    (O::Gt, false) => IntCC::SignedGreaterThan,
+                    (O::Ge, false) => IntCC::SignedGreaterThanOrEqual,
+                    (O::Gt, true) => IntCC::UnsignedGreaterThan,
+                    (O::Ge, true) => IntCC::UnsignedGreaterThanOrEqual,
+                    _ => IntCC::Equal,
+                };
+                b.ins().icmp(cc, a[0], a[1])
+            }
+            O::Select => b.ins().select(a[0], a[1], a[2]),
+            O::OnesLike => b.ins().f32const(1.0),
+            O::ZerosLike => b.ins().f32const(0.0),
+            O::Expand | O::BroadcastLike => a[0],
+            O::Cast => {
+                let Imm::DType(to) = imm else {
+                    unreachable!("cast has a dtype")
+                };
+                match (dt[0], *to) {
+                    (x, y) if x == y => a[0],
+                    (DType::F32, DType::I64) => b.ins().fcvt_to_sint_sat(types::I64, a[0]),
+                    (DType::F32, DType::Bool) => {
+                        let z = b.ins().f32const(0.0);
+                        b.ins().fcmp(FloatCC::NotEqual, a[0], z)
+                    }
+                    (DType::I64, DType::F32) => b.ins().fcvt_from_sint(types::F32, a[0]),
+                    (DType::I64, DType::Bool) => b.ins().icmp_imm_s(IntCC::NotEqual, a[0], 0),
+                    (DType::Bool, DType::I64) => b.ins().uextend(types::I64, a[0]),
+                    (DType::Bool, DType::F32) => self.bool_to_f32(a[0]),
+                    _ => unreachable!("all dtype pairs covered"),
+                }
+            }
+            _ => unreachable!("{op:?} is not elementwise (planned as a standalone op)"),
+        }
+    }
+
+    /// A loop `for i in 0..n { body(i) }`.
+    fn for_loop(&mut self, n: CV, mut body: impl FnMut(&mut Self, CV)) {
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        let i = self.b.declare_var(types::I64);
+        let z = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(i, z);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(i);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
+        self.b.ins().brif(more, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        let iv = self.b.use_var(i);
+        body(self, iv);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(i, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(body_b);
+        self.b.seal_block(header);
+        self.b.seal_block(exit);
+        // Loads of buffer bases inside loops are cached per block; forget them past the loop.
+        self.base.clear();
+    }
+
+    fn scalar_of(&self, v: Value) -> CV {
+        match self.scalars.get(&v) {
+            Some(x) => *x,
+            None => panic!(
+                "no scalar for {v} ({:?}, home {:?})\n{}",
+                self.f.def_inst(v).map(|d| d.op),
+                self.plan.homes.get(&v),
+                ncp_ir::text::print_function(self.f)
+            ),
+        }
+    }
+
+    /// Emit every stage.
+    pub fn emit(&mut self) {
+        for (k, s) in self.plan.stages.iter().enumerate() {
+            let _ = k;
+            match s {
+                Stage::Scalar(i) => self.scalar(*i),
+                Stage::Group(g) => self.group(g),
+                Stage::Op(i) => super::ops::op(self, *i),
+            }
+        }
+        // Outputs.
+        let loss = self.scalar_of(self.plan.returns[0]);
+        let p = self.base_ptr(2);
+        self.b.ins().store(self.flags, loss, p, 0);
+        if let Some(&g) = self.plan.returns.get(1)
+            && self.slot.get(&g) != Some(&3)
+        {
+            let shape = self.f.ty(g).shape.clone();
+            self.copy_to_slot(g, &shape, 3);
+        }
+    }
+
+    fn copy_to_slot(&mut self, v: Value, shape: &[Dim], slot: usize) {
+        let shape = shape.to_vec();
+        let dt = self.f.ty(v).dtype;
+        let scalar = self.scalars.get(&v).copied();
+        self.loops(&shape, &mut |g: &mut Self, idx: &[CV]| {
+            let x = match scalar {
+                Some(s) => s,
+                None => g.load(v, &shape, idx),
+            };
+            let st = contiguous(&shape);
+            let off = g.offset(&st, idx);
+            g.store_at(slot, off, x, dt);
+        });
+    }
+
+    /// Loops over a rank-0..2 shape calling `body` with the indices.
+    pub(super) fn loops(&mut self, shape: &[Dim], body: &mut dyn FnMut(&mut Self, &[CV])) {
+        match shape.len() {
+            0 => body(self, &[]),
+            1 => {
+                let n = self.dim(shape[0]);
+                self.for_loop(n, |g, i| body(g, &[i]));
+            }
+            _ => {
+                let r = self.dim(shape[0]);
+                let c = self.dim(shape[1]);
+                self.for_loop(r, |g, i| g.for_loop(c, |g, j| body(g, &[i, j])));
+            }
+        }
+    }
+
+    fn scalar(&mut self, i: Inst) {
+        let d = &self.f.insts[i];
+        let out = self.f.ty(d.result).dtype;
+        let v = match (&d.op, &d.imm) {
+            (Opcode::Const, Imm::Const(ConstVal::F32(_))) => {
+                let k = self
+                    .layout
+                    .consts
+                    .iter()
+                    .position(|c| *c == i)
+                    .expect("constants are numbered up front");
+                self.b
+                    .ins()
+                    .load(types::F32, self.flags, self.consts, (k * 4) as i32)
+            }
+            (Opcode::Const, Imm::Const(ConstVal::I64(x))) => self.b.ins().iconst(types::I64, *x),
+            (Opcode::Const, Imm::Const(ConstVal::Bool(x))) => {
+                self.b.ins().iconst(types::I8, *x as i64)
+            }
+            (Opcode::Dim, Imm::Dim(dm)) => self.dim(*dm),
+            _ => {
+                let args: Vec<CV> = d.args.iter().map(|a| self.scalar_of(*a)).collect();
+                let dts: Vec<DType> = d.args.iter().map(|a| self.f.ty(*a).dtype).collect();
+                self.elem(d.op, &d.imm, &args, &dts)
+            }
+        };
+        let _ = out;
+        self.scalars.insert(d.result, v);
+    }
+
+    /// A fused group: one loop nest computing every member, storing what others read, and
+    /// accumulating the fused reductions.
+    fn group(&mut self, g: &super::plan::Group) {
+        let shape = g.shape.clone();
+        let rank = shape.len();
+        // Accumulators: (reduction inst, variable, kind).
+        struct Acc {
+            inst: Inst,
+            var: Variable,
+            axis: Axis,
+            op: Opcode,
+        }
+        let mut accs: Vec<Acc> = Vec::new();
+        for &r in &g.reductions {
+            let d = &self.f.insts[r];
+            let Imm::Axis(axis) = d.imm else {
+                unreachable!("reductions have an axis")
+            };
+            let is_max = matches!(d.op, Opcode::RMax | Opcode::RMin);
+            let ty = if is_max { types::F32 } else { types::F64 };
+            let var = self.b.declare_var(ty);
+            let init = self.acc_init(d.op);
+            self.b.def_var(var, init);
+            accs.push(Acc {
+                inst: r,
+                var,
+                axis,
+                op: d.op,
+            });
+            // A reduction over axis 0 of a rank-2 group accumulates into its output buffer.
+            if rank == 2 && axis == Axis::Index(0) {
+                let slot = self.slot[&d.result];
+                let n = self.dim(shape[1]);
+                let init32 = self.acc_init32(d.op);
+                self.for_loop(n, |gg, j| gg.store_at(slot, j, init32, DType::F32));
+            }
+        }
+        let members = g.insts.clone();
+        let reds: Vec<(Inst, Variable, Axis, Opcode)> =
+            accs.iter().map(|a| (a.inst, a.var, a.axis, a.op)).collect();
+        let body = |gg: &mut Self, idx: &[CV]| {
+            let mut regs: HashMap<Value, CV> = HashMap::new();
+            for &i in &members {
+                let d = &gg.f.insts[i];
+                let mut args = Vec::with_capacity(d.args.len());
+                for &a in &d.args {
+                    let v = if let Some(v) = regs.get(&a) {
+                        *v
+                    } else if let Some(v) = gg.scalars.get(&a) {
+                        *v
+                    } else {
+                        gg.load(a, &shape, idx)
+                    };
+                    args.push(v);
+                }
+                let dts: Vec<DType> = d.args.iter().map(|a| gg.f.ty(*a).dtype).collect();
+                let out = gg.f.ty(d.result).dtype;
+                let v = gg.elem(d.op, &d.imm, &args, &dts);
+                regs.insert(d.result, v);
+                if gg.plan.stored.contains(&d.result) {
+                    let slot = gg.slot[&d.result];
+                    let st = contiguous(&shape);
+                    let off = gg.offset(&st, idx);
+                    gg.store_at(slot, off, v, out);
+                }
+            }
+            for &(r, var, axis, op) in &reds {
+                let src = gg.f.insts[r].args[0];
+                let x = match regs.get(&src) {
+                    Some(v) => *v,
+                    None => gg.load(src, &shape, idx),
+                };
+                let x = if gg.f.ty(src).dtype == DType::Bool {
+                    gg.bool_to_f32(x)
+                } else {
+                    x
+                };
+                match (rank, axis) {
+                    (2, Axis::Index(0)) => {
+                        let slot = gg.slot[&gg.f.insts[r].result];
+                        let a = gg.addr(slot, idx[1]);
+                        let cur = gg.b.ins().load(types::F32, gg.flags, a, 0);
+                        let nv = gg.combine32(op, cur, x);
+                        gg.b.ins().store(gg.flags, nv, a, 0);
+                    }
+                    _ => {
+                        let cur = gg.b.use_var(var);
+                        let nv = gg.combine(op, cur, x);
+                        gg.b.def_var(var, nv);
+                    }
+                }
+            }
+        };
+        let has_row_reduction = rank == 2 && accs.iter().any(|a| a.axis == Axis::Index(1));
+        if has_row_reduction {
+            let r = self.dim(shape[0]);
+            let c = self.dim(shape[1]);
+            let row_accs: Vec<(Inst, Variable, Opcode)> = accs
+                .iter()
+                .filter(|a| a.axis == Axis::Index(1))
+                .map(|a| (a.inst, a.var, a.op))
+                .collect();
+            let body = body;
+            self.for_loop(r, |gg, i| {
+                for &(_, var, op) in &row_accs {
+                    let init = gg.acc_init(op);
+                    gg.b.def_var(var, init);
+                }
+                gg.for_loop(c, |gg, j| body(gg, &[i, j]));
+                for &(inst, var, op) in &row_accs {
+                    let v = gg.b.use_var(var);
+                    let n = gg.dim(gg.f.ty(gg.f.insts[inst].args[0]).shape[1]);
+                    let out = gg.finish(op, v, n);
+                    let slot = gg.slot[&gg.f.insts[inst].result];
+                    gg.store_at(slot, i, out, DType::F32);
+                }
+            });
+        } else {
+            let mut body = body;
+            self.loops(&shape, &mut body);
+        }
+        for a in &accs {
+            let d = &self.f.insts[a.inst];
+            let src_shape = self.f.ty(d.args[0]).shape.clone();
+            match (rank, a.axis) {
+                (2, Axis::Index(1)) => {}
+                (2, Axis::Index(0)) => {
+                    if a.op == Opcode::Mean {
+                        let slot = self.slot[&d.result];
+                        let n = self.dim(src_shape[0]);
+                        let nf = self.b.ins().fcvt_from_sint(types::F32, n);
+                        let cols = self.dim(src_shape[1]);
+                        self.for_loop(cols, |gg, j| {
+                            let ad = gg.addr(slot, j);
+                            let cur = gg.b.ins().load(types::F32, gg.flags, ad, 0);
+                            let q = gg.b.ins().fdiv(cur, nf);
+                            gg.b.ins().store(gg.flags, q, ad, 0);
+                        });
+                    }
+                }
+                _ => {
+                    let v = self.b.use_var(a.var);
+                    let n = self.product(&src_shape);
+                    let out = self.finish(a.op, v, n);
+                    self.scalars.insert(d.result, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn acc_init(&mut self, op: Opcode) -> CV {
+        match op {
+            Opcode::RMax => self.fconst(f32::NEG_INFINITY),
+            Opcode::RMin => self.fconst(f32::INFINITY),
+            _ => self.b.ins().f64const(0.0),
+        }
+    }
+
+    fn acc_init32(&mut self, op: Opcode) -> CV {
+        match op {
+            Opcode::RMax => self.fconst(f32::NEG_INFINITY),
+            Opcode::RMin => self.fconst(f32::INFINITY),
+            _ => self.fconst(0.0),
+        }
+    }
+
+    /// Fold one f32 element into an accumulator (f64 for sums, f32 for max/min).
+    pub(super) fn combine(&mut self, op: Opcode, acc: CV, x: CV) -> CV {
+        match op {
+            Opcode::RMax | Opcode::RMin => self.combine32(op, acc, x),
+            _ => {
+                // f64 accumulation, but a partial sum beyond f32's range sticks at infinity,
+                // as PyTorch's f32 accumulation (and the interpreter's) overflows.
+                let xd = self.b.ins().fpromote(types::F64, x);
+                let s = self.b.ins().fadd(acc, xd);
+                let mag = self.b.ins().fabs(s);
+                let limit = self.b.ins().f64const(F32_OVERFLOW);
+                let over = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, mag, limit);
+                let inf = self.b.ins().f64const(f64::INFINITY);
+                let sinf = self.b.ins().fcopysign(inf, s);
+                self.b.ins().select(over, sinf, s)
+            }
+        }
+    }
+
+    /// Max/min keeping NaN; sums in f32 (column accumulators).
+    fn combine32(&mut self, op: Opcode, acc: CV, x: CV) -> CV {
+        match op {
+            Opcode::RMax | Opcode::RMin => {
+                let better = if op == Opcode::RMax {
+                    self.b.ins().fcmp(FloatCC::GreaterThan, x, acc)
+                } else {
+                    self.b.ins().fcmp(FloatCC::LessThan, x, acc)
+                };
+                let xnan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+                let anan = self.b.ins().fcmp(FloatCC::Unordered, acc, acc);
+                let take = self.b.ins().bor(better, xnan);
+                let r = self.b.ins().select(take, x, acc);
+                self.b.ins().select(anan, acc, r)
+            }
+            _ => self.b.ins().fadd(acc, x),
+        }
+    }
+
+    /// The reduction's value from its accumulator over `n` elements.
+    pub(super) fn finish(&mut self, op: Opcode, acc: CV, n: CV) -> CV {
+        match op {
+            Opcode::RMax | Opcode::RMin => acc,
+            Opcode::Mean => {
+                let nf = self.b.ins().fcvt_from_sint(types::F64, n);
+                let q = self.b.ins().fdiv(acc, nf);
+                self.b.ins().fdemote(types::F32, q)
+            }
+            _ => self.b.ins().fdemote(types::F32, acc),
+        }
+    }
+
+    // Accessors the standalone-op emitter needs.
+    pub(super) fn f(&self) -> &'a Function {
+        self.f
+    }
+    pub(super) fn dim_of(&mut self, d: Dim) -> CV {
+        self.dim(d)
+    }
+    pub(super) fn slot_of(&self, v: Value) -> usize {
+        match self.slot.get(&v) {
+            Some(s) => *s,
+            None => panic!(
+                "no buffer for {v} ({:?}, home {:?})\n{}",
+                self.f.def_inst(v).map(|d| d.op),
+                self.plan.homes.get(&v),
+                ncp_ir::text::print_function(self.f)
+            ),
+        }
+    }
+    pub(super) fn read(&mut self, v: Value, out: &[Dim], idx: &[CV]) -> CV {
+        match self.scalars.get(&v) {
+            Some(s) => *s,
+            None => self.load(v, out, idx),
+        }
+    }
+    pub(super) fn write(&mut self, slot: usize, shape: &[Dim], idx: &[CV], x: CV, dt: DType) {
+        let st = contiguous(shape);
+        let off = self.offset(&st, idx);
+        self.store_at(slot, off, x, dt);
+    }
+    pub(super) fn set_scalar(&mut self, v: Value, x: CV) {
+        self.scalars.insert(v, x);
+    }
+    pub(super) fn loop_n(&mut self, n: CV, body: impl FnMut(&mut Self, CV)) {
+        self.for_loop(n, body);
+    }
+    pub(super) fn f32c(&mut self, x: f32) -> CV {
+        self.fconst(x)
+    }
+    pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
+        self.call(name, args)
+    }
+    pub(super) fn count_of(&mut self, ds: &[Dim]) -> CV {
+        self.product(ds)
+    }
+}
+
+/// The kernel's Cranelift signature.
+pub fn signature(call_conv: cranelift_codegen::isa::CallConv) -> Signature {
+    let mut s = Signature::new(call_conv);
+    for _ in 0..3 {
+        s.params.push(AbiParam::new(types::I64));
+    }
+    s
+}
+
+impl Gen<'_, '_> {
+    /// Read element `idx` of buffer `slot` holding a contiguous value of `shape`.
+    pub(super) fn read_slot(&mut self, slot: usize, shape: &[Dim], idx: &[CV]) -> CV {
+        let st = contiguous(shape);
+        let off = self.offset(&st, idx);
+        let a = self.addr(slot, off);
+        self.b.ins().load(types::F32, self.flags, a, 0)
+    }
+}
+
+/// The f32 constants of a straight-line function in layout order: the order of the kernel's
+/// `consts` argument.
+pub fn const_order(f: &Function) -> Vec<Inst> {
+    f.blocks[f.entry()]
+        .insts
+        .iter()
+        .copied()
+        .filter(|i| matches!(f.insts[*i].imm, Imm::Const(ConstVal::F32(_))))
+        .collect()
+}

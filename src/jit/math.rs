@@ -1,0 +1,72 @@
+//! Transcendental functions the JIT calls: thin `extern "C"` wrappers around Rust's `f32`/`f64`
+//! methods (the platform libm), registered with the JIT by name.
+
+/// (symbol, address, number of arguments) for each function a kernel may call. Names ending
+/// in `64` take and return f64; the others f32.
+pub fn symbols() -> Vec<(&'static str, *const u8, usize)> {
+    vec![
+        ("ncp_exp64", ncp_exp64 as *const u8, 1),
+        ("ncp_expf", ncp_expf as *const u8, 1),
+        ("ncp_logf", ncp_logf as *const u8, 1),
+        ("ncp_sinf", ncp_sinf as *const u8, 1),
+        ("ncp_cosf", ncp_cosf as *const u8, 1),
+        ("ncp_tanf", ncp_tanf as *const u8, 1),
+        ("ncp_tanhf", ncp_tanhf as *const u8, 1),
+        ("ncp_asinf", ncp_asinf as *const u8, 1),
+        ("ncp_acosf", ncp_acosf as *const u8, 1),
+        ("ncp_atanf", ncp_atanf as *const u8, 1),
+        ("ncp_sigmoidf", ncp_sigmoidf as *const u8, 1),
+        ("ncp_powf", ncp_powf as *const u8, 2),
+        ("ncp_hypotf", ncp_hypotf as *const u8, 2),
+        ("ncp_remf", ncp_remf as *const u8, 2),
+    ]
+}
+
+macro_rules! unary {
+    ($name:ident, $e:expr) => {
+        /// Called from JIT code.
+        pub extern "C" fn $name(x: f32) -> f32 {
+            let f: fn(f64) -> f64 = $e;
+            f(x as f64) as f32
+        }
+    };
+}
+
+// Each is computed in f64 and rounded once, exactly as the interpreter does, so the JIT and
+// the interpreter agree bit for bit on these functions.
+unary!(ncp_expf, f64::exp);
+unary!(ncp_logf, f64::ln);
+unary!(ncp_sinf, f64::sin);
+unary!(ncp_cosf, f64::cos);
+unary!(ncp_tanf, f64::tan);
+unary!(ncp_tanhf, f64::tanh);
+unary!(ncp_asinf, f64::asin);
+unary!(ncp_acosf, f64::acos);
+unary!(ncp_atanf, f64::atan);
+unary!(ncp_sigmoidf, |x| 1.0 / (1.0 + (-x).exp()));
+
+/// Called from JIT code.
+pub extern "C" fn ncp_powf(x: f32, y: f32) -> f32 {
+    (x as f64).powf(y as f64) as f32
+}
+
+/// Called from JIT code.
+pub extern "C" fn ncp_hypotf(x: f32, y: f32) -> f32 {
+    (x as f64).hypot(y as f64) as f32
+}
+
+/// torch.remainder. Called from JIT code.
+pub extern "C" fn ncp_remf(a: f32, b: f32) -> f32 {
+    let (a, b) = (a as f64, b as f64);
+    let m = a % b;
+    (if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        m + b
+    } else {
+        m
+    }) as f32
+}
+
+/// exp in f64 (softmax keeps its intermediates in f64, as the interpreter does).
+pub extern "C" fn ncp_exp64(x: f64) -> f64 {
+    x.exp()
+}
