@@ -102,31 +102,55 @@ pub enum Backend {
     Jit,
 }
 
-/// Evaluate with the JIT: the gradient IR (along the path taken, for control flow) compiled
-/// to one native kernel. `Ok(None)` when the JIT does not take the function.
+/// Evaluate with the JIT: the gradient IR compiled to one native kernel. `Ok(None)` when the
+/// JIT does not take the function (the caller falls back to the interpreter).
 pub fn evaluate_function_jit(
     jit: &mut crate::jit::Jit,
     f: &Function,
     y_pred: &Tensor,
     y_true: &Tensor,
 ) -> Result<Option<LossValue>, LossError> {
-    if !f.is_straight_line() || !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_)) {
+    let Some(cl) = jit.compile_loss(f).map_err(LossError::Jit)? else {
         return Ok(None);
-    }
-    let mut g = gradient(f)?;
-    optimize(&mut g.func, OptOptions::default())?;
-    let kernel = match jit.kernel(&g.func) {
-        Ok(k) => k,
-        Err(crate::jit::JitError::Unsupported(_)) => return Ok(None),
-        Err(e) => return Err(LossError::Jit(e)),
     };
-    let mut v = kernel
-        .call(&g.func, y_pred, y_true)
+    let (b, c) = match y_pred.shape.as_slice() {
+        [b, c] if y_true.shape == y_pred.shape => (*b, *c),
+        _ => {
+            return Err(LossError::Inputs(
+                "y_pred and y_true must be matrices of one shape".into(),
+            ));
+        }
+    };
+    let mut grad = vec![0f32; jit.kernel_of(&cl).grad_len(b, c)];
+    let loss = jit
+        .run(&cl, &y_pred.to_f32(), &y_true.to_f32(), b, c, &mut grad)
         .map_err(LossError::Jit)?;
-    if !g.has_grad {
-        v.grad = None;
+    let grad = cl
+        .has_grad
+        .then(|| grad.chunks(c).map(|r| r.to_vec()).collect());
+    Ok(Some(LossValue {
+        loss,
+        grad,
+        fault: None,
+    }))
+}
+
+/// Evaluate with the chosen backend; the JIT falls back to the interpreter for what it does
+/// not compile.
+pub fn evaluate_with(
+    backend: Backend,
+    jit: Option<&mut crate::jit::Jit>,
+    f: &Function,
+    y_pred: &Tensor,
+    y_true: &Tensor,
+    opt: bool,
+) -> Result<LossValue, LossError> {
+    if let (Backend::Jit, Some(jit)) = (backend, jit)
+        && let Some(v) = evaluate_function_jit(jit, f, y_pred, y_true)?
+    {
+        return Ok(v);
     }
-    Ok(Some(v))
+    evaluate_function(f, y_pred, y_true, opt)
 }
 
 /// Compile genome text for these inputs (concrete dims when the inputs break the symbolic
@@ -138,6 +162,19 @@ pub fn evaluate_genome(
     y_true: &[Vec<f32>],
     opt: bool,
 ) -> Result<LossValue, LossError> {
+    evaluate_genome_with(Backend::Interp, text, opts, y_pred, y_true, opt).map(|(v, _)| v)
+}
+
+/// [`evaluate_genome`] with a backend choice; also says which backend computed the result
+/// (the JIT falls back to the interpreter for what it does not compile).
+pub fn evaluate_genome_with(
+    backend: Backend,
+    text: &str,
+    opts: &CompileOptions,
+    y_pred: &[Vec<f32>],
+    y_true: &[Vec<f32>],
+    opt: bool,
+) -> Result<(LossValue, Backend), LossError> {
     let yp = Tensor::from_rows(y_pred).ok_or_else(|| {
         LossError::Inputs("`y_pred` is not a non-empty rectangular matrix".into())
     })?;
@@ -174,5 +211,11 @@ pub fn evaluate_genome(
     if opt {
         optimize(&mut f, OptOptions::default())?;
     }
-    evaluate_function(&f, &yp, &yt, opt)
+    if backend == Backend::Jit {
+        let mut jit = crate::jit::Jit::new().map_err(LossError::Jit)?;
+        if let Some(v) = evaluate_function_jit(&mut jit, &f, &yp, &yt)? {
+            return Ok((v, Backend::Jit));
+        }
+    }
+    Ok((evaluate_function(&f, &yp, &yt, opt)?, Backend::Interp))
 }

@@ -235,3 +235,59 @@ fn genomes_differing_only_in_constants_share_a_kernel() {
     }
     assert_eq!(jit.compiled, 1, "one kernel for four constants");
 }
+
+/// Regression (found by the jit_vs_interp fuzz target): max/min of a bool tensor is a bool
+/// scalar, which must be a CLIF bool before it feeds a `select`; and kernels that share a cache
+/// key must number their constants the same way.
+#[test]
+fn regressions_found_by_fuzzing() {
+    let src = "\
+function r(f32[B,C], f32[B,C]) -> f32 {
+block0(v0: f32[B,C], v1: f32[B,C]):
+    v2 = gt v0, v1 : bool[B,C]
+    v3 = reduce_max<all> v2 : bool
+    v4 = const<2.5> : f32
+    v5 = mean<all> v0 : f32
+    v6 = select v3, v5, v4 : f32
+    return v6
+}
+";
+    let f = ncp_ir::text::parse_function(src).unwrap();
+    let mut jit = Jit::new().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for kind in 0..4 {
+        let (yp, yt) = inputs(&mut rng, 4, 3, kind);
+        let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+        let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
+            .unwrap()
+            .unwrap();
+        assert!(
+            got.loss.to_bits() == want.loss.to_bits() || (got.loss.is_nan() && want.loss.is_nan())
+        );
+    }
+    // Same structure, constants written in another order: one kernel, right constants.
+    let a = optimized(
+        compile(
+            "safe_add(safe_mul(x, tensor(0.25)), safe_mul(y, tensor(4.0)))",
+            &CompileOptions::default(),
+        )
+        .unwrap()
+        .func,
+    );
+    let b = optimized(
+        compile(
+            "safe_add(safe_mul(y, tensor(3.0)), safe_mul(x, tensor(0.5)))",
+            &CompileOptions::default(),
+        )
+        .unwrap()
+        .func,
+    );
+    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+    for f in [&a, &b, &a] {
+        let want = evaluate_function(f, &yp, &yt, true).unwrap();
+        let got = evaluate_function_jit(&mut jit, f, &yp, &yt)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.loss.to_bits(), want.loss.to_bits());
+    }
+}

@@ -216,9 +216,6 @@ fn optimizer_never_changes_results_on_10k_random_pairs() {
             t.not_compiled,
         );
     }
-    for f in &failures {
-        eprintln!("FAILURE {f}");
-    }
     assert!(
         failures.is_empty(),
         "{} failures, first:\n{}",

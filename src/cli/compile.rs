@@ -25,6 +25,12 @@ pub enum Emit {
     Daml,
     /// What each pass removed or rewrote, op counts, the canonical hash.
     Stats,
+    /// The optimized gradient IR: `(y_pred, y_true) -> (loss, d loss / d y_pred)`.
+    GradIr,
+    /// The Cranelift IR of the JIT kernel (loss and gradient).
+    Clif,
+    /// The machine code of the JIT kernel.
+    Asm,
 }
 
 /// Arguments of `ncpc compile`.
@@ -112,6 +118,37 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
         Emit::Daml => {
             optimize(&mut f, oo)?;
             daml_emit::emit(&f)? + "\n"
+        }
+        Emit::GradIr => {
+            optimize(&mut f, oo)?;
+            if !f.is_straight_line() {
+                return Err(anyhow::anyhow!("the genome has control flow: its gradient IR exists per execution path (ncpc run differentiates the path taken)").into());
+            }
+            let mut g = ncp_ir::passes::gradient(&f)?;
+            optimize(&mut g.func, oo)?;
+            print_function(&g.func)
+        }
+        Emit::Clif | Emit::Asm => {
+            optimize(&mut f, oo)?;
+            let mut jit = crate::jit::Jit::new()?;
+            let Some(cl) = jit.compile_loss(&f)? else {
+                let why = ncp_ir::passes::gradient(&f)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|g| crate::jit::Jit::check(&g.func).map_err(anyhow::Error::from));
+                return Err(anyhow::anyhow!(
+                    "the JIT does not compile this genome: {}",
+                    why.err()
+                        .map_or("it has control flow or always faults".to_string(), |e| e
+                            .to_string())
+                )
+                .into());
+            };
+            let k = jit.kernel_of(&cl);
+            if a.emit == Emit::Clif {
+                k.clif.clone()
+            } else {
+                k.asm.clone()
+            }
         }
         Emit::Stats => {
             let before = f.inst_count();

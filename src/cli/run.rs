@@ -4,7 +4,7 @@ use super::CliError;
 use super::compile::FormatArg;
 use super::input::{read_source, stem};
 use crate::formats::{CompileOptions, Mode};
-use crate::loss::evaluate_genome;
+use crate::loss::{Backend, evaluate_genome_with};
 use crate::numbers::{decode_matrix, encode, encode_matrix};
 use anyhow::Context;
 use clap::Args;
@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Run the IR as compiled, without the optimizer.
     #[arg(long)]
     pub no_opt: bool,
+    /// Which engine computes the loss: Cranelift native code (falls back to the interpreter
+    /// for genomes it does not compile) or the reference interpreter.
+    #[arg(long, value_enum, default_value = "jit")]
+    pub backend: Backend,
 }
 
 /// Run `ncpc run`.
@@ -54,7 +58,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         name: stem(&a.genome),
         ..Default::default()
     };
-    let v = evaluate_genome(&text, &opts, &y_pred, &y_true, !a.no_opt)?;
+    let (v, used) = evaluate_genome_with(a.backend, &text, &opts, &y_pred, &y_true, !a.no_opt)?;
     if a.json {
         let mut o = serde_json::json!({
             "loss": encode(v.loss),
@@ -66,6 +70,14 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         println!("{o}");
     } else {
         println!("loss: {}", v.loss);
+        println!(
+            "backend: {}",
+            if used == Backend::Jit {
+                "jit"
+            } else {
+                "interp"
+            }
+        );
         if let Some(t) = v.fault {
             println!(
                 "fault: {} (AMM's loss wrapper returns 1.0 without gradient)",

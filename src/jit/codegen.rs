@@ -47,6 +47,10 @@ pub(super) struct Gen<'a, 'b> {
     dims: (CV, CV),
     consts: CV,
     scalars: HashMap<Value, CV>,
+    /// Constants compiled into the code (pow exponents), by value.
+    baked: HashMap<Value, f32>,
+    /// 1, B, C and B*C, computed once in the entry block.
+    extents: [CV; 4],
     slot: HashMap<Value, usize>,
     base: HashMap<usize, CV>,
     pub layout: Layout,
@@ -86,7 +90,11 @@ impl<'a, 'b> Gen<'a, 'b> {
         let bp = params[1];
         let db = b.ins().load(types::I64, flags, bp, 0);
         let dc = b.ins().load(types::I64, flags, bp, 8);
+        let one = b.ins().iconst(types::I64, 1);
+        let dbc = b.ins().imul(db, dc);
         Gen {
+            baked: HashMap::new(),
+            extents: [one, db, dc, dbc],
             f,
             plan,
             b,
@@ -111,6 +119,15 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
 
     fn product(&mut self, ds: &[Dim]) -> CV {
+        let nb = ds.iter().filter(|d| **d == Dim::B).count();
+        let nc = ds.iter().filter(|d| **d == Dim::C).count();
+        let fixed: u64 = ds
+            .iter()
+            .map(|d| if let Dim::Fixed(n) = d { *n as u64 } else { 1 })
+            .product();
+        if fixed == 1 && nb <= 1 && nc <= 1 {
+            return self.extents[nb + 2 * nc];
+        }
         let mut acc = self.b.ins().iconst(types::I64, 1);
         for d in ds {
             let v = self.dim(*d);
@@ -169,6 +186,18 @@ impl<'a, 'b> Gen<'a, 'b> {
                 self.slot.insert(v, 4 + self.layout.scratch.len());
                 self.layout.scratch.push(ty.shape.clone());
             }
+        }
+    }
+
+    /// Load every buffer's base pointer once, in the entry block, so loops never reload them.
+    pub fn preload_bases(&mut self) {
+        let n = 4 + self.layout.scratch.len();
+        for slot in 0..n {
+            let p = self
+                .b
+                .ins()
+                .load(types::I64, self.flags, self.bufs, (slot * 8) as i32);
+            self.base.insert(slot, p);
         }
     }
 
@@ -255,6 +284,23 @@ impl<'a, 'b> Gen<'a, 'b> {
         let fr = self.math.by_name[name];
         let inst = self.b.ins().call(fr, args);
         self.b.inst_results(inst)[0]
+    }
+
+    /// Instruction `i` on operand values: `pow` by a compiled-in 0, 1 or 2 becomes 1, x or
+    /// x*x (each bit-exact: x*x of an f32 is exact in f64, so rounding it once is what the
+    /// interpreter's f64 `pow` gives); everything else goes to [`Self::elem`].
+    fn elem_inst(&mut self, i: Inst, args: &[CV]) -> CV {
+        let d = &self.f.insts[i];
+        if d.op == Opcode::Pow && self.f.ty(d.args[0]).dtype == DType::F32 {
+            match self.baked.get(&d.args[1]).copied() {
+                Some(0.0) => return self.fconst(1.0),
+                Some(1.0) => return args[0],
+                Some(2.0) => return self.b.ins().fmul(args[0], args[0]),
+                _ => {}
+            }
+        }
+        let dts: Vec<DType> = d.args.iter().map(|a| self.f.ty(*a).dtype).collect();
+        self.elem(d.op, &d.imm, args, &dts)
     }
 
     /// An elementwise op on scalar CLIF values of the given dtypes.
@@ -440,8 +486,6 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.b.seal_block(body_b);
         self.b.seal_block(header);
         self.b.seal_block(exit);
-        // Loads of buffer bases inside loops are cached per block; forget them past the loop.
-        self.base.clear();
     }
 
     fn scalar_of(&self, v: Value) -> CV {
@@ -513,16 +557,18 @@ impl<'a, 'b> Gen<'a, 'b> {
         let d = &self.f.insts[i];
         let out = self.f.ty(d.result).dtype;
         let v = match (&d.op, &d.imm) {
-            (Opcode::Const, Imm::Const(ConstVal::F32(_))) => {
-                let k = self
-                    .layout
-                    .consts
-                    .iter()
-                    .position(|c| *c == i)
-                    .expect("constants are numbered up front");
-                self.b
-                    .ins()
-                    .load(types::F32, self.flags, self.consts, (k * 4) as i32)
+            (Opcode::Const, Imm::Const(ConstVal::F32(x))) => {
+                match self.layout.consts.iter().position(|c| *c == i) {
+                    Some(k) => {
+                        self.b
+                            .ins()
+                            .load(types::F32, self.flags, self.consts, (k * 4) as i32)
+                    }
+                    None => {
+                        self.baked.insert(d.result, *x);
+                        self.b.ins().f32const(*x)
+                    }
+                }
             }
             (Opcode::Const, Imm::Const(ConstVal::I64(x))) => self.b.ins().iconst(types::I64, *x),
             (Opcode::Const, Imm::Const(ConstVal::Bool(x))) => {
@@ -531,8 +577,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             (Opcode::Dim, Imm::Dim(dm)) => self.dim(*dm),
             _ => {
                 let args: Vec<CV> = d.args.iter().map(|a| self.scalar_of(*a)).collect();
-                let dts: Vec<DType> = d.args.iter().map(|a| self.f.ty(*a).dtype).collect();
-                self.elem(d.op, &d.imm, &args, &dts)
+                self.elem_inst(i, &args)
             }
         };
         let _ = out;
@@ -584,7 +629,11 @@ impl<'a, 'b> Gen<'a, 'b> {
             for &i in &members {
                 let d = &gg.f.insts[i];
                 let mut args = Vec::with_capacity(d.args.len());
-                for &a in &d.args {
+                for (k, &a) in d.args.iter().enumerate() {
+                    if !super::plan::reads_value(d.op, k) {
+                        args.push(gg.extents[0]);
+                        continue;
+                    }
                     let v = if let Some(v) = regs.get(&a) {
                         *v
                     } else if let Some(v) = gg.scalars.get(&a) {
@@ -594,9 +643,8 @@ impl<'a, 'b> Gen<'a, 'b> {
                     };
                     args.push(v);
                 }
-                let dts: Vec<DType> = d.args.iter().map(|a| gg.f.ty(*a).dtype).collect();
                 let out = gg.f.ty(d.result).dtype;
-                let v = gg.elem(d.op, &d.imm, &args, &dts);
+                let v = gg.elem_inst(i, &args);
                 regs.insert(d.result, v);
                 if gg.plan.stored.contains(&d.result) {
                     let slot = gg.slot[&d.result];
@@ -641,7 +689,6 @@ impl<'a, 'b> Gen<'a, 'b> {
                 .filter(|a| a.axis == Axis::Index(1))
                 .map(|a| (a.inst, a.var, a.op))
                 .collect();
-            let body = body;
             self.for_loop(r, |gg, i| {
                 for &(_, var, op) in &row_accs {
                     let init = gg.acc_init(op);
@@ -683,9 +730,20 @@ impl<'a, 'b> Gen<'a, 'b> {
                     let v = self.b.use_var(a.var);
                     let n = self.product(&src_shape);
                     let out = self.finish(a.op, v, n);
+                    let out = self.as_dtype(out, self.f.ty(d.result).dtype);
                     self.scalars.insert(d.result, out);
                 }
             }
+        }
+    }
+
+    /// A reduction's f32 value as its IR dtype (max/min of bool tensors are bool).
+    pub(super) fn as_dtype(&mut self, v: CV, dt: DType) -> CV {
+        if dt == DType::Bool {
+            let z = self.fconst(0.0);
+            self.b.ins().fcmp(FloatCC::NotEqual, v, z)
+        } else {
+            v
         }
     }
 
@@ -811,23 +869,24 @@ pub fn signature(call_conv: cranelift_codegen::isa::CallConv) -> Signature {
     s
 }
 
-impl Gen<'_, '_> {
-    /// Read element `idx` of buffer `slot` holding a contiguous value of `shape`.
-    pub(super) fn read_slot(&mut self, slot: usize, shape: &[Dim], idx: &[CV]) -> CV {
-        let st = contiguous(shape);
-        let off = self.offset(&st, idx);
-        let a = self.addr(slot, off);
-        self.b.ins().load(types::F32, self.flags, a, 0)
-    }
-}
-
 /// The f32 constants of a straight-line function in layout order: the order of the kernel's
 /// `consts` argument.
+///
+/// Constants used as `pow` exponents are compiled into the code instead (and so are part of
+/// the kernel's cache key): `x^2` becomes a multiply.
 pub fn const_order(f: &Function) -> Vec<Inst> {
-    f.blocks[f.entry()]
-        .insts
+    let insts = &f.blocks[f.entry()].insts;
+    let exponent_only = |v: Value| {
+        insts
+            .iter()
+            .any(|&i| f.insts[i].op == Opcode::Pow && f.insts[i].args.get(1) == Some(&v))
+    };
+    insts
         .iter()
         .copied()
-        .filter(|i| matches!(f.insts[*i].imm, Imm::Const(ConstVal::F32(_))))
+        .filter(|i| {
+            matches!(f.insts[*i].imm, Imm::Const(ConstVal::F32(_)))
+                && !exponent_only(f.insts[*i].result)
+        })
         .collect()
 }

@@ -10,7 +10,6 @@ mod math;
 mod ops;
 pub mod plan;
 
-use crate::loss::LossValue;
 use codegen::{Gen, Layout, MathRefs, const_order, signature};
 use cranelift_codegen::ir::UserFuncName;
 use cranelift_codegen::settings::{self, Configurable};
@@ -18,7 +17,6 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use ncp_ir::passes::canonical_hash;
-use ncp_ir::tensor::Tensor;
 use ncp_ir::{ConstVal, Function, Imm};
 use std::collections::HashMap;
 
@@ -44,6 +42,8 @@ type KernelFn = unsafe extern "C" fn(*const *mut f32, *const i64, *const f32);
 pub struct Kernel {
     func: KernelFn,
     layout: Layout,
+    /// Scratch buffers, kept between calls (every kernel writes a buffer before reading it).
+    scratch: std::cell::RefCell<Vec<Vec<f32>>>,
     /// Cranelift IR of the kernel, for `--emit clif`.
     pub clif: String,
     /// Machine code listing, for `--emit asm`.
@@ -111,14 +111,21 @@ impl Jit {
         })
     }
 
+    /// Why the JIT does not take `f`, if it does not.
+    pub fn check(f: &Function) -> Result<(), JitError> {
+        plan::plan(f).map(|_| ()).map_err(JitError::from)
+    }
+
     /// The kernel for a straight-line gradient function (compiled on first use).
-    pub fn kernel(&mut self, f: &Function) -> Result<&Kernel, JitError> {
-        let key = structure_key(f);
-        if !self.cache.contains_key(&key) {
+    ///
+    /// `f` must be in [`canonical_form`], so that functions with one cache key also number
+    /// their constants the same way.
+    fn kernel(&mut self, key: &str, f: &Function) -> Result<&Kernel, JitError> {
+        if !self.cache.contains_key(key) {
             let k = self.compile(f)?;
-            self.cache.insert(key.clone(), k);
+            self.cache.insert(key.to_string(), k);
         }
-        Ok(&self.cache[&key])
+        Ok(&self.cache[key])
     }
 
     fn compile(&mut self, f: &Function) -> Result<Kernel, JitError> {
@@ -148,6 +155,7 @@ impl Jit {
             let layout = {
                 let mut g = Gen::new(f, &plan, &mut b, &math, [p[0], p[1], p[2]]);
                 g.assign_slots();
+                g.preload_bases();
                 g.emit();
                 g.layout.clone()
             };
@@ -174,6 +182,7 @@ impl Jit {
             Ok(Kernel {
                 func,
                 layout,
+                scratch: Default::default(),
                 clif,
                 asm,
             })
@@ -191,83 +200,169 @@ impl InsReturn for FunctionBuilder<'_> {
     }
 }
 
-/// The cache key: the canonical hash of `f` with every f32 constant set to zero.
-pub fn structure_key(f: &Function) -> String {
-    let mut g = f.clone();
-    for i in const_order(f) {
-        g.insts[i].imm = Imm::Const(ConstVal::F32(0.0));
+/// The cache key of `f` (the canonical hash with every run-time constant set to zero) and `f`
+/// in that same canonical order with its own constants. Two functions with one key then run
+/// one kernel, their constants in the same slots.
+pub fn canonical_form(f: &Function) -> (String, Function) {
+    let runtime = const_order(f);
+    let mut skeleton = f.clone();
+    for &i in &runtime {
+        skeleton.insts[i].imm = Imm::Const(ConstVal::F32(0.0));
     }
-    canonical_hash(&g)
+    ncp_ir::passes::canon::canon(&mut skeleton);
+    let key = canonical_hash(&skeleton);
+    // The skeleton keeps the instruction ids of `f`: put the constants back.
+    let mut real = skeleton;
+    for &i in &runtime {
+        real.insts[i].imm = f.insts[i].imm.clone();
+    }
+    (key, real)
 }
 
 impl Kernel {
-    /// Run on inputs of shape `[b, c]` with the constants of `f` (which must have this
-    /// kernel's structure). Returns the loss and, when `f` returns one, the gradient.
-    pub fn call(
+    /// Number of f32 constants the kernel reads.
+    pub fn const_count(&self) -> usize {
+        self.layout.consts.len()
+    }
+
+    /// Number of gradient elements for inputs of shape `[b, c]` (0 when the kernel returns
+    /// no gradient).
+    pub fn grad_len(&self, b: usize, c: usize) -> usize {
+        self.layout.grad.as_deref().map_or(0, |s| size(s, b, c))
+    }
+
+    /// Run on row-major inputs of shape `[b, c]`, writing the gradient (if any) to `grad`.
+    /// Returns the loss.
+    pub fn run(
         &self,
-        f: &Function,
-        y_pred: &Tensor,
-        y_true: &Tensor,
-    ) -> Result<LossValue, JitError> {
-        let (b, c) = match y_pred.shape.as_slice() {
-            [b, c] if y_true.shape == y_pred.shape => (*b, *c),
-            _ => {
-                return Err(JitError::Inputs(
-                    "y_pred and y_true must be matrices of one shape".into(),
-                ));
-            }
-        };
-        let dims = [b as i64, c as i64];
-        let size = |shape: &[ncp_ir::Dim]| -> usize {
-            shape
-                .iter()
-                .map(|d| match d {
-                    ncp_ir::Dim::B => b,
-                    ncp_ir::Dim::C => c,
-                    ncp_ir::Dim::Fixed(n) => *n as usize,
-                })
-                .product()
-        };
-        let consts: Vec<f32> = const_order(f)
-            .iter()
-            .map(|i| match f.insts[*i].imm {
-                Imm::Const(ConstVal::F32(x)) => x,
-                _ => 0.0,
-            })
-            .collect();
+        consts: &[f32],
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+    ) -> Result<f32, JitError> {
         if consts.len() != self.layout.consts.len() {
-            return Err(JitError::Inputs(
-                "the function does not have this kernel's structure".into(),
-            ));
+            return Err(JitError::Inputs(format!(
+                "{} constants given, the kernel takes {}",
+                consts.len(),
+                self.layout.consts.len()
+            )));
         }
-        let mut yp: Vec<f32> = y_pred.to_f32();
-        let mut yt: Vec<f32> = y_true.to_f32();
+        if b == 0 || c == 0 || y_pred.len() != b * c || y_true.len() != b * c {
+            return Err(JitError::Inputs(format!(
+                "y_pred and y_true must both hold {b} x {c} values"
+            )));
+        }
+        if grad.len() != self.grad_len(b, c) {
+            return Err(JitError::Inputs(format!(
+                "the gradient buffer must hold {} values",
+                self.grad_len(b, c)
+            )));
+        }
+        let dims = [b as i64, c as i64];
         let mut loss = [0f32; 1];
-        let mut grad = vec![0f32; self.layout.grad.as_deref().map_or(0, size)];
-        let mut scratch: Vec<Vec<f32>> = self
-            .layout
-            .scratch
-            .iter()
-            .map(|s| vec![0f32; size(s).max(1)])
-            .collect();
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.resize(self.layout.scratch.len(), Vec::new());
+        for (buf, shape) in scratch.iter_mut().zip(&self.layout.scratch) {
+            let n = size(shape, b, c).max(1);
+            if buf.len() != n {
+                buf.resize(n, 0.0);
+            }
+        }
+        // The kernel only reads the inputs; the casts to *mut satisfy the uniform ABI.
         let mut ptrs: Vec<*mut f32> = vec![
-            yp.as_mut_ptr(),
-            yt.as_mut_ptr(),
+            y_pred.as_ptr() as *mut f32,
+            y_true.as_ptr() as *mut f32,
             loss.as_mut_ptr(),
             grad.as_mut_ptr(),
         ];
         ptrs.extend(scratch.iter_mut().map(|s| s.as_mut_ptr()));
-        // SAFETY: every buffer has the size the kernel's layout asks for at these dims.
+        // SAFETY: every buffer has the size the kernel's layout asks for at these dims, and
+        // the kernel writes only to slots 2 and up.
         unsafe { (self.func)(ptrs.as_ptr(), dims.as_ptr(), consts.as_ptr()) };
-        let grad = self
-            .layout
-            .grad
-            .as_ref()
-            .map(|_| grad.chunks(c.max(1)).map(|r| r.to_vec()).collect());
-        Ok(LossValue {
-            loss: loss[0],
-            grad,
-            fault: None,
-        })
+        Ok(loss[0])
     }
+}
+
+fn size(shape: &[ncp_ir::Dim], b: usize, c: usize) -> usize {
+    shape
+        .iter()
+        .map(|d| match d {
+            ncp_ir::Dim::B => b,
+            ncp_ir::Dim::C => c,
+            ncp_ir::Dim::Fixed(n) => *n as usize,
+        })
+        .product()
+}
+
+/// A loss compiled for the JIT: its optimized gradient IR, the kernel's cache key, and the
+/// constants to pass.
+#[derive(Clone, Debug)]
+pub struct CompiledLoss {
+    /// `(y_pred, y_true) -> (loss, grad)` (or `-> loss` when there is no gradient).
+    pub grad_ir: Function,
+    /// Whether the loss depends on y_pred.
+    pub has_grad: bool,
+    key: String,
+    consts: Vec<f32>,
+}
+
+impl Jit {
+    /// Prepare a loss function for repeated calls: build and optimize its gradient IR and
+    /// compile (or reuse) its kernel. `Ok(None)` when the JIT does not take it (control flow,
+    /// a program that always faults, an op it does not compile).
+    pub fn compile_loss(&mut self, f: &Function) -> Result<Option<CompiledLoss>, JitError> {
+        if !f.is_straight_line()
+            || !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_))
+        {
+            return Ok(None);
+        }
+        let mut g = ncp_ir::passes::gradient(f).map_err(|e| JitError::Codegen(e.to_string()))?;
+        ncp_ir::passes::optimize(&mut g.func, Default::default())
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let (key, func) = canonical_form(&g.func);
+        match self.kernel(&key, &func) {
+            Ok(_) => {}
+            Err(JitError::Unsupported(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let consts = const_values(&func);
+        Ok(Some(CompiledLoss {
+            key,
+            grad_ir: func,
+            has_grad: g.has_grad,
+            consts,
+        }))
+    }
+
+    /// The kernel of a compiled loss.
+    pub fn kernel_of(&self, l: &CompiledLoss) -> &Kernel {
+        &self.cache[&l.key]
+    }
+
+    /// Run a compiled loss on row-major `[b, c]` inputs. Returns the loss; the gradient goes
+    /// to `grad` (length `b * c` when the loss has one, else 0).
+    pub fn run(
+        &self,
+        l: &CompiledLoss,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+    ) -> Result<f32, JitError> {
+        self.kernel_of(l).run(&l.consts, y_pred, y_true, b, c, grad)
+    }
+}
+
+/// The f32 constants of `f` in kernel order.
+pub fn const_values(f: &Function) -> Vec<f32> {
+    const_order(f)
+        .iter()
+        .map(|i| match f.insts[*i].imm {
+            Imm::Const(ConstVal::F32(x)) => x,
+            _ => 0.0,
+        })
+        .collect()
 }

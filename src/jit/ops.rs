@@ -211,11 +211,11 @@ fn reduce(g: &mut Gen, i: Inst, axis: Axis) {
     };
     if outer.is_empty() {
         let v = slice(g, None);
+        let v = g.as_dtype(v, f.ty(d.result).dtype);
         g.set_scalar(d.result, v);
     } else {
         let slot = g.slot_of(d.result);
         let m = g.dim_of(outer[0]);
-        let slice = slice;
         g.loop_n(m, |g, o| {
             // Bool results (max/min of bool) are already 0.0/1.0 here.
             let v = slice(g, Some(o));
@@ -417,7 +417,6 @@ fn matmul(g: &mut Gen, i: Inst) {
     }
     let slot = g.slot_of(d.result);
     let rs2 = rs.clone();
-    let dot = dot;
     g.loops(&rs.clone(), &mut |g: &mut Gen, idx: &[CV]| {
         let (ai, bj) = match (a2, b2) {
             (true, true) => (Some(idx[0]), Some(idx[1])),

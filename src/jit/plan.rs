@@ -73,6 +73,17 @@ fn is_elementwise(op: Opcode) -> bool {
     )
 }
 
+/// Whether operand `k` of `op` is read for its elements (not only for its shape, as the
+/// `like` operand of `expand`/`broadcast_like`/`sum_to` and the operand of `count`,
+/// `ones_like` and `zeros_like` are).
+pub fn reads_value(op: Opcode, k: usize) -> bool {
+    match op {
+        Opcode::Expand | Opcode::BroadcastLike | Opcode::SumTo => k == 0,
+        Opcode::Count | Opcode::OnesLike | Opcode::ZerosLike => false,
+        _ => true,
+    }
+}
+
 fn fusable_reduction(f: &Function, inst: Inst) -> bool {
     let d = &f.insts[inst];
     if !matches!(
@@ -156,15 +167,14 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
             homes.insert(d.result, Home::InGroup(*id));
             continue;
         }
-        if fusable_reduction(f, i) {
-            if let Some((id, g)) = open.as_mut()
-                && homes.get(&d.args[0]) == Some(&Home::InGroup(*id))
-                && g.shape == f.ty(d.args[0]).shape
-            {
-                g.reductions.push(i);
-                homes.insert(d.result, Home::Reduced(*id));
-                continue;
-            }
+        if fusable_reduction(f, i)
+            && let Some((id, g)) = open.as_mut()
+            && homes.get(&d.args[0]) == Some(&Home::InGroup(*id))
+            && g.shape == f.ty(d.args[0]).shape
+        {
+            g.reductions.push(i);
+            homes.insert(d.result, Home::Reduced(*id));
+            continue;
         }
         match d.op {
             Opcode::Expand | Opcode::BroadcastLike => {
@@ -245,8 +255,10 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
     };
     for &i in &f.blocks[block].insts {
         let ug = member_of.get(&i).copied();
-        for &a in &f.insts[i].args {
-            need(a, ug, &mut stored);
+        for (k, &a) in f.insts[i].args.iter().enumerate() {
+            if reads_value(f.insts[i].op, k) {
+                need(a, ug, &mut stored);
+            }
         }
     }
     for &r in returns {

@@ -1,0 +1,153 @@
+//! The JIT against the interpreter (and, through benches/compare.py, against PyTorch eager):
+//! loss + gradient per call at 32x10 and 256x10, throughput at 1M elements, and compile
+//! latency for genomes of 10, 30 and 100 instructions.
+//!
+//! `cargo bench --bench jit`; `python3 benches/compare.py` runs this and the PyTorch peer and
+//! prints the ratio table.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ncp_ir::passes::{OptOptions, optimize};
+use ncp_ir::tensor::Tensor;
+use ncp_ir::{DimModel, Function};
+use ncpc::formats::{CompileOptions, Mode, amm, compile};
+use ncpc::jit::Jit;
+use ncpc::loss::evaluate_function;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::Duration;
+
+const GENOMES: &[&str] = &["mse", "cross_entropy", "baikal"];
+
+fn genome(name: &str) -> Function {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/tests/corpus/amm/{name}.json")).unwrap();
+    let mut f = compile(&text, &CompileOptions::default()).unwrap().func;
+    optimize(&mut f, OptOptions::default()).unwrap();
+    f
+}
+
+/// The inputs benches/peers/loss_eval.py uses too.
+fn inputs(b: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
+    let yp = (0..b * c)
+        .map(|k| ((k / c * 7 + k % c * 3) % 11) as f32 / 5.0 - 1.0)
+        .collect();
+    let yt = (0..b * c)
+        .map(|k| ((k % c) == (k / c) % c) as u8 as f32)
+        .collect();
+    (yp, yt)
+}
+
+fn per_call(c: &mut Criterion) {
+    let mut jit = Jit::new().unwrap();
+    for (b, cc) in [(32usize, 10usize), (256, 10)] {
+        let mut group = c.benchmark_group(format!("loss_grad_{b}x{cc}"));
+        group
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1));
+        let (yp, yt) = inputs(b, cc);
+        let (tp, tt) = (
+            Tensor::new(
+                ncp_ir::DType::F32,
+                vec![b, cc],
+                yp.iter().map(|x| *x as f64).collect(),
+            ),
+            Tensor::new(
+                ncp_ir::DType::F32,
+                vec![b, cc],
+                yt.iter().map(|x| *x as f64).collect(),
+            ),
+        );
+        for g in GENOMES {
+            let f = genome(g);
+            let cl = jit
+                .compile_loss(&f)
+                .unwrap()
+                .expect("the JIT takes the library losses");
+            let mut grad = vec![0f32; b * cc];
+            group.bench_function(BenchmarkId::new("jit", g), |bch| {
+                bch.iter(|| {
+                    jit.run(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                        .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::new("interp", g), |bch| {
+                bch.iter(|| evaluate_function(black_box(&f), &tp, &tt, true).unwrap())
+            });
+        }
+        group.finish();
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut jit = Jit::new().unwrap();
+    let (b, cc) = (100_000usize, 10usize);
+    let mut group = c.benchmark_group("throughput_1M");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    group.throughput(Throughput::Elements((b * cc) as u64));
+    let (yp, yt) = inputs(b, cc);
+    for g in GENOMES {
+        let f = genome(g);
+        let cl = jit.compile_loss(&f).unwrap().unwrap();
+        let mut grad = vec![0f32; b * cc];
+        group.bench_function(BenchmarkId::new("jit", g), |bch| {
+            bch.iter(|| {
+                jit.run(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Straight-line random programs with `n` instructions that the JIT compiles.
+fn programs(n: usize) -> Vec<Function> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(n as u64);
+    let mut out = Vec::new();
+    while out.len() < 20 {
+        let p = amm::random::random_program(&mut rng, n.saturating_sub(3), false);
+        let Ok((mut f, _)) = amm::lower(&p, "g", Mode::Compat, DimModel::Symbolic) else {
+            continue;
+        };
+        optimize(&mut f, OptOptions::default()).unwrap();
+        if Jit::new()
+            .unwrap()
+            .compile_loss(&f)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn compile_latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compile");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    for n in [10usize, 30, 100] {
+        let fs = programs(n);
+        let mut k = 0;
+        group.bench_function(
+            BenchmarkId::new("jit", format!("{n}_instructions")),
+            |bch| {
+                bch.iter(|| {
+                    // A fresh compiler each time: no cache hit.
+                    let mut jit = Jit::new().unwrap();
+                    k = (k + 1) % fs.len();
+                    jit.compile_loss(black_box(&fs[k])).unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_call, throughput, compile_latency);
+criterion_main!(benches);
