@@ -10,7 +10,7 @@ use ncp_ir::passes::{OptOptions, optimize};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DimModel, Function};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
-use ncpc::jit::Jit;
+use ncpc::jit::{Jit, MathMode};
 use ncpc::loss::evaluate_function;
 use rand::SeedableRng;
 use std::hint::black_box;
@@ -39,6 +39,7 @@ fn inputs(b: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
 
 fn per_call(c: &mut Criterion) {
     let mut jit = Jit::new().unwrap();
+    let mut fast = Jit::with_math(MathMode::Fast).unwrap();
     for (b, cc) in [(32usize, 10usize), (256, 10)] {
         let mut group = c.benchmark_group(format!("loss_grad_{b}x{cc}"));
         group
@@ -70,6 +71,13 @@ fn per_call(c: &mut Criterion) {
                         .unwrap()
                 })
             });
+            let clf = fast.compile_loss(&f).unwrap().unwrap();
+            group.bench_function(BenchmarkId::new("jit_fast", g), |bch| {
+                bch.iter(|| {
+                    fast.run(&clf, black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                        .unwrap()
+                })
+            });
             group.bench_function(BenchmarkId::new("interp", g), |bch| {
                 bch.iter(|| evaluate_function(black_box(&f), &tp, &tt, true).unwrap())
             });
@@ -80,6 +88,7 @@ fn per_call(c: &mut Criterion) {
 
 fn throughput(c: &mut Criterion) {
     let mut jit = Jit::new().unwrap();
+    let mut fast = Jit::with_math(MathMode::Fast).unwrap();
     let (b, cc) = (100_000usize, 10usize);
     let mut group = c.benchmark_group("throughput_1M");
     group
@@ -95,6 +104,13 @@ fn throughput(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("jit", g), |bch| {
             bch.iter(|| {
                 jit.run(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                    .unwrap()
+            })
+        });
+        let clf = fast.compile_loss(&f).unwrap().unwrap();
+        group.bench_function(BenchmarkId::new("jit_fast", g), |bch| {
+            bch.iter(|| {
+                fast.run(&clf, black_box(&yp), black_box(&yt), b, cc, &mut grad)
                     .unwrap()
             })
         });

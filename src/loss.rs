@@ -162,13 +162,23 @@ pub fn evaluate_genome(
     y_true: &[Vec<f32>],
     opt: bool,
 ) -> Result<LossValue, LossError> {
-    evaluate_genome_with(Backend::Interp, text, opts, y_pred, y_true, opt).map(|(v, _)| v)
+    evaluate_genome_with(
+        Backend::Interp,
+        crate::jit::MathMode::Exact,
+        text,
+        opts,
+        y_pred,
+        y_true,
+        opt,
+    )
+    .map(|(v, _)| v)
 }
 
 /// [`evaluate_genome`] with a backend choice; also says which backend computed the result
 /// (the JIT falls back to the interpreter for what it does not compile).
 pub fn evaluate_genome_with(
     backend: Backend,
+    math: crate::jit::MathMode,
     text: &str,
     opts: &CompileOptions,
     y_pred: &[Vec<f32>],
@@ -212,7 +222,7 @@ pub fn evaluate_genome_with(
         optimize(&mut f, OptOptions::default())?;
     }
     if backend == Backend::Jit {
-        let mut jit = crate::jit::Jit::new().map_err(LossError::Jit)?;
+        let mut jit = crate::jit::Jit::with_math(math).map_err(LossError::Jit)?;
         if let Some(v) = evaluate_function_jit(&mut jit, &f, &yp, &yt)? {
             return Ok((v, Backend::Jit));
         }

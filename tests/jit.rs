@@ -291,3 +291,125 @@ block0(v0: f32[B,C], v1: f32[B,C]):
         assert_eq!(got.loss.to_bits(), want.loss.to_bits());
     }
 }
+
+fn ulps(a: f32, b: f32) -> u64 {
+    if a.is_nan() && b.is_nan() || a == b {
+        return 0;
+    }
+    if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
+        return u64::MAX;
+    }
+    let key = |x: f32| {
+        let i = x.to_bits() as i32;
+        if i < 0 {
+            i64::from(i32::MIN) - i64::from(i)
+        } else {
+            i64::from(i)
+        }
+    };
+    key(a).abs_diff(key(b))
+}
+
+/// The error of the fast-math exp and log against the correctly rounded results, over a sweep
+/// of f32 inputs (every 61st bit pattern of the relevant ranges) and the special values. The
+/// bound asserted here is the one docs/jit.md states.
+#[test]
+fn fast_math_error_in_ulp() {
+    use ncp_ir::Opcode;
+    use ncpc::jit::MathMode;
+    let mut fast = Jit::with_math(MathMode::Fast).unwrap();
+    let mut exact = Jit::new().unwrap();
+    let sweep = |lo: f32, hi: f32| -> Vec<f32> {
+        let (a, b) = (lo.to_bits(), hi.to_bits());
+        let mut v: Vec<f32> = Vec::new();
+        // Negative and positive halves of the range.
+        for bits in (0..=a.max(b)).step_by(61) {
+            let x = f32::from_bits(bits);
+            if x.is_finite() && x <= hi.abs().max(lo.abs()) {
+                if x <= hi && x >= lo {
+                    v.push(x);
+                }
+                if -x >= lo && -x <= hi {
+                    v.push(-x);
+                }
+            }
+        }
+        v.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            1e-45,
+        ]);
+        v
+    };
+    let mut report = Vec::new();
+    for (op, lo, hi, bound) in [
+        (Opcode::Exp, -104.0f32, 89.0f32, 2u64),
+        (Opcode::Log, 0.0, f32::MAX, 2),
+    ] {
+        let xs = sweep(lo, hi);
+        let got = fast.map_unary(op, &xs).unwrap();
+        let want = exact.map_unary(op, &xs).unwrap();
+        let (mut worst, mut at) = (0u64, 0f32);
+        for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+            // Results that underflow to subnormals are compared in absolute terms.
+            let u = if w.abs() < f32::MIN_POSITIVE && g.abs() < f32::MIN_POSITIVE {
+                0
+            } else {
+                ulps(*g, *w)
+            };
+            if u > worst {
+                worst = u;
+                at = *x;
+            }
+        }
+        report.push(format!(
+            "{op:?}: {} inputs, max error {worst} ulp (at {at:e})",
+            xs.len()
+        ));
+        assert!(
+            worst <= bound,
+            "{op:?}: {worst} ulp at {at:e} exceeds the documented {bound}"
+        );
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// Fast math against the interpreter on the corpus (ordinary inputs): within 1e-4 relative,
+/// or 1e-5 absolute, on losses and gradients.
+#[test]
+fn fast_math_stays_close_to_the_interpreter() {
+    use ncpc::jit::MathMode;
+    let mut jit = Jit::with_math(MathMode::Fast).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (mut n, mut worst) = (0, 0f32);
+    let mut failures = Vec::new();
+    for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
+        for path in common::json_files(dir) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let Ok(cf) = compile(&text, &CompileOptions::default()) else { continue };
+            let f = optimized(cf.func);
+            let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+            let Ok(want) = evaluate_function(&f, &yp, &yt, true) else { continue };
+            let Some(got) = evaluate_function_jit(&mut jit, &f, &yp, &yt).unwrap() else { continue };
+            n += 1;
+            let mut pairs = vec![(got.loss, want.loss)];
+            if let (Some(a), Some(b)) = (&got.grad, &want.grad) {
+                pairs.extend(a.iter().flatten().copied().zip(b.iter().flatten().copied()));
+            }
+            for (g, w) in pairs {
+                if w.is_finite() && w != 0.0 {
+                    worst = worst.max((g - w).abs() / w.abs());
+                }
+                if !common::close(g, w, 1e-4, 1e-5) {
+                    failures.push(format!("{}: {g} (fast) vs {w} (interp)", path.display()));
+                }
+            }
+        }
+    }
+    eprintln!("fast math: {n} genomes, worst relative difference {worst:e}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

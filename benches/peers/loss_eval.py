@@ -1,13 +1,15 @@
-"""PyTorch peer of benches/interp.rs: loss + gradient of the same genomes at B=32, C=10,
-computed the way the public systems do (AMM's interpreter / DAML's primitive set, eager mode,
-then backward). Prints mean microseconds per evaluation.
+"""PyTorch peer of benches/jit.rs: loss + gradient of the same genomes on the same inputs,
+computed the way the seed systems do it (AMM's register interpreter over eager PyTorch ops,
+then autograd), and, for reference, the same loss written directly as eager torch ops.
+Prints JSON: {"<path>/<genome>/<b>x<c>": seconds per call}.
 
-    AMM_REPO=/path/to/AutoML-Miner DAML_REPO=/path/to/DistributedAutoML python benches/peers/loss_eval.py
+    AMM_REPO=/path/to/AutoML-Miner python benches/peers/loss_eval.py
 
-The AMM and DAML paths are checkouts of the public repositories (see tests/reference/README.md
-for the commits); this script imports their code, it does not copy it.
+AMM_REPO is a checkout of the public AMM repository (tests/reference/README.md names the
+commit); this script imports its interpreter, it does not copy it. One thread, CPU.
 """
 import json
+import logging
 import os
 import sys
 import time
@@ -15,60 +17,61 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GENOMES = ["mse", "cross_entropy", "baikal"]
+SHAPES = [(32, 10), (256, 10), (100_000, 10)]
 
 
-def inputs(b=32, c=10):
-    yp = torch.tensor([[((i * 7 + j * 3) % 11) / 5.0 - 1.0 for j in range(c)] for i in range(b)])
-    yt = torch.tensor([[1.0 if j == i % c else 0.0 for j in range(c)] for i in range(b)])
-    return yp, yt
+def inputs(b, c):
+    """The inputs benches/jit.rs uses."""
+    k = torch.arange(b * c)
+    yp = (((k // c) * 7 + (k % c) * 3) % 11).float() / 5.0 - 1.0
+    yt = ((k % c) == ((k // c) % c)).float()
+    return yp.reshape(b, c), yt.reshape(b, c)
 
 
-def amm_loss(path):
+def amm_loss(name):
     sys.path.insert(0, os.environ["AMM_REPO"])
     from automl_client.genetic.interpreter import GeneticInterpreter
-    import logging
+
     logging.disable(logging.CRITICAL)
-    prog = json.load(open(path))
+    prog = json.load(open(f"{ROOT}/tests/corpus/amm/{name}.json"))
     fn = GeneticInterpreter.decode_to_function(prog)
     return lambda yp, yt: fn(yt, yp)
 
 
-def daml_loss(path):
-    sys.path.insert(0, os.environ["DAML_REPO"])
-    import types
-    cfg = types.ModuleType("dml.configs.config")
-    cfg.config = types.SimpleNamespace(device="cpu")
-    sys.modules["dml.configs.config"] = cfg
-    from dml import ops
-    pset = ops.create_pset_validator()
-    data = json.load(open(path))
-    if isinstance(data, str):
-        data = json.loads(data)
-    env = {name: prim for name, prim in pset.context.items()}
-    env["tensor"] = torch.tensor
-    expr = data["expression"]
-    return lambda yp, yt: eval(expr, dict(env, x=yp, y=yt))
+def direct_loss(name):
+    eps = 1e-7
+    if name == "mse":
+        return lambda yp, yt: ((yt - yp) ** 2).mean(dim=-1).mean()
+    if name == "cross_entropy":
+        return lambda yp, yt: (-(yt * torch.log(torch.clamp(torch.softmax(yp, -1), min=eps))).sum(-1)).mean()
+    return lambda yp, yt: (-(torch.log(torch.clamp(torch.softmax(yp, -1), min=eps)) - yt / (torch.softmax(yp, -1) + eps))).mean()
 
 
-def bench(name, loss, n=2000):
-    yp0, yt = inputs()
-    for _ in range(50):
+def time_call(loss, b, c):
+    yp0, yt = inputs(b, c)
+    n = 3 if b * c >= 1_000_000 else 300
+
+    def once():
         yp = yp0.clone().requires_grad_(True)
         out = loss(yp, yt)
         out = out.mean() if out.numel() != 1 else out
         out.backward()
+
+    for _ in range(max(1, n // 10)):
+        once()
     t = time.perf_counter()
     for _ in range(n):
-        yp = yp0.clone().requires_grad_(True)
-        out = loss(yp, yt)
-        out = out.mean() if out.numel() != 1 else out
-        out.backward()
-    dt = (time.perf_counter() - t) / n
-    print(f"peer_loss_grad/{name}: {dt * 1e6:.1f} us")
+        once()
+    return (time.perf_counter() - t) / n
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for g in ["mse", "cross_entropy", "baikal"]:
-        bench(g, amm_loss(f"{ROOT}/tests/corpus/amm/{g}.json"))
-    bench("evolved_baseline_loss", daml_loss(f"{ROOT}/tests/corpus/daml/evolved_baseline_loss.json"))
+    out = {}
+    for g in GENOMES:
+        for b, c in SHAPES:
+            if "AMM_REPO" in os.environ:
+                out[f"amm_eager/{g}/{b}x{c}"] = time_call(amm_loss(g), b, c)
+            out[f"torch_eager/{g}/{b}x{c}"] = time_call(direct_loss(g), b, c)
+    print(json.dumps(out))

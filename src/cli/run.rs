@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// for genomes it does not compile) or the reference interpreter.
     #[arg(long, value_enum, default_value = "jit")]
     pub backend: Backend,
+    /// JIT transcendentals: exact (bit-equal to the interpreter) or fast (inline polynomials,
+    /// within 1 ulp).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub math: crate::jit::MathMode,
 }
 
 /// Run `ncpc run`.
@@ -58,7 +62,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         name: stem(&a.genome),
         ..Default::default()
     };
-    let (v, used) = evaluate_genome_with(a.backend, &text, &opts, &y_pred, &y_true, !a.no_opt)?;
+    let (v, used) =
+        evaluate_genome_with(a.backend, a.math, &text, &opts, &y_pred, &y_true, !a.no_opt)?;
     if a.json {
         let mut o = serde_json::json!({
             "loss": encode(v.loss),

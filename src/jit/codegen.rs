@@ -55,6 +55,8 @@ pub(super) struct Gen<'a, 'b> {
     base: HashMap<usize, CV>,
     pub layout: Layout,
     flags: MemFlagsData,
+    /// Inline polynomial exp/log instead of exact library calls.
+    pub fast: bool,
 }
 
 /// Contiguous row-major strides of a shape.
@@ -95,6 +97,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         Gen {
             baked: HashMap::new(),
             extents: [one, db, dc, dbc],
+            fast: false,
             f,
             plan,
             b,
@@ -352,6 +355,15 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let z = b.ins().iconst(types::I64, 0);
                 let s = b.ins().select(lt, m1, z);
                 b.ins().select(gt, one, s)
+            }
+            O::Exp if self.fast => self.fast_exp(a[0]),
+            O::Log if self.fast => self.fast_log(a[0]),
+            O::Sigmoid if self.fast => {
+                let n = self.b.ins().fneg(a[0]);
+                let e = self.fast_exp(n);
+                let one = self.fconst(1.0);
+                let d = self.b.ins().fadd(one, e);
+                self.b.ins().fdiv(one, d)
             }
             O::Exp => self.call("ncp_expf", a),
             O::Log => self.call("ncp_logf", a),

@@ -6,6 +6,7 @@
 //! share one compiled kernel.
 
 mod codegen;
+mod fastmath;
 mod math;
 mod ops;
 pub mod plan;
@@ -50,12 +51,26 @@ pub struct Kernel {
     pub asm: String,
 }
 
+/// How kernels compute transcendentals.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MathMode {
+    /// exp, log, ... computed in f64 and rounded once, exactly as the interpreter does: the
+    /// JIT is then bit-equal to the interpreter.
+    #[default]
+    Exact,
+    /// exp, log and sigmoid by inline f32 polynomials (error stated in docs/jit.md); other
+    /// functions as in Exact.
+    Fast,
+}
+
 /// The JIT compiler with its kernel cache.
 pub struct Jit {
+    /// How transcendentals are computed (fixed at construction: see [`Jit::with_math`]).
+    math: MathMode,
     module: JITModule,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
-    math: HashMap<&'static str, cranelift_module::FuncId>,
+    math_ids: HashMap<&'static str, cranelift_module::FuncId>,
     cache: HashMap<String, Kernel>,
     counter: u32,
     /// Kernels compiled (cache misses).
@@ -101,10 +116,11 @@ impl Jit {
         }
         let ctx = module.make_context();
         Ok(Jit {
+            math: MathMode::Exact,
             module,
             ctx,
             fctx: FunctionBuilderContext::new(),
-            math: ids,
+            math_ids: ids,
             cache: HashMap::new(),
             counter: 0,
             compiled: 0,
@@ -128,6 +144,38 @@ impl Jit {
         Ok(&self.cache[key])
     }
 
+    /// Apply a unary elementwise op to `xs` with this JIT's arithmetic (for measuring the
+    /// error of [`MathMode::Fast`] against the exact results).
+    pub fn map_unary(&mut self, op: ncp_ir::Opcode, xs: &[f32]) -> Result<Vec<f32>, JitError> {
+        use ncp_ir::{Axis, Terminator, Type};
+        let n = xs.len();
+        let ty = Type::new(
+            ncp_ir::DType::F32,
+            vec![ncp_ir::Dim::B, ncp_ir::Dim::Fixed(1)],
+        );
+        let (mut f, b) = Function::new("map", &[ty.clone(), ty.clone()], vec![Type::f32(), ty]);
+        let x = f.blocks[b].params[0];
+        let ir = |e: ncp_ir::IrError| JitError::Codegen(e.to_string());
+        let y = f.ins(b, op, Imm::None, &[x]).map_err(ir)?;
+        let s = f
+            .ins(b, ncp_ir::Opcode::Sum, Imm::Axis(Axis::All), &[y])
+            .map_err(ir)?;
+        f.set_term(b, Terminator::Return(vec![s, y]));
+        let (key, func) = canonical_form(&f);
+        let key = format!("{:?}:map:{key}", self.math);
+        let mut out = vec![0f32; n];
+        let k = self.kernel(&key, &func)?;
+        k.run(&[], xs, xs, n, 1, &mut out)?;
+        Ok(out)
+    }
+
+    /// A JIT computing transcendentals per `math`.
+    pub fn with_math(math: MathMode) -> Result<Jit, JitError> {
+        let mut j = Jit::new()?;
+        j.math = math;
+        Ok(j)
+    }
+
     fn compile(&mut self, f: &Function) -> Result<Kernel, JitError> {
         let plan = plan::plan(f)?;
         self.counter += 1;
@@ -143,7 +191,7 @@ impl Jit {
         let mut refs = HashMap::new();
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-            for (name, fid) in &self.math {
+            for (name, fid) in &self.math_ids {
                 refs.insert(*name, self.module.declare_func_in_func(*fid, b.func));
             }
             let entry = b.create_block();
@@ -154,6 +202,7 @@ impl Jit {
             let math = MathRefs { by_name: refs };
             let layout = {
                 let mut g = Gen::new(f, &plan, &mut b, &math, [p[0], p[1], p[2]]);
+                g.fast = self.math == MathMode::Fast;
                 g.assign_slots();
                 g.preload_bases();
                 g.emit();
@@ -322,6 +371,7 @@ impl Jit {
         ncp_ir::passes::optimize(&mut g.func, Default::default())
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let (key, func) = canonical_form(&g.func);
+        let key = format!("{:?}:{key}", self.math);
         match self.kernel(&key, &func) {
             Ok(_) => {}
             Err(JitError::Unsupported(_)) => return Ok(None),

@@ -347,6 +347,30 @@ fn softmax(g: &mut Gen, i: Inst) {
             g.b.def_var(mx, nv);
         });
         let mv = g.b.use_var(mx);
+        if g.fast {
+            // exp in f32 (inline), stored, summed in f64, divided in f32.
+            let sum = g.b.declare_var(types::F64);
+            let z = g.b.ins().f64const(0.0);
+            g.b.def_var(sum, z);
+            g.loop_n(n, |g, c| {
+                let v = g.read(x, &xs2, &idx(r, c));
+                let dlt = g.b.ins().fsub(v, mv);
+                let e = g.fast_exp(dlt);
+                g.write(slot, &xs2, &idx(r, c), e, DType::F32);
+                let ed = g.b.ins().fpromote(types::F64, e);
+                let cur = g.b.use_var(sum);
+                let nv = g.b.ins().fadd(cur, ed);
+                g.b.def_var(sum, nv);
+            });
+            let s = g.b.use_var(sum);
+            let s32 = g.b.ins().fdemote(types::F32, s);
+            g.loop_n(n, |g, c| {
+                let e = g.read(d.result, &xs2, &idx(r, c));
+                let q = g.b.ins().fdiv(e, s32);
+                g.write(slot, &xs2, &idx(r, c), q, DType::F32);
+            });
+            return;
+        }
         let mvd = g.b.ins().fpromote(types::F64, mv);
         // exp(x - max) in f64, summed in f64, divided and rounded once: the interpreter's
         // arithmetic exactly (the exponentials are recomputed rather than stored rounded).
