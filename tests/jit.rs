@@ -390,11 +390,17 @@ fn fast_math_stays_close_to_the_interpreter() {
     for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
         for path in common::json_files(dir) {
             let text = std::fs::read_to_string(&path).unwrap();
-            let Ok(cf) = compile(&text, &CompileOptions::default()) else { continue };
+            let Ok(cf) = compile(&text, &CompileOptions::default()) else {
+                continue;
+            };
             let f = optimized(cf.func);
             let (yp, yt) = inputs(&mut rng, 4, 3, 0);
-            let Ok(want) = evaluate_function(&f, &yp, &yt, true) else { continue };
-            let Some(got) = evaluate_function_jit(&mut jit, &f, &yp, &yt).unwrap() else { continue };
+            let Ok(want) = evaluate_function(&f, &yp, &yt, true) else {
+                continue;
+            };
+            let Some(got) = evaluate_function_jit(&mut jit, &f, &yp, &yt).unwrap() else {
+                continue;
+            };
             n += 1;
             let mut pairs = vec![(got.loss, want.loss)];
             if let (Some(a), Some(b)) = (&got.grad, &want.grad) {

@@ -10,6 +10,7 @@ pub mod grad;
 pub mod hash;
 pub mod pipeline;
 pub mod simplify;
+pub mod sink;
 pub mod trace;
 
 pub use grad::{GradFunction, gradient};

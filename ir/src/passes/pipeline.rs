@@ -2,7 +2,7 @@
 //! nothing changes, re-verifying after every pass in debug builds (and when asked).
 
 use super::simplify::FastMath;
-use super::{canon::canon, cse::cse, dce::dce, fold::fold, simplify::simplify};
+use super::{canon::canon, cse::cse, dce::dce, fold::fold, simplify::simplify, sink::sink};
 use crate::IrError;
 use crate::function::Function;
 use crate::verify::verify;
@@ -38,7 +38,7 @@ pub fn optimize(f: &mut Function, opts: OptOptions) -> Result<Vec<PassStats>, Ir
         let mut counts = [0usize; 4];
         counts[0] = fold(f);
         after(f, check, "fold")?;
-        counts[1] = simplify(f, opts.fast_math);
+        counts[1] = simplify(f, opts.fast_math) + sink(f);
         after(f, check, "simplify")?;
         counts[2] = cse(f);
         after(f, check, "cse")?;
