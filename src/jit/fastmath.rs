@@ -50,7 +50,7 @@ impl Gen<'_, '_> {
                 8.333_452e-3,
                 4.166_579_6e-2,
                 1.666_666_5e-1,
-                5.000_000_1e-1,
+                0.5,
             ],
         );
         let p = self.b.ins().fmul(p, z);
@@ -71,7 +71,7 @@ impl Gen<'_, '_> {
         let y = self.b.ins().fmul(p, sh);
         let y = self.b.ins().fmul(y, sl);
         let inf = self.fc(f32::INFINITY);
-        let big = self.fc(88.722_839);
+        let big = self.fc(88.722_84);
         let over = self.b.ins().fcmp(FloatCC::GreaterThan, x, big);
         let y = self.b.ins().select(over, inf, y);
         let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
