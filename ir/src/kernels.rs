@@ -87,24 +87,29 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
 /// The smallest f64 that rounds to infinity as an f32 (f32::MAX plus half an ulp).
 pub const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
 
-/// Sequential summation in f64 in which a partial sum beyond f32's range sticks at infinity,
-/// as PyTorch's f32 accumulation overflows. The JIT sums the same way, in the same order, so
-/// the two agree bit for bit.
-fn sum_f64_sticky(xs: &[f64]) -> f64 {
-    let mut acc = 0.0f64;
-    for &x in xs {
-        acc += x;
-        if acc.abs() >= F32_OVERFLOW {
-            acc = f64::INFINITY.copysign(acc);
-        }
+/// Sequential summation in f64; a total beyond f32's range becomes ±inf, as PyTorch's f32
+/// accumulation overflows. (A partial sum that overflows and then cancels back into range
+/// stays finite here, where f32 accumulation would stick at infinity.) The JIT sums the same
+/// way, in the same order, so the two agree bit for bit.
+fn sum_f64_overflowing(xs: &[f64]) -> f64 {
+    overflow_to_inf(xs.iter().sum())
+}
+
+/// ±inf for an f64 whose magnitude rounds to infinity as an f32.
+pub fn overflow_to_inf(acc: f64) -> f64 {
+    if acc.abs() >= F32_OVERFLOW {
+        f64::INFINITY.copysign(acc)
+    } else {
+        acc
     }
-    acc
 }
 
 fn reduce_slice(kind: ReduceKind, xs: &[f64], f32_acc: bool) -> (f64, usize) {
     match kind {
-        ReduceKind::Sum if f32_acc => (sum_f64_sticky(xs), 0),
-        ReduceKind::Mean if f32_acc => (sum_f64_sticky(xs) / xs.len() as f64, 0),
+        ReduceKind::Sum if f32_acc => (sum_f64_overflowing(xs), 0),
+        ReduceKind::Mean if f32_acc => {
+            (overflow_to_inf(xs.iter().sum::<f64>()) / xs.len() as f64, 0)
+        }
         ReduceKind::Sum => (xs.iter().sum(), 0),
         ReduceKind::Mean => (xs.iter().sum::<f64>() / xs.len() as f64, 0),
         ReduceKind::Std => {

@@ -588,7 +588,18 @@ impl<'a, 'b> Gen<'a, 'b> {
             }
             (Opcode::Dim, Imm::Dim(dm)) => self.dim(*dm),
             _ => {
-                let args: Vec<CV> = d.args.iter().map(|a| self.scalar_of(*a)).collect();
+                let args: Vec<CV> = d
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        if super::plan::reads_value(d.op, k) {
+                            self.scalar_of(*a)
+                        } else {
+                            self.extents[0]
+                        }
+                    })
+                    .collect();
                 self.elem_inst(i, &args)
             }
         };
@@ -780,16 +791,9 @@ impl<'a, 'b> Gen<'a, 'b> {
         match op {
             Opcode::RMax | Opcode::RMin => self.combine32(op, acc, x),
             _ => {
-                // f64 accumulation, but a partial sum beyond f32's range sticks at infinity,
-                // as PyTorch's f32 accumulation (and the interpreter's) overflows.
+                // f64 accumulation; `finish` maps a total beyond f32's range to ±inf.
                 let xd = self.b.ins().fpromote(types::F64, x);
-                let s = self.b.ins().fadd(acc, xd);
-                let mag = self.b.ins().fabs(s);
-                let limit = self.b.ins().f64const(F32_OVERFLOW);
-                let over = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, mag, limit);
-                let inf = self.b.ins().f64const(f64::INFINITY);
-                let sinf = self.b.ins().fcopysign(inf, s);
-                self.b.ins().select(over, sinf, s)
+                self.b.ins().fadd(acc, xd)
             }
         }
     }
@@ -815,8 +819,17 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     /// The reduction's value from its accumulator over `n` elements.
     pub(super) fn finish(&mut self, op: Opcode, acc: CV, n: CV) -> CV {
+        if matches!(op, Opcode::RMax | Opcode::RMin) {
+            return acc;
+        }
+        // As the interpreter: a total beyond f32's range is ±inf (PyTorch's f32 overflow).
+        let mag = self.b.ins().fabs(acc);
+        let limit = self.b.ins().f64const(F32_OVERFLOW);
+        let over = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, mag, limit);
+        let inf = self.b.ins().f64const(f64::INFINITY);
+        let sinf = self.b.ins().fcopysign(inf, acc);
+        let acc = self.b.ins().select(over, sinf, acc);
         match op {
-            Opcode::RMax | Opcode::RMin => acc,
             Opcode::Mean => {
                 let nf = self.b.ins().fcvt_from_sint(types::F64, n);
                 let q = self.b.ins().fdiv(acc, nf);

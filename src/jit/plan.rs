@@ -115,17 +115,19 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         return Err(Unsupported("the function always traps".into()));
     };
     let mut homes: HashMap<Value, Home> = HashMap::new();
+    // Stage position at which each value becomes available (-1: before everything).
+    let mut avail: HashMap<Value, i64> = HashMap::new();
     for &p in &f.blocks[block].params {
         homes.insert(p, Home::Buffer);
+        avail.insert(p, -1);
     }
+    // Scalars that depend on no data (constants, dims, counts and arithmetic on them) go to
+    // a prologue, so every loop can use them.
+    let mut prologue: Vec<Stage> = Vec::new();
+    let mut indep: HashSet<Value> = HashSet::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut open: Option<(usize, Group)> = None;
-    let mut n_groups = 0;
-    let close = |open: &mut Option<(usize, Group)>, stages: &mut Vec<Stage>| {
-        if let Some((_, g)) = open.take() {
-            stages.push(Stage::Group(g));
-        }
-    };
+    // For each group: its stage position.
+    let mut group_pos: Vec<usize> = Vec::new();
     for &i in &f.blocks[block].insts {
         let d = &f.insts[i];
         let ty = f.ty(d.result);
@@ -135,92 +137,94 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         if ty.dtype == DType::I64 && !ty.is_scalar() {
             return Err(Unsupported("a non-scalar integer tensor".into()));
         }
-        let open_id = open.as_ref().map(|(id, _)| *id);
-        let reads_pending = d.args.iter().any(|a| {
-            open_id.is_some() && homes.get(a) == Some(&Home::Reduced(open_id.unwrap_or(usize::MAX)))
-        });
         let class = d.op.info().class;
         let scalar_view = matches!(d.op, Opcode::Expand | Opcode::BroadcastLike) && ty.is_scalar();
-        if class == Class::Leaf || (is_elementwise(d.op) && ty.is_scalar()) || scalar_view {
-            if reads_pending {
-                close(&mut open, &mut stages);
-            }
-            stages.push(Stage::Scalar(i));
+        let scalar_like = class == Class::Leaf
+            || (is_elementwise(d.op) && ty.is_scalar())
+            || scalar_view
+            || d.op == Opcode::Count;
+        if scalar_like {
+            let data_free = class == Class::Leaf
+                || d.op == Opcode::Count
+                || d.args
+                    .iter()
+                    .enumerate()
+                    .all(|(k, a)| !reads_value(d.op, k) || indep.contains(a));
             homes.insert(d.result, Home::Scalar);
+            let stage = if d.op == Opcode::Count {
+                Stage::Op(i)
+            } else {
+                Stage::Scalar(i)
+            };
+            if data_free {
+                indep.insert(d.result);
+                prologue.push(stage);
+                avail.insert(d.result, -1);
+            } else {
+                avail.insert(d.result, stages.len() as i64);
+                stages.push(stage);
+            }
             continue;
         }
-        if is_elementwise(d.op) {
-            let fits = matches!(&open, Some((_, g)) if g.shape == ty.shape) && !reads_pending;
-            if !fits {
-                close(&mut open, &mut stages);
-                open = Some((
-                    n_groups,
-                    Group {
+        // Elementwise ops and scalar broadcasts join the earliest group of their shape where
+        // every operand they read is available; otherwise they open a new group at the end.
+        let splat =
+            matches!(d.op, Opcode::Expand | Opcode::BroadcastLike) && f.ty(d.args[0]).is_scalar();
+        if is_elementwise(d.op) || splat {
+            let fits = |gid: usize| {
+                let pos = group_pos[gid] as i64;
+                d.args.iter().enumerate().all(|(k, a)| {
+                    !reads_value(d.op, k)
+                        || homes.get(a) == Some(&Home::InGroup(gid))
+                        || avail.get(a).is_some_and(|t| *t < pos)
+                })
+            };
+            let found = (0..group_pos.len()).find(|&gid| {
+                matches!(&stages[group_pos[gid]], Stage::Group(g) if g.shape == ty.shape)
+                    && fits(gid)
+            });
+            let gid = match found {
+                Some(gid) => gid,
+                None => {
+                    group_pos.push(stages.len());
+                    stages.push(Stage::Group(Group {
                         shape: ty.shape.clone(),
                         ..Default::default()
-                    },
-                ));
-                n_groups += 1;
-            }
-            let (id, g) = open.as_mut().expect("group just opened");
+                    }));
+                    group_pos.len() - 1
+                }
+            };
+            let Stage::Group(g) = &mut stages[group_pos[gid]] else {
+                unreachable!("group positions hold groups")
+            };
             g.insts.push(i);
-            homes.insert(d.result, Home::InGroup(*id));
+            homes.insert(d.result, Home::InGroup(gid));
+            avail.insert(d.result, group_pos[gid] as i64);
             continue;
         }
         if fusable_reduction(f, i)
-            && let Some((id, g)) = open.as_mut()
-            && homes.get(&d.args[0]) == Some(&Home::InGroup(*id))
+            && let Some(Home::InGroup(gid)) = homes.get(&d.args[0]).cloned()
+            && let Stage::Group(g) = &mut stages[group_pos[gid]]
             && g.shape == f.ty(d.args[0]).shape
         {
             g.reductions.push(i);
-            homes.insert(d.result, Home::Reduced(*id));
+            homes.insert(d.result, Home::Reduced(gid));
+            avail.insert(d.result, group_pos[gid] as i64);
             continue;
         }
         match d.op {
             Opcode::Expand | Opcode::BroadcastLike => {
-                let src = d.args[0];
-                if f.ty(src).is_scalar() {
-                    // A scalar broadcast is just the scalar inside a loop: an elementwise copy.
-                    let fits =
-                        matches!(&open, Some((_, g)) if g.shape == ty.shape) && !reads_pending;
-                    if !fits {
-                        close(&mut open, &mut stages);
-                        open = Some((
-                            n_groups,
-                            Group {
-                                shape: ty.shape.clone(),
-                                ..Default::default()
-                            },
-                        ));
-                        n_groups += 1;
-                    }
-                    let (id, g) = open.as_mut().expect("group just opened");
-                    g.insts.push(i);
-                    homes.insert(d.result, Home::InGroup(*id));
-                } else {
-                    if matches!(homes.get(&src), Some(Home::InGroup(_) | Home::Reduced(_)))
-                        && open_id.is_some()
-                    {
-                        close(&mut open, &mut stages);
-                    }
-                    homes.insert(d.result, Home::View(src));
-                }
+                homes.insert(d.result, Home::View(d.args[0]));
+                avail.insert(d.result, avail.get(&d.args[0]).copied().unwrap_or(-1));
             }
             Opcode::Reshape if !matches!(homes.get(&d.args[0]), Some(Home::View(_))) => {
-                if matches!(
-                    homes.get(&d.args[0]),
-                    Some(Home::InGroup(_) | Home::Reduced(_))
-                ) {
-                    close(&mut open, &mut stages);
-                }
                 if f.ty(d.args[0]).is_scalar() || ty.is_scalar() {
                     return Err(Unsupported("reshape to or from a scalar".into()));
                 }
                 homes.insert(d.result, Home::View(d.args[0]));
+                avail.insert(d.result, avail.get(&d.args[0]).copied().unwrap_or(-1));
             }
             _ => {
-                close(&mut open, &mut stages);
-                stages.push(Stage::Op(i));
                 homes.insert(
                     d.result,
                     if ty.is_scalar() {
@@ -229,10 +233,14 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
                         Home::Buffer
                     },
                 );
+                avail.insert(d.result, stages.len() as i64);
+                stages.push(Stage::Op(i));
             }
         }
     }
-    close(&mut open, &mut stages);
+    let mut all = prologue;
+    all.extend(stages);
+    let stages = all;
 
     // Which group values are read outside their group (or returned): those are stored.
     let mut stored = HashSet::new();
