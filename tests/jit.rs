@@ -265,6 +265,17 @@ block0(v0: f32[B,C], v1: f32[B,C]):
             got.loss.to_bits() == want.loss.to_bits() || (got.loss.is_nan() && want.loss.is_nan())
         );
     }
+    // A sum of negative zeros is +0 in both (Rust's f64 `Sum` starts from -0.0).
+    let negzero = ncp_ir::text::parse_function(
+        "function z(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = zeros_like v0 : f32[B,C]\n    v3 = neg v2 : f32[B,C]\n    v4 = sum<all> v3 : f32\n    return v4\n}\n",
+    )
+    .unwrap();
+    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+    let want = evaluate_function(&negzero, &yp, &yt, true).unwrap();
+    let got = evaluate_function_jit(&mut jit, &negzero, &yp, &yt)
+        .unwrap()
+        .unwrap();
+    assert_eq!((want.loss.to_bits(), got.loss.to_bits()), (0, 0));
     // Same structure, constants written in another order: one kernel, right constants.
     let a = optimized(
         compile(

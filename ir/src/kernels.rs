@@ -92,7 +92,13 @@ pub const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
 /// stays finite here, where f32 accumulation would stick at infinity.) The JIT sums the same
 /// way, in the same order, so the two agree bit for bit.
 fn sum_f64_overflowing(xs: &[f64]) -> f64 {
-    overflow_to_inf(xs.iter().sum())
+    overflow_to_inf(sum_from_zero(xs))
+}
+
+/// A sequential sum starting from +0.0 (so a sum of negative zeros is +0, as in PyTorch and
+/// the JIT; Rust's `Sum` starts from -0.0).
+fn sum_from_zero(xs: &[f64]) -> f64 {
+    xs.iter().fold(0.0, |a, x| a + x)
 }
 
 /// ±inf for an f64 whose magnitude rounds to infinity as an f32.
@@ -107,15 +113,13 @@ pub fn overflow_to_inf(acc: f64) -> f64 {
 fn reduce_slice(kind: ReduceKind, xs: &[f64], f32_acc: bool) -> (f64, usize) {
     match kind {
         ReduceKind::Sum if f32_acc => (sum_f64_overflowing(xs), 0),
-        ReduceKind::Mean if f32_acc => {
-            (overflow_to_inf(xs.iter().sum::<f64>()) / xs.len() as f64, 0)
-        }
-        ReduceKind::Sum => (xs.iter().sum(), 0),
-        ReduceKind::Mean => (xs.iter().sum::<f64>() / xs.len() as f64, 0),
+        ReduceKind::Mean if f32_acc => (overflow_to_inf(sum_from_zero(xs)) / xs.len() as f64, 0),
+        ReduceKind::Sum => (sum_from_zero(xs), 0),
+        ReduceKind::Mean => (sum_from_zero(xs) / xs.len() as f64, 0),
         ReduceKind::Std => {
             let n = xs.len() as f64;
-            let m = xs.iter().sum::<f64>() / n;
-            let ss: f64 = xs.iter().map(|x| (x - m) * (x - m)).sum();
+            let m = sum_from_zero(xs) / n;
+            let ss: f64 = xs.iter().fold(0.0, |a, x| a + (x - m) * (x - m));
             ((ss / (n - 1.0)).sqrt(), 0)
         }
         ReduceKind::Max | ReduceKind::Min => {

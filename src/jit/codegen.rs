@@ -57,6 +57,8 @@ pub(super) struct Gen<'a, 'b> {
     flags: MemFlagsData,
     /// Inline polynomial exp/log instead of exact library calls.
     pub fast: bool,
+    /// Per softmax instruction, a row-sized f64 scratch buffer.
+    aux: HashMap<Inst, usize>,
 }
 
 /// Contiguous row-major strides of a shape.
@@ -98,6 +100,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             baked: HashMap::new(),
             extents: [one, db, dc, dbc],
             fast: false,
+            aux: HashMap::new(),
             f,
             plan,
             b,
@@ -189,7 +192,25 @@ impl<'a, 'b> Gen<'a, 'b> {
                 self.slot.insert(v, 4 + self.layout.scratch.len());
                 self.layout.scratch.push(ty.shape.clone());
             }
+            if self.f.insts[i].op == Opcode::Softmax {
+                // One row of f64 exponentials: [cols, 2] f32 slots.
+                let cols = *ty.shape.last().expect("softmax has rank >= 1");
+                self.aux.insert(i, 4 + self.layout.scratch.len());
+                self.layout.scratch.push(vec![cols, Dim::Fixed(2)]);
+            }
         }
+    }
+
+    /// The address of element `k` of softmax `i`'s f64 row buffer.
+    pub(super) fn aux_addr(&mut self, i: Inst, k: CV) -> CV {
+        let base = self.base_ptr(self.aux[&i]);
+        let bytes = self.b.ins().ishl_imm_u(k, 3);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    /// Memory flags for the kernel's buffers.
+    pub(super) fn mem(&self) -> MemFlagsData {
+        self.flags
     }
 
     /// Load every buffer's base pointer once, in the entry block, so loops never reload them.

@@ -372,26 +372,28 @@ fn softmax(g: &mut Gen, i: Inst) {
             return;
         }
         let mvd = g.b.ins().fpromote(types::F64, mv);
-        // exp(x - max) in f64, summed in f64, divided and rounded once: the interpreter's
-        // arithmetic exactly (the exponentials are recomputed rather than stored rounded).
-        let exp64 = |g: &mut Gen, r: CV, c: CV| -> CV {
-            let v = g.read(x, &xs2, &idx(r, c));
-            let vd = g.b.ins().fpromote(types::F64, v);
-            let dlt = g.b.ins().fsub(vd, mvd);
-            g.math_call("ncp_exp64", &[dlt])
-        };
+        // exp(x - max) in f64 (kept in a row buffer of f64), summed in f64, divided and
+        // rounded once: the interpreter's arithmetic exactly.
         let sum = g.b.declare_var(types::F64);
         let z = g.b.ins().f64const(0.0);
         g.b.def_var(sum, z);
         g.loop_n(n, |g, c| {
-            let e = exp64(g, r, c);
+            let v = g.read(x, &xs2, &idx(r, c));
+            let vd = g.b.ins().fpromote(types::F64, v);
+            let dlt = g.b.ins().fsub(vd, mvd);
+            let e = g.math_call("ncp_exp64", &[dlt]);
+            let a = g.aux_addr(i, c);
+            let fl = g.mem();
+            g.b.ins().store(fl, e, a, 0);
             let cur = g.b.use_var(sum);
             let nv = g.b.ins().fadd(cur, e);
             g.b.def_var(sum, nv);
         });
         let s = g.b.use_var(sum);
         g.loop_n(n, |g, c| {
-            let e = exp64(g, r, c);
+            let a = g.aux_addr(i, c);
+            let fl = g.mem();
+            let e = g.b.ins().load(types::F64, fl, a, 0);
             let q = g.b.ins().fdiv(e, s);
             let q32 = g.b.ins().fdemote(types::F32, q);
             g.write(slot, &xs2, &idx(r, c), q32, DType::F32);
