@@ -15,6 +15,8 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use ncp_ir::{Axis, ConstVal, DType, Dim, Function, Imm, Inst, Opcode, Value};
 use std::collections::HashMap;
 
+mod simd;
+
 /// Buffers a kernel needs besides its inputs and outputs: their shapes, in slot order from 4.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
@@ -497,22 +499,27 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
 
     /// A loop `for i in 0..n { body(i) }`.
-    fn for_loop(&mut self, n: CV, mut body: impl FnMut(&mut Self, CV)) {
+    fn for_loop(&mut self, n: CV, body: impl FnMut(&mut Self, CV)) {
+        let z = self.b.ins().iconst(types::I64, 0);
+        self.for_range(z, n, 1, body);
+    }
+
+    /// A loop `for i in (lo..hi).step_by(step) { body(i) }`.
+    fn for_range(&mut self, lo: CV, hi: CV, step: i64, mut body: impl FnMut(&mut Self, CV)) {
         let header = self.b.create_block();
         let body_b = self.b.create_block();
         let exit = self.b.create_block();
         let i = self.b.declare_var(types::I64);
-        let z = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(i, z);
+        self.b.def_var(i, lo);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);
         let iv = self.b.use_var(i);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, hi);
         self.b.ins().brif(more, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
         let iv = self.b.use_var(i);
         body(self, iv);
-        let next = self.b.ins().iadd_imm_s(iv, 1);
+        let next = self.b.ins().iadd_imm_s(iv, step);
         self.b.def_var(i, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
@@ -630,7 +637,81 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     /// A fused group: one loop nest computing every member, storing what others read, and
     /// accumulating the fused reductions.
+    /// One element of a fused group: every member, stores of the members others read, and
+    /// the fused reductions.
+    fn scalar_body(
+        &mut self,
+        members: &[Inst],
+        reds: &[(Inst, Variable, Axis, Opcode)],
+        shape: &[Dim],
+        idx: &[CV],
+    ) {
+        let rank = shape.len();
+        let gg = self;
+        let mut regs: HashMap<Value, CV> = HashMap::new();
+        for &i in members {
+            let d = &gg.f.insts[i];
+            let mut args = Vec::with_capacity(d.args.len());
+            for (k, &a) in d.args.iter().enumerate() {
+                if !super::plan::reads_value(d.op, k) {
+                    args.push(gg.extents[0]);
+                    continue;
+                }
+                let v = if let Some(v) = regs.get(&a) {
+                    *v
+                } else if let Some(v) = gg.scalars.get(&a) {
+                    *v
+                } else {
+                    gg.load(a, shape, idx)
+                };
+                args.push(v);
+            }
+            let out = gg.f.ty(d.result).dtype;
+            let v = gg.elem_inst(i, &args);
+            regs.insert(d.result, v);
+            if gg.plan.stored.contains(&d.result) {
+                let slot = gg.slot[&d.result];
+                let st = contiguous(shape);
+                let off = gg.offset(&st, idx);
+                gg.store_at(slot, off, v, out);
+            }
+        }
+        for &(r, var, axis, op) in reds {
+            let src = gg.f.insts[r].args[0];
+            let x = match regs.get(&src) {
+                Some(v) => *v,
+                None => gg.load(src, shape, idx),
+            };
+            let x = if gg.f.ty(src).dtype == DType::Bool {
+                gg.bool_to_f32(x)
+            } else {
+                x
+            };
+            match (rank, axis) {
+                (2, Axis::Index(0)) => {
+                    let slot = gg.slot[&gg.f.insts[r].result];
+                    let a = gg.addr(slot, idx[1]);
+                    let cur = gg.b.ins().load(types::F32, gg.flags, a, 0);
+                    let nv = gg.combine32(op, cur, x);
+                    gg.b.ins().store(gg.flags, nv, a, 0);
+                }
+                _ => {
+                    let cur = gg.b.use_var(var);
+                    let nv = gg.combine(op, cur, x);
+                    gg.b.def_var(var, nv);
+                }
+            }
+        }
+    }
+
     fn group(&mut self, g: &super::plan::Group) {
+        if self.fast && self.simd_ok(g) {
+            return self.group_simd(g);
+        }
+        if std::env::var_os("NCPC_JIT_DEBUG").is_some() {
+            let ops: Vec<&str> = g.insts.iter().map(|i| self.f.insts[*i].op.name()).collect();
+            eprintln!("scalar group {:?}: {ops:?}", g.shape);
+        }
         let shape = g.shape.clone();
         let rank = shape.len();
         // Accumulators: (reduction inst, variable, kind).
@@ -668,62 +749,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         let members = g.insts.clone();
         let reds: Vec<(Inst, Variable, Axis, Opcode)> =
             accs.iter().map(|a| (a.inst, a.var, a.axis, a.op)).collect();
-        let body = |gg: &mut Self, idx: &[CV]| {
-            let mut regs: HashMap<Value, CV> = HashMap::new();
-            for &i in &members {
-                let d = &gg.f.insts[i];
-                let mut args = Vec::with_capacity(d.args.len());
-                for (k, &a) in d.args.iter().enumerate() {
-                    if !super::plan::reads_value(d.op, k) {
-                        args.push(gg.extents[0]);
-                        continue;
-                    }
-                    let v = if let Some(v) = regs.get(&a) {
-                        *v
-                    } else if let Some(v) = gg.scalars.get(&a) {
-                        *v
-                    } else {
-                        gg.load(a, &shape, idx)
-                    };
-                    args.push(v);
-                }
-                let out = gg.f.ty(d.result).dtype;
-                let v = gg.elem_inst(i, &args);
-                regs.insert(d.result, v);
-                if gg.plan.stored.contains(&d.result) {
-                    let slot = gg.slot[&d.result];
-                    let st = contiguous(&shape);
-                    let off = gg.offset(&st, idx);
-                    gg.store_at(slot, off, v, out);
-                }
-            }
-            for &(r, var, axis, op) in &reds {
-                let src = gg.f.insts[r].args[0];
-                let x = match regs.get(&src) {
-                    Some(v) => *v,
-                    None => gg.load(src, &shape, idx),
-                };
-                let x = if gg.f.ty(src).dtype == DType::Bool {
-                    gg.bool_to_f32(x)
-                } else {
-                    x
-                };
-                match (rank, axis) {
-                    (2, Axis::Index(0)) => {
-                        let slot = gg.slot[&gg.f.insts[r].result];
-                        let a = gg.addr(slot, idx[1]);
-                        let cur = gg.b.ins().load(types::F32, gg.flags, a, 0);
-                        let nv = gg.combine32(op, cur, x);
-                        gg.b.ins().store(gg.flags, nv, a, 0);
-                    }
-                    _ => {
-                        let cur = gg.b.use_var(var);
-                        let nv = gg.combine(op, cur, x);
-                        gg.b.def_var(var, nv);
-                    }
-                }
-            }
-        };
+        let body = |gg: &mut Self, idx: &[CV]| gg.scalar_body(&members, &reds, &shape, idx);
         let has_row_reduction = rank == 2 && accs.iter().any(|a| a.axis == Axis::Index(1));
         if has_row_reduction {
             let r = self.dim(shape[0]);

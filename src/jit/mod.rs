@@ -155,7 +155,7 @@ impl Jit {
         let n = xs.len();
         let ty = Type::new(
             ncp_ir::DType::F32,
-            vec![ncp_ir::Dim::B, ncp_ir::Dim::Fixed(1)],
+            vec![ncp_ir::Dim::Fixed(1), ncp_ir::Dim::C], // one row: the last dim runs four lanes at a time in fast math
         );
         let (mut f, b) = Function::new("map", &[ty.clone(), ty.clone()], vec![Type::f32(), ty]);
         let x = f.blocks[b].params[0];
@@ -169,7 +169,7 @@ impl Jit {
         let key = format!("{:?}:map:{key}", self.math);
         let mut out = vec![0f32; n];
         let k = self.kernel(&key, &func)?;
-        k.run(&[], xs, xs, n, 1, &mut out)?;
+        k.run(&[], xs, xs, 1, n, &mut out)?;
         Ok(out)
     }
 
