@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{json_files, matrix, num, root, stem};
+use common::{json_files, matrix, root, stem};
 use ncpc::formats::haz::{self, requires_concrete_dims};
 use ncpc::formats::{FormatError, Mode};
 use ncpc::ir::tensor::Tensor;
@@ -24,16 +24,6 @@ fn compile(text: &str, mode: Mode) -> Result<(Function, bool), FormatError> {
         }
         Err(e) => Err(e),
     }
-}
-
-fn close(got: f32, want: f32, rel: f32) -> bool {
-    if want.is_nan() {
-        return got.is_nan();
-    }
-    if want.is_infinite() {
-        return got == want;
-    }
-    (got - want).abs() <= rel * want.abs().max(1.0)
 }
 
 fn run(f: &Function, yp: &[Vec<f32>], yt: &[Vec<f32>]) -> LossValue {
@@ -82,30 +72,7 @@ fn haz_matches_pytorch() {
                 ));
                 continue;
             }
-            let want = num(&case["loss"]);
-            if !close(got.loss, want, 1e-5) {
-                failures.push(format!("{name} case {k}: loss {} vs {want}", got.loss));
-            }
-            match (&got.grad, case["grad_pred"].is_null()) {
-                (None, true) => {}
-                (Some(_), true) => failures.push(format!(
-                    "{name} case {k}: ncpc has a gradient, PyTorch none"
-                )),
-                (None, false) => failures.push(format!(
-                    "{name} case {k}: PyTorch has a gradient, ncpc none"
-                )),
-                (Some(g), false) => {
-                    let want = matrix(&case["grad_pred"]);
-                    for (i, (gr, wr)) in g.iter().zip(&want).enumerate() {
-                        for (j, (a, b)) in gr.iter().zip(wr).enumerate() {
-                            if !close(*a, *b, 1e-4) {
-                                failures
-                                    .push(format!("{name} case {k}: grad[{i}][{j}] {a} vs {b}"));
-                            }
-                        }
-                    }
-                }
-            }
+            common::check_against_reference(&format!("{name} case {k}"), &got, case, &mut failures);
         }
     }
     assert!(cases >= 51, "only {cases} reference cases found");

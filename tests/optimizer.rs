@@ -26,16 +26,8 @@ fn random_inputs(rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
                 .collect()
         })
         .collect();
-    let yt: Vec<Vec<f32>> = (0..b)
-        .map(|_| {
-            let k = rng.random_range(0..c);
-            (0..c).map(|j| (j == k) as u8 as f32).collect()
-        })
-        .collect();
-    (
-        Tensor::from_rows(&yp).unwrap(),
-        Tensor::from_rows(&yt).unwrap(),
-    )
+    let yt = common::one_hot(rng, b, c);
+    common::tensors(&yp, &yt)
 }
 
 #[derive(Default)]

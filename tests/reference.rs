@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{close, json_files, matrix, num, root, stem};
+use common::{check_against_reference, json_files, matrix, num, root, stem};
 use ncpc::formats::{CompileOptions, Mode};
 use ncpc::loss::evaluate_genome;
 use serde_json::Value as Json;
@@ -70,31 +70,7 @@ fn check_dir(fmt: &str) -> (usize, Vec<String>) {
                 ));
                 continue;
             }
-            if !close(got.loss, want_loss, 1e-5, 1e-7) {
-                failures.push(format!("{name} case {k}: loss {} vs {want_loss}", got.loss));
-            }
-            match (&got.grad, case["grad_pred"].is_null()) {
-                (None, true) => {}
-                (Some(_), true) => failures.push(format!(
-                    "{name} case {k}: ncpc has a gradient, PyTorch none"
-                )),
-                (None, false) => failures.push(format!(
-                    "{name} case {k}: PyTorch has a gradient, ncpc none"
-                )),
-                (Some(g), false) => {
-                    let want = matrix(&case["grad_pred"]);
-                    // 1e-4 relative, or 1e-5 absolute: entries that are f32 rounding noise
-                    // (cancellation, ~1e-6) differ between any two f32 implementations.
-                    for (i, (gr, wr)) in g.iter().zip(&want).enumerate() {
-                        for (j, (a, b)) in gr.iter().zip(wr).enumerate() {
-                            if !close(*a, *b, 1e-4, 1e-5) {
-                                failures
-                                    .push(format!("{name} case {k}: grad[{i}][{j}] {a} vs {b}"));
-                            }
-                        }
-                    }
-                }
-            }
+            check_against_reference(&format!("{name} case {k}"), &got, case, &mut failures);
         }
     }
     (cases, failures)

@@ -46,3 +46,55 @@ pub fn close(got: f32, want: f32, rel: f32, abs: f32) -> bool {
 pub fn stem(p: &Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
 }
+
+/// Compare ncpc's loss and gradient with one PyTorch reference case: the loss within 1e-5
+/// relative (1e-7 absolute), the gradient within 1e-4 relative or 1e-5 absolute (entries that
+/// are f32 rounding noise from cancellation differ between any two f32 implementations), and
+/// the same presence of a gradient. Differences are pushed to `failures`.
+pub fn check_against_reference(
+    what: &str,
+    got: &ncpc::loss::LossValue,
+    case: &Json,
+    failures: &mut Vec<String>,
+) {
+    let want_loss = num(&case["loss"]);
+    if !close(got.loss, want_loss, 1e-5, 1e-7) {
+        failures.push(format!("{what}: loss {} vs {want_loss}", got.loss));
+    }
+    match (&got.grad, case["grad_pred"].is_null()) {
+        (None, true) => {}
+        (Some(_), true) => failures.push(format!("{what}: ncpc has a gradient, PyTorch none")),
+        (None, false) => failures.push(format!("{what}: PyTorch has a gradient, ncpc none")),
+        (Some(g), false) => {
+            let want = matrix(&case["grad_pred"]);
+            for (i, (gr, wr)) in g.iter().zip(&want).enumerate() {
+                for (j, (a, b)) in gr.iter().zip(wr).enumerate() {
+                    if !close(*a, *b, 1e-4, 1e-5) {
+                        failures.push(format!("{what}: grad[{i}][{j}] {a} vs {b}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One-hot targets for `b` rows of `c` classes.
+pub fn one_hot(rng: &mut impl rand::Rng, b: usize, c: usize) -> Vec<Vec<f32>> {
+    (0..b)
+        .map(|_| {
+            let k = rng.random_range(0..c);
+            (0..c).map(|j| (j == k) as u8 as f32).collect()
+        })
+        .collect()
+}
+
+/// Tensors from rows.
+pub fn tensors(
+    yp: &[Vec<f32>],
+    yt: &[Vec<f32>],
+) -> (ncp_ir::tensor::Tensor, ncp_ir::tensor::Tensor) {
+    (
+        ncp_ir::tensor::Tensor::from_rows(yp).unwrap(),
+        ncp_ir::tensor::Tensor::from_rows(yt).unwrap(),
+    )
+}
