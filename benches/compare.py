@@ -47,13 +47,14 @@ def main():
             r = lambda t, d=jit: f"{t / d:.1f}x" if t else "-"
             print(f"| {g} | {shape} | {us(seed)} | {us(direct)} | {us(interp)} | {us(jit)} | {us(fast)} | {r(seed)} | {r(direct)} | {r(seed, fast)} |")
     print()
-    print("| genome | elements/s at 1M (100000x10) | torch eager (direct) | ncpc jit (exact) | ncpc jit (fast) | fast / torch |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| genome | elements/s at 1M (100000x10) | torch eager (direct, 1 thread) | ncpc jit (exact) | ncpc jit (fast) | fast / torch | ncpc jit fast, row blocks on {os.cpu_count()} cores |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for g in ["mse", "cross_entropy", "baikal"]:
         t = peer[f"torch_eager/{g}/100000x10"]
         j = ncpc[f"throughput_1M/jit/{g}"]
         jf = ncpc[f"throughput_1M/jit_fast/{g}"]
-        print(f"| {g} | loss + gradient | {1e6 / t:.3g} | {1e6 / j:.3g} | {1e6 / jf:.3g} | {t / jf:.1f}x |")
+        jp = ncpc[f"throughput_1M/jit_fast_parallel/{g}"]
+        print(f"| {g} | loss + gradient | {1e6 / t:.3g} | {1e6 / j:.3g} | {1e6 / jf:.3g} | {t / jf:.1f}x | {1e6 / jp:.3g} |")
     print()
     print("| compile latency (gradient + optimize + Cranelift) | median |")
     print("| --- | --- |")

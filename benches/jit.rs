@@ -114,6 +114,16 @@ fn throughput(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        assert!(
+            fast.kernel_of(&clf).is_row_separable(),
+            "{g} splits by rows"
+        );
+        group.bench_function(BenchmarkId::new("jit_fast_parallel", g), |bch| {
+            bch.iter(|| {
+                fast.run_blocks(&clf, black_box(&yp), black_box(&yt), b, cc, &mut grad, 4096)
+                    .unwrap()
+            })
+        });
     }
     group.finish();
 }

@@ -432,3 +432,59 @@ fn fast_math_stays_close_to_the_interpreter() {
     eprintln!("fast math: {n} genomes, worst relative difference {worst:e}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Row blocks in parallel: for row-separable losses the gradient is bit-identical to one call
+/// and the loss within 1e-6; losses that mix rows (std over everything, a mean subtracted
+/// from every element) are not split.
+#[test]
+fn row_blocks_in_parallel_match_one_call() {
+    let mut jit = Jit::new().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (b, c) = (1000usize, 10usize);
+    let (mut separable, mut total) = (0, 0);
+    for dir in ["tests/corpus/amm", "tests/corpus/daml"] {
+        for path in common::json_files(dir) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let Ok(cf) = compile(&text, &CompileOptions::default()) else {
+                continue;
+            };
+            let f = optimized(cf.func);
+            let Some(cl) = jit.compile_loss(&f).unwrap() else {
+                continue;
+            };
+            total += 1;
+            let (yp, yt) = inputs(&mut rng, b, c, 0);
+            let (yp, yt) = (yp.to_f32(), yt.to_f32());
+            let n = jit.kernel_of(&cl).grad_len(b, c);
+            let (mut g1, mut g2) = (vec![0f32; n], vec![0f32; n]);
+            let one = jit.run(&cl, &yp, &yt, b, c, &mut g1).unwrap();
+            let blocks = jit.run_blocks(&cl, &yp, &yt, b, c, &mut g2, 64).unwrap();
+            if jit.kernel_of(&cl).is_row_separable() {
+                separable += 1;
+            }
+            assert!(
+                common::close(blocks, one, 1e-6, 1e-7),
+                "{}: loss {blocks} in blocks vs {one}",
+                path.display()
+            );
+            assert!(
+                g1.iter()
+                    .zip(&g2)
+                    .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())),
+                "{}: gradients differ",
+                path.display()
+            );
+        }
+    }
+    eprintln!("{separable} of {total} corpus kernels are row-separable");
+    assert!(separable * 2 > total, "most losses should split by rows");
+    for text in [
+        "std(x)",
+        "safe_sub(x, mean(x))",
+        "safe_mul(mean(x), mean(y))",
+    ] {
+        let f = optimized(compile(text, &CompileOptions::default()).unwrap().func);
+        let cl = jit.compile_loss(&f).unwrap().unwrap();
+        assert!(!jit.kernel_of(&cl).is_row_separable(), "{text} mixes rows");
+    }
+}

@@ -48,6 +48,9 @@ pub(super) struct Gen<'a, 'b> {
     math: &'a MathRefs,
     bufs: CV,
     dims: (CV, CV),
+    /// The batch size of the whole input (`dims[2]`): counts, means and `dim<B>` use it, so
+    /// a kernel run on a block of rows computes that block's share of a mean.
+    batch_total: CV,
     consts: CV,
     scalars: HashMap<Value, CV>,
     /// Constants compiled into the code (pow exponents), by value.
@@ -97,6 +100,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         let bp = params[1];
         let db = b.ins().load(types::I64, flags, bp, 0);
         let dc = b.ins().load(types::I64, flags, bp, 8);
+        let dbt = b.ins().load(types::I64, flags, bp, 16);
         let one = b.ins().iconst(types::I64, 1);
         let dbc = b.ins().imul(db, dc);
         Gen {
@@ -110,6 +114,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             math,
             bufs: params[0],
             dims: (db, dc),
+            batch_total: dbt,
             consts: params[2],
             scalars: HashMap::new(),
             slot: HashMap::new(),
@@ -429,6 +434,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             (Opcode::Const, Imm::Const(ConstVal::Bool(x))) => {
                 self.b.ins().iconst(types::I8, *x as i64)
             }
+            (Opcode::Dim, Imm::Dim(Dim::B)) => self.batch_total,
             (Opcode::Dim, Imm::Dim(dm)) => self.dim(*dm),
             _ => {
                 let args: Vec<CV> = d
@@ -613,7 +619,7 @@ impl<'a, 'b> Gen<'a, 'b> {
                 }
                 _ => {
                     let v = self.b.use_var(a.var);
-                    let n = self.product(&src_shape);
+                    let n = self.count_of(&src_shape);
                     let out = self.finish(a.op, v, n);
                     let out = self.as_dtype(out, self.f.ty(d.result).dtype);
                     self.scalars.insert(d.result, out);
@@ -742,8 +748,18 @@ impl<'a, 'b> Gen<'a, 'b> {
     pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
         self.call(name, args)
     }
+    /// The number of elements over `ds` in the whole input (B is the total batch size).
     pub(super) fn count_of(&mut self, ds: &[Dim]) -> CV {
-        self.product(ds)
+        let mut acc = self.b.ins().iconst(types::I64, 1);
+        for d in ds {
+            let v = if *d == Dim::B {
+                self.batch_total
+            } else {
+                self.dim(*d)
+            };
+            acc = self.b.ins().imul(acc, v);
+        }
+        acc
     }
 }
 

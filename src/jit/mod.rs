@@ -45,6 +45,8 @@ pub struct Kernel {
     layout: Layout,
     /// Scratch buffers, kept between calls (every kernel writes a buffer before reading it).
     scratch: std::cell::RefCell<Vec<Vec<f32>>>,
+    /// Whether blocks of rows can run independently.
+    separable: bool,
     /// Cranelift IR of the kernel, for `--emit clif`.
     pub clif: String,
     /// Machine code listing, for `--emit asm`.
@@ -236,6 +238,7 @@ impl Jit {
                 func,
                 layout,
                 scratch: Default::default(),
+                separable: plan::row_separable(f),
                 clif,
                 asm,
             })
@@ -313,29 +316,153 @@ impl Kernel {
                 self.grad_len(b, c)
             )));
         }
-        let dims = [b as i64, c as i64];
-        let mut loss = [0f32; 1];
         let mut scratch = self.scratch.borrow_mut();
-        scratch.resize(self.layout.scratch.len(), Vec::new());
-        for (buf, shape) in scratch.iter_mut().zip(&self.layout.scratch) {
-            let n = size(shape, b, c).max(1);
-            if buf.len() != n {
-                buf.resize(n, 0.0);
-            }
-        }
-        // The kernel only reads the inputs; the casts to *mut satisfy the uniform ABI.
-        let mut ptrs: Vec<*mut f32> = vec![
-            y_pred.as_ptr() as *mut f32,
-            y_true.as_ptr() as *mut f32,
-            loss.as_mut_ptr(),
-            grad.as_mut_ptr(),
-        ];
-        ptrs.extend(scratch.iter_mut().map(|s| s.as_mut_ptr()));
-        // SAFETY: every buffer has the size the kernel's layout asks for at these dims, and
-        // the kernel writes only to slots 2 and up.
-        unsafe { (self.func)(ptrs.as_ptr(), dims.as_ptr(), consts.as_ptr()) };
-        Ok(loss[0])
+        Ok(call(
+            self.func,
+            &self.layout,
+            &mut scratch,
+            consts,
+            y_pred,
+            y_true,
+            b,
+            c,
+            b,
+            grad,
+        ))
     }
+
+    /// [`Kernel::run`] over blocks of `block_rows` rows in parallel (rayon), when the kernel
+    /// is row-separable (`plan::row_separable`) and the input has more than one block;
+    /// otherwise the same as `run`. The gradient is bit-identical to `run`'s; the loss is the
+    /// sum, in block order, of each block's share, so it can differ from `run`'s in the last
+    /// bits, but not with the number of threads: the blocks are fixed by `block_rows`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_blocks(
+        &self,
+        consts: &[f32],
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+        block_rows: usize,
+    ) -> Result<f32, JitError> {
+        use rayon::prelude::*;
+        if !self.separable || block_rows == 0 || b <= block_rows {
+            return self.run(consts, y_pred, y_true, b, c, grad);
+        }
+        if consts.len() != self.layout.consts.len() {
+            return Err(JitError::Inputs(format!(
+                "{} constants given, the kernel takes {}",
+                consts.len(),
+                self.layout.consts.len()
+            )));
+        }
+        if c == 0
+            || y_pred.len() != b * c
+            || y_true.len() != b * c
+            || grad.len() != self.grad_len(b, c)
+        {
+            return Err(JitError::Inputs(format!(
+                "inputs and gradient must hold {b} x {c} values"
+            )));
+        }
+        let (func, layout) = (self.func, &self.layout);
+        let has_grad = !grad.is_empty();
+        let mut grads: Vec<&mut [f32]> = if has_grad {
+            grad.chunks_mut(block_rows * c).collect()
+        } else {
+            Vec::new()
+        };
+        let mut empty: Vec<&mut [f32]> = Vec::new();
+        let nblocks = b.div_ceil(block_rows);
+        let slots: &mut Vec<&mut [f32]> = if has_grad { &mut grads } else { &mut empty };
+        let partial: Vec<f32> = if has_grad {
+            slots
+                .par_iter_mut()
+                .enumerate()
+                .map(|(k, g)| {
+                    let (r0, r1) = (k * block_rows, ((k + 1) * block_rows).min(b));
+                    let mut scratch = Vec::new();
+                    call(
+                        func,
+                        layout,
+                        &mut scratch,
+                        consts,
+                        &y_pred[r0 * c..r1 * c],
+                        &y_true[r0 * c..r1 * c],
+                        r1 - r0,
+                        c,
+                        b,
+                        g,
+                    )
+                })
+                .collect()
+        } else {
+            (0..nblocks)
+                .into_par_iter()
+                .map(|k| {
+                    let (r0, r1) = (k * block_rows, ((k + 1) * block_rows).min(b));
+                    let mut scratch = Vec::new();
+                    call(
+                        func,
+                        layout,
+                        &mut scratch,
+                        consts,
+                        &y_pred[r0 * c..r1 * c],
+                        &y_true[r0 * c..r1 * c],
+                        r1 - r0,
+                        c,
+                        b,
+                        &mut [],
+                    )
+                })
+                .collect()
+        };
+        Ok(partial.iter().map(|x| *x as f64).sum::<f64>() as f32)
+    }
+
+    /// Whether [`Kernel::run_blocks`] can split the rows.
+    pub fn is_row_separable(&self) -> bool {
+        self.separable
+    }
+}
+
+/// Call a kernel on `rows` rows of a batch of `total` rows. The caller has checked the sizes.
+#[allow(clippy::too_many_arguments)]
+fn call(
+    func: KernelFn,
+    layout: &Layout,
+    scratch: &mut Vec<Vec<f32>>,
+    consts: &[f32],
+    y_pred: &[f32],
+    y_true: &[f32],
+    rows: usize,
+    c: usize,
+    total: usize,
+    grad: &mut [f32],
+) -> f32 {
+    let dims = [rows as i64, c as i64, total as i64];
+    let mut loss = [0f32; 1];
+    scratch.resize(layout.scratch.len(), Vec::new());
+    for (buf, shape) in scratch.iter_mut().zip(&layout.scratch) {
+        let n = size(shape, rows, c).max(1);
+        if buf.len() != n {
+            buf.resize(n, 0.0);
+        }
+    }
+    // The kernel only reads the inputs; the casts to *mut satisfy the uniform ABI.
+    let mut ptrs: Vec<*mut f32> = vec![
+        y_pred.as_ptr() as *mut f32,
+        y_true.as_ptr() as *mut f32,
+        loss.as_mut_ptr(),
+        grad.as_mut_ptr(),
+    ];
+    ptrs.extend(scratch.iter_mut().map(|s| s.as_mut_ptr()));
+    // SAFETY: every buffer has the size the kernel's layout asks for at these dims, and the
+    // kernel writes only to slots 2 and up.
+    unsafe { func(ptrs.as_ptr(), dims.as_ptr(), consts.as_ptr()) };
+    loss[0]
 }
 
 fn size(shape: &[ncp_ir::Dim], b: usize, c: usize) -> usize {
@@ -388,6 +515,23 @@ impl Jit {
             has_grad: g.has_grad,
             consts,
         }))
+    }
+
+    /// [`Jit::run`] split into blocks of `block_rows` rows run in parallel with rayon, for
+    /// losses whose kernel is row-separable (see [`Kernel::run_blocks`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_blocks(
+        &self,
+        l: &CompiledLoss,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+        block_rows: usize,
+    ) -> Result<f32, JitError> {
+        self.kernel_of(l)
+            .run_blocks(&l.consts, y_pred, y_true, b, c, grad, block_rows)
     }
 
     /// The kernel of a compiled loss.

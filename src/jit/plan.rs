@@ -279,3 +279,85 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         returns: returns.clone(),
     })
 }
+
+/// Whether the kernel of `f` may run on blocks of rows independently: the gradient and every
+/// value it needs depend on y_pred and y_true row by row (elementwise ops, softmax and
+/// reductions along the last axis, broadcasts of data-free scalars), and the loss is a sum or
+/// mean over all elements of such a row-wise value. Each block then computes its rows of the
+/// gradient exactly, and its share of the loss (means divide by the whole batch's count).
+pub fn row_separable(f: &Function) -> bool {
+    let block = f.entry();
+    let Terminator::Return(rets) = &f.blocks[block].term else {
+        return false;
+    };
+    let rank2 = |v: Value| f.ty(v).rank() == 2;
+    let params = &f.blocks[block].params;
+    if !params
+        .iter()
+        .all(|p| rank2(*p) && f.ty(*p).shape[0] == ncp_ir::Dim::B)
+    {
+        return false;
+    }
+    // row: depends on the inputs row by row (leading dim B); free: depends on no data.
+    let mut row: HashSet<Value> = params.iter().copied().collect();
+    let mut free: HashSet<Value> = HashSet::new();
+    let mut loss_ok = false;
+    for &i in &f.blocks[block].insts {
+        let d = &f.insts[i];
+        let ty = f.ty(d.result);
+        let reads: Vec<Value> = d
+            .args
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| reads_value(d.op, *k))
+            .map(|(_, a)| *a)
+            .collect();
+        if reads.iter().all(|a| free.contains(a)) && !matches!(d.op, Opcode::Softmax) {
+            free.insert(d.result);
+            continue;
+        }
+        let all_ok = reads.iter().all(|a| free.contains(a) || row.contains(a));
+        let leading_b = ty.shape.first() == Some(&ncp_ir::Dim::B);
+        let rowwise = match d.op.info().class {
+            Class::Unary
+            | Class::Binary
+            | Class::Compare
+            | Class::Select
+            | Class::Cast
+            | Class::Like => {
+                // Operands without the batch dim must be data-free (they broadcast to every row).
+                leading_b
+                    && reads.iter().all(|a| {
+                        free.contains(a) || f.ty(*a).shape.first() == Some(&ncp_ir::Dim::B)
+                    })
+            }
+            Class::Reduce => {
+                matches!(d.imm, Imm::Axis(Axis::Index(a)) if a as usize + 1 == f.ty(d.args[0]).rank() && a > 0)
+            }
+            _ => match d.op {
+                Opcode::Softmax => f.ty(d.args[0]).rank() == 2,
+                Opcode::Expand => matches!(d.imm, Imm::Axis(Axis::Index(a)) if a > 0),
+                Opcode::MaxMask | Opcode::MinMask => {
+                    matches!(d.imm, Imm::Axis(Axis::Index(a)) if a > 0)
+                }
+                _ => false,
+            },
+        };
+        if all_ok && rowwise && leading_b {
+            row.insert(d.result);
+            continue;
+        }
+        // The only other thing allowed: the loss, a sum or mean over everything of a row value.
+        let is_loss = rets.first() == Some(&d.result)
+            && matches!(d.op, Opcode::Sum | Opcode::Mean)
+            && (d.imm == Imm::Axis(Axis::All)
+                || (d.imm == Imm::Axis(Axis::Index(0)) && f.ty(d.args[0]).rank() == 1))
+            && row.contains(&d.args[0]);
+        if is_loss {
+            loss_ok = true;
+            continue;
+        }
+        return false;
+    }
+    loss_ok && rets.get(1).is_none_or(|g| row.contains(g))
+}

@@ -376,7 +376,7 @@ impl Gen<'_, '_> {
             let d = &self.f.insts[inst];
             let src_shape = self.f.ty(d.args[0]).shape.clone();
             let v = self.b.use_var(var);
-            let n = self.product(&src_shape);
+            let n = self.count_of(&src_shape);
             let out = self.finish(op, v, n);
             let out = self.as_dtype(out, self.f.ty(d.result).dtype);
             self.scalars.insert(d.result, out);
