@@ -222,9 +222,19 @@ pub fn evaluate_genome_with(
         optimize(&mut f, OptOptions::default())?;
     }
     if backend == Backend::Jit {
-        let mut jit = crate::jit::Jit::with_math(math).map_err(LossError::Jit)?;
-        if let Some(v) = evaluate_function_jit(&mut jit, &f, &yp, &yt)? {
-            return Ok((v, Backend::Jit));
+        // The interpreter is the oracle: should the JIT fail on a function it accepted (a bug
+        // in ncpc), say so and answer with the interpreter rather than fail the user.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut jit = crate::jit::Jit::with_math(math).map_err(LossError::Jit)?;
+            evaluate_function_jit(&mut jit, &f, &yp, &yt)
+        }));
+        match attempt {
+            Ok(Ok(Some(v))) => return Ok((v, Backend::Jit)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => eprintln!("ncpc: warning: the JIT failed ({e}); using the interpreter"),
+            Err(_) => {
+                eprintln!("ncpc: warning: the JIT failed (internal error); using the interpreter")
+            }
         }
     }
     Ok((evaluate_function(&f, &yp, &yt, opt)?, Backend::Interp))

@@ -488,3 +488,19 @@ fn row_blocks_in_parallel_match_one_call() {
         assert!(!jit.kernel_of(&cl).is_row_separable(), "{text} mixes rows");
     }
 }
+
+/// Regression (found by the ir_text fuzz target seeded with corpus IR): a max/min mask of a
+/// scalar is a scalar.
+#[test]
+fn mask_of_a_scalar() {
+    let src = "function m(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32\n    v3 = min_mask<all> v2 : bool\n    v4 = cast<f32> v3 : f32\n    v5 = mul v4, v2 : f32\n    return v5\n}\n";
+    let f = ncp_ir::text::parse_function(src).unwrap();
+    let mut jit = Jit::new().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+    let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.loss.to_bits(), want.loss.to_bits());
+}

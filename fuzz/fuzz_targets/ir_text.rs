@@ -14,8 +14,17 @@ fuzz_target!(|data: &[u8]| {
     let printed = print_function(&f);
     let again = parse_function(&printed).expect("printed IR parses");
     assert_eq!(print_function(&again), printed);
-    let _ = ncp_ir::interp::run(&f, &[
-        ncp_ir::tensor::Tensor::from_rows(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]).unwrap(),
-        ncp_ir::tensor::Tensor::from_rows(&[vec![0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0]]).unwrap(),
-    ], 100_000);
+    let yp = ncp_ir::tensor::Tensor::from_rows(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]).unwrap();
+    let yt = ncp_ir::tensor::Tensor::from_rows(&[vec![0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0]]).unwrap();
+    let _ = ncp_ir::interp::run(&f, &[yp.clone(), yt.clone()], 100_000);
+    // The JIT must compile or refuse whatever verifies, never panic.
+    if f.results.len() == 1 && f.results[0] == ncp_ir::Type::f32() {
+        if let Ok(mut jit) = ncpc::jit::Jit::new()
+            && let Ok(Some(got)) = ncpc::loss::evaluate_function_jit(&mut jit, &f, &yp, &yt)
+            && let Ok(want) = ncpc::loss::evaluate_function(&f, &yp, &yt, true)
+        {
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(same(got.loss, want.loss), "loss {} (jit) vs {} (interp)", got.loss, want.loss);
+        }
+    }
 });

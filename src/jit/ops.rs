@@ -237,6 +237,12 @@ fn mask(g: &mut Gen, i: Inst, axis: Axis) {
     let d = &f.insts[i];
     let x = d.args[0];
     let xs = f.ty(x).shape.clone();
+    if xs.is_empty() {
+        // A scalar is its own extremum.
+        let t = g.b.ins().iconst(types::I8, 1);
+        g.set_scalar(d.result, t);
+        return;
+    }
     let slot = g.slot_of(d.result);
     let op = if d.op == Opcode::MaxMask {
         Opcode::RMax
