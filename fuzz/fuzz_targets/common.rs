@@ -16,15 +16,32 @@ pub fn inputs() -> [Tensor; 2] {
 /// Compile, verify, optimize and run; every step may fail with an error, none may panic.
 pub fn exercise(text: &str, format: Format) {
     for mode in [Mode::Compat, Mode::Strict] {
-        let opts = CompileOptions { format: Some(format), mode, ..Default::default() };
-        let Ok(c) = compile(text, &opts) else { continue };
+        let opts = CompileOptions {
+            format: Some(format),
+            mode,
+            ..Default::default()
+        };
+        let Ok(c) = compile(text, &opts) else {
+            continue;
+        };
         ncp_ir::verify::verify(&c.func).expect("front ends produce verified IR");
         let mut f = c.func.clone();
-        optimize(&mut f, OptOptions { verify_each: true, ..Default::default() }).expect("optimizing verified IR succeeds");
+        optimize(
+            &mut f,
+            OptOptions {
+                verify_each: true,
+                ..Default::default()
+            },
+        )
+        .expect("optimizing verified IR succeeds");
         let a = run(&c.func, &inputs(), FUEL);
         let b = run(&f, &inputs(), FUEL);
         if let (Ok(a), Ok(b)) = (a, b) {
-            assert_eq!(format!("{a:?}").replace("NaN", "nan"), format!("{b:?}").replace("NaN", "nan"), "optimizing changed the result");
+            assert_eq!(
+                format!("{a:?}").replace("NaN", "nan"),
+                format!("{b:?}").replace("NaN", "nan"),
+                "optimizing changed the result"
+            );
         }
     }
 }

@@ -18,14 +18,19 @@ fuzz_target!(|data: &[u8]| {
     let len = 1 + data[8] as usize % 40;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let p = amm::random::random_program(&mut rng, len, true);
-    let Ok((f, _)) = amm::lower(&p, "g", Mode::Compat, DimModel::Symbolic) else { return };
+    let Ok((f, _)) = amm::lower(&p, "g", Mode::Compat, DimModel::Symbolic) else {
+        return;
+    };
     let mut g = f.clone();
     ncp_ir::passes::optimize(&mut g, Default::default()).expect("optimize");
     let [yp, yt] = common::inputs();
     let a = ncpc::loss::evaluate_function(&f, &yp, &yt, false);
     let b = ncpc::loss::evaluate_function(&g, &yp, &yt, true);
     if let (Ok(a), Ok(b)) = (a, b) {
-        assert!(a.loss.to_bits() == b.loss.to_bits() || (a.loss.is_nan() && b.loss.is_nan()), "loss changed");
+        assert!(
+            a.loss.to_bits() == b.loss.to_bits() || (a.loss.is_nan() && b.loss.is_nan()),
+            "loss changed"
+        );
         assert_eq!(a.fault, b.fault);
     }
 });

@@ -31,18 +31,36 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     } else {
-        let e = daml::random_expr(&mut rng, 1, 1 + data[9] as usize % 6, if data[8] % 4 == 1 { PSet::Miner } else { PSet::Validator });
+        let e = daml::random_expr(
+            &mut rng,
+            1,
+            1 + data[9] as usize % 6,
+            if data[8] % 4 == 1 {
+                PSet::Miner
+            } else {
+                PSet::Validator
+            },
+        );
         daml::lower(&e, "g", DimModel::Symbolic).expect("random DAML trees compile")
     };
     let mut f = f;
     optimize(&mut f, OptOptions::default()).expect("optimize");
     let [yp, yt] = common::inputs();
-    let Ok(want) = ncpc::loss::evaluate_function(&f, &yp, &yt, true) else { return };
+    let Ok(want) = ncpc::loss::evaluate_function(&f, &yp, &yt, true) else {
+        return;
+    };
     JIT.with(|j| {
         let mut jit = j.borrow_mut();
-        if let Some(got) = ncpc::loss::evaluate_function_jit(&mut jit, &f, &yp, &yt).expect("the JIT compiles what it accepts") {
+        if let Some(got) = ncpc::loss::evaluate_function_jit(&mut jit, &f, &yp, &yt)
+            .expect("the JIT compiles what it accepts")
+        {
             let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
-            assert!(same(got.loss, want.loss), "loss {} (jit) vs {} (interp)", got.loss, want.loss);
+            assert!(
+                same(got.loss, want.loss),
+                "loss {} (jit) vs {} (interp)",
+                got.loss,
+                want.loss
+            );
             assert_eq!(got.grad.is_some(), want.grad.is_some());
             if let (Some(a), Some(b)) = (&got.grad, &want.grad) {
                 for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
