@@ -368,57 +368,33 @@ impl Kernel {
             )));
         }
         let (func, layout) = (self.func, &self.layout);
-        let has_grad = !grad.is_empty();
-        let mut grads: Vec<&mut [f32]> = if has_grad {
-            grad.chunks_mut(block_rows * c).collect()
-        } else {
-            Vec::new()
-        };
-        let mut empty: Vec<&mut [f32]> = Vec::new();
+        // One gradient slice per block (empty ones when the loss has no gradient).
         let nblocks = b.div_ceil(block_rows);
-        let slots: &mut Vec<&mut [f32]> = if has_grad { &mut grads } else { &mut empty };
-        let partial: Vec<f32> = if has_grad {
-            slots
-                .par_iter_mut()
-                .enumerate()
-                .map(|(k, g)| {
-                    let (r0, r1) = (k * block_rows, ((k + 1) * block_rows).min(b));
-                    let mut scratch = Vec::new();
-                    call(
-                        func,
-                        layout,
-                        &mut scratch,
-                        consts,
-                        &y_pred[r0 * c..r1 * c],
-                        &y_true[r0 * c..r1 * c],
-                        r1 - r0,
-                        c,
-                        b,
-                        g,
-                    )
-                })
-                .collect()
+        let mut slices: Vec<&mut [f32]> = if grad.is_empty() {
+            (0..nblocks).map(|_| <&mut [f32]>::default()).collect()
         } else {
-            (0..nblocks)
-                .into_par_iter()
-                .map(|k| {
-                    let (r0, r1) = (k * block_rows, ((k + 1) * block_rows).min(b));
-                    let mut scratch = Vec::new();
-                    call(
-                        func,
-                        layout,
-                        &mut scratch,
-                        consts,
-                        &y_pred[r0 * c..r1 * c],
-                        &y_true[r0 * c..r1 * c],
-                        r1 - r0,
-                        c,
-                        b,
-                        &mut [],
-                    )
-                })
-                .collect()
+            grad.chunks_mut(block_rows * c).collect()
         };
+        let partial: Vec<f32> = slices
+            .par_iter_mut()
+            .enumerate()
+            .map(|(k, g)| {
+                let (r0, r1) = (k * block_rows, ((k + 1) * block_rows).min(b));
+                let rows = r0 * c..r1 * c;
+                call(
+                    func,
+                    layout,
+                    &mut Vec::new(),
+                    consts,
+                    &y_pred[rows.clone()],
+                    &y_true[rows],
+                    r1 - r0,
+                    c,
+                    b,
+                    g,
+                )
+            })
+            .collect();
         Ok(partial.iter().map(|x| *x as f64).sum::<f64>() as f32)
     }
 
