@@ -9,5 +9,6 @@ pub mod formats;
 pub mod jit;
 pub mod loss;
 pub mod numbers;
+pub mod train;
 
 pub use ncp_ir as ir;

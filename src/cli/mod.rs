@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand.
 
 mod compile;
+mod data;
 mod input;
 mod run;
 
@@ -21,6 +22,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Compute a genome's loss and its gradient on given inputs.
     Run(run::RunArgs),
+    /// Datasets: where they live, and checking them.
+    Data(data::DataArgs),
     /// Mine on a pool (not implemented yet).
     Mine(MineArgs),
 }
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),
+        Command::Data(a) => data::run(a),
         Command::Mine(_) => Err(CliError {
             code: 2,
             err: anyhow::anyhow!(

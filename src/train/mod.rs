@@ -1,0 +1,3 @@
+//! Training and evaluation of candidate losses. So far: the datasets (`data`).
+
+pub mod data;
