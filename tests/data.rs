@@ -214,3 +214,171 @@ fn synthetic_blobs_are_deterministic() {
     assert_ne!(a, synthetic::blobs(8, 100, 16, 3));
     assert!(a.labels.iter().all(|l| *l < 3) && a.images.len() == 1600);
 }
+
+/// A minimal HTTP/1.1 server on loopback serving `files` (path -> body) for `requests`
+/// requests, 404 for anything else. Returns its base URL.
+fn serve(files: Vec<(String, Vec<u8>)>, requests: usize) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, b)) => ("200 OK", b.clone()),
+                None => ("404 Not Found", b"no such file".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn fetch_downloads_checks_and_lays_out_a_dataset() {
+    let names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ];
+    let raws: Vec<Vec<u8>> = vec![
+        idx_bytes(&[3, 2, 2], &[7; 12]),
+        idx_bytes(&[3], &[0, 1, 2]),
+        idx_bytes(&[1, 2, 2], &[9; 4]),
+        idx_bytes(&[1], &[5]),
+    ];
+    let files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .zip(&raws)
+        .map(|(n, r)| (format!("/mnist/{n}.gz"), gz(r)))
+        .collect();
+    let sums: Vec<(String, String)> = names
+        .iter()
+        .zip(&raws)
+        .map(|(n, r)| (n.to_string(), sha(r)))
+        .collect();
+    let table: Vec<(&str, &str, &str)> = sums
+        .iter()
+        .map(|(n, s)| ("mnist", n.as_str(), s.as_str()))
+        .collect();
+
+    let base = serve(files.clone(), 4);
+    let root = tempfile::tempdir().unwrap();
+    let written = data::fetch::fetch(
+        DatasetName::Mnist,
+        root.path(),
+        Some(&format!("{base}/mnist")),
+        &table,
+    )
+    .unwrap();
+    assert_eq!(written.len(), 4);
+    let d = data::load(DatasetName::Mnist, Split::Train, root.path()).unwrap();
+    assert_eq!((d.len(), d.labels.clone()), (3, vec![0, 1, 2]));
+
+    // A file whose digest does not match: an error naming the URL, nothing written.
+    let mut bad = files.clone();
+    bad[1].1 = gz(&idx_bytes(&[3], &[0, 1, 3]));
+    let base = serve(bad, 2);
+    let root = tempfile::tempdir().unwrap();
+    let err = data::fetch::fetch(
+        DatasetName::Mnist,
+        root.path(),
+        Some(&format!("{base}/mnist")),
+        &table,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train-labels-idx1-ubyte.gz") && err.contains("SHA-256"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path().join("mnist"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing half-written"
+    );
+
+    // A missing file and an unreachable server are clear errors too.
+    let base = serve(vec![], 1);
+    let err = data::fetch::fetch(DatasetName::Mnist, root.path(), Some(&base), &table)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("404"), "{err}");
+    let err = data::fetch::fetch(
+        DatasetName::Mnist,
+        root.path(),
+        Some("http://127.0.0.1:9"),
+        &table,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fetch_unpacks_cifar10_batches() {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut record = vec![4u8];
+    record.extend(vec![1u8; 3072]);
+    for name in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(record.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("cifar-10-batches-bin/{name}"), &record[..])
+            .unwrap();
+    }
+    let archive = gz(&tar.into_inner().unwrap());
+    let base = serve(vec![("/cifar-10-binary.tar.gz".into(), archive)], 1);
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(
+        data::fetch::fetch(DatasetName::Cifar10, root.path(), Some(&base), &[])
+            .unwrap()
+            .len(),
+        6
+    );
+    let d = data::load(DatasetName::Cifar10, Split::Train, root.path()).unwrap();
+    assert_eq!((d.len(), d.labels[0]), (5, 4));
+}

@@ -29,6 +29,18 @@ enum DataCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Download a dataset from its public mirror into the data root, checking it.
+    Fetch {
+        /// Which dataset.
+        #[arg(value_enum)]
+        name: DatasetName,
+        /// Data root (default: $NCPC_DATA, else ~/.cache/ncpc/data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Base URL to fetch from instead of the dataset's public mirror.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
     /// Summarize the embedded MNIST subset and what the data root holds.
     List {
         /// Data root (default: $NCPC_DATA, else ~/.cache/ncpc/data).
@@ -58,6 +70,16 @@ pub fn run(a: DataArgs) -> Result<(), CliError> {
                     d.len(),
                     d.sample_shape
                 );
+            }
+        }
+        DataCommand::Fetch {
+            name,
+            data_dir,
+            mirror,
+        } => {
+            let root = data::data_root(data_dir.as_deref());
+            for f in data::fetch::fetch(name, &root, mirror.as_deref(), data::CHECKSUMS)? {
+                println!("ok  {}", f.display());
             }
         }
         DataCommand::List { data_dir } => {

