@@ -529,10 +529,6 @@ impl<'a, 'b> Gen<'a, 'b> {
         if self.fast && self.simd_ok(g) {
             return self.group_simd(g);
         }
-        if std::env::var_os("NCPC_JIT_DEBUG").is_some() {
-            let ops: Vec<&str> = g.insts.iter().map(|i| self.f.insts[*i].op.name()).collect();
-            eprintln!("scalar group {:?}: {ops:?}", g.shape);
-        }
         let shape = g.shape.clone();
         let rank = shape.len();
         // Accumulators: (reduction inst, variable, kind).

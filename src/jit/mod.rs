@@ -88,11 +88,7 @@ impl Jit {
         };
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
-        set(
-            &mut flags,
-            "opt_level",
-            std::env::var("NCPC_CL_OPT").as_deref().unwrap_or("speed"),
-        )?;
+        set(&mut flags, "opt_level", "speed")?;
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Codegen(format!("host machine not supported: {e}")))?
             .finish(settings::Flags::new(flags))
