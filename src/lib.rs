@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod formats;
+pub mod identity;
 pub mod jit;
 pub mod loss;
 pub mod numbers;

@@ -3,6 +3,7 @@
 mod compile;
 mod data;
 mod input;
+mod key;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Run(run::RunArgs),
     /// Datasets: where they live, and checking them.
     Data(data::DataArgs),
+    /// Miner identities: generate or inspect an sr25519 key.
+    Key(key::KeyArgs),
     /// Mine on a pool (not implemented yet).
     Mine(MineArgs),
 }
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),
         Command::Data(a) => data::run(a),
+        Command::Key(a) => key::run(a),
         Command::Mine(_) => Err(CliError {
             code: 2,
             err: anyhow::anyhow!(
