@@ -10,6 +10,7 @@ pub mod identity;
 pub mod jit;
 pub mod loss;
 pub mod numbers;
+pub mod pool;
 pub mod train;
 
 pub use ncp_ir as ir;
