@@ -300,3 +300,79 @@ fn mine_says_it_is_not_implemented() {
     let err = bad(&["mine"], None);
     assert!(err.contains("not implemented yet"), "{err}");
 }
+
+/// A loopback server answering one request with `body`; returns its URL and the request line.
+fn one_shot(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                break;
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        line
+    });
+    (url, handle)
+}
+
+#[test]
+fn pool_balance_asks_for_the_keys_address_and_prints_the_answer() {
+    let (url, request) = one_shot(r#"{"balance": 2.5}"#);
+    let out = ok(
+        &[
+            "pool",
+            "balance",
+            "--pool-url",
+            &url,
+            "--mnemonic",
+            "//Alice",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["balance"], 2.5);
+    let alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    assert_eq!(
+        request.join().unwrap().trim(),
+        format!("GET /api/v1/miners/{alice}/balance HTTP/1.1")
+    );
+}
+
+#[test]
+fn pool_errors_name_the_url_or_the_key_file() {
+    let err = bad(
+        &["pool", "info", "--seed-file", "/nonexistent/ncpc-key"],
+        None,
+    );
+    assert!(err.contains("/nonexistent/ncpc-key"), "{err}");
+    let (url, request) = one_shot("not json");
+    let err = bad(
+        &[
+            "pool",
+            "register",
+            "--pool-url",
+            &url,
+            "--mnemonic",
+            "//Bob",
+        ],
+        None,
+    );
+    assert!(
+        err.contains("/api/v1/miners/register") && err.contains("not json"),
+        "{err}"
+    );
+    assert!(request.join().unwrap().starts_with("POST "));
+}

@@ -9,16 +9,16 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Default)]
 pub struct KeySource {
     /// A BIP39 mnemonic (or secret URI such as //Alice).
-    #[arg(long, conflicts_with_all = ["seed_file", "wallet"])]
+    #[arg(long, global = true, conflicts_with_all = ["seed_file", "wallet"])]
     pub mnemonic: Option<String>,
     /// A file holding a mnemonic, a 0x-hex seed or a secret URI.
-    #[arg(long, alias = "seed_file", conflicts_with = "wallet")]
+    #[arg(long, global = true, alias = "seed_file", conflicts_with = "wallet")]
     pub seed_file: Option<PathBuf>,
     /// A bittensor wallet name (with --hotkey): ~/.bittensor/wallets/WALLET/hotkeys/HOTKEY.
-    #[arg(long, requires = "hotkey")]
+    #[arg(long, global = true, requires = "hotkey")]
     pub wallet: Option<String>,
     /// The wallet's hotkey name.
-    #[arg(long, requires = "wallet")]
+    #[arg(long, global = true, requires = "wallet")]
     pub hotkey: Option<String>,
 }
 

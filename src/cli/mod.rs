@@ -4,6 +4,7 @@ mod compile;
 mod data;
 mod input;
 mod key;
+mod pool;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Data(data::DataArgs),
     /// Miner identities: generate or inspect an sr25519 key.
     Key(key::KeyArgs),
+    /// Talk to a pool by hand: register, info, balance, reset-active, request.
+    Pool(pool::PoolArgs),
     /// Mine on a pool (not implemented yet).
     Mine(MineArgs),
 }
@@ -65,10 +68,11 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Data(a) => data::run(a),
         Command::Key(a) => key::run(a),
+        Command::Pool(a) => pool::run(a),
         Command::Mine(_) => Err(CliError {
             code: 2,
             err: anyhow::anyhow!(
-                "mining is not implemented yet: the pool client and server are tracked as a later issue; `ncpc compile` and `ncpc run` work today"
+                "mining is not implemented yet: it needs the evaluator (training) and the pool server, which are later issues; `ncpc compile`, `ncpc run`, `ncpc key` and `ncpc pool` work today"
             ),
         }),
     };
