@@ -504,7 +504,7 @@ impl Lowerer<'_> {
         } else if (350.0..400.0).contains(&o) {
             self.loss_op(b, pc, o, params, regs)?
         } else if (400.0..450.0).contains(&o) {
-            self.logical(b, pc, o, params, regs)?
+            self.logical(b, o, params, regs)?
         } else if (450.0..500.0).contains(&o) {
             return Ok(self.control(o, params));
         } else {

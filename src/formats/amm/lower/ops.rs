@@ -392,7 +392,7 @@ impl Lowerer<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let tx = self.ty(x);
-        let code = if o.fract() == 0.0 { o as i64 } else { -1 };
+        let code = integer_opcode(o);
         let kind = match code {
             op::SUM => Opcode::Sum,
             op::MEAN => Opcode::Mean,
@@ -468,7 +468,7 @@ impl Lowerer<'_> {
         let one = json!(1);
         let two = json!(2);
         let nine = json!(9);
-        let code = if o.fract() == 0.0 { o as i64 } else { -1 };
+        let code = integer_opcode(o);
         let need = if code == op::MAXIMUM { 3 } else { 2 };
         if self.mode == Mode::Strict && p.len() != 3 {
             return Ok(Err(Paper(format!(
@@ -566,7 +566,7 @@ impl Lowerer<'_> {
             (Ok(x), Ok(y)) => (x, y),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let code = if o.fract() == 0.0 { o as i64 } else { -1 };
+        let code = integer_opcode(o);
         if ![op::MSE, op::MAE, op::BCE].contains(&code) {
             self.strict_fail(pc, &format!("unknown loss opcode {o} acts as MSE"))?;
         }
@@ -663,7 +663,6 @@ impl Lowerer<'_> {
     pub(super) fn logical(
         &mut self,
         b: Block,
-        pc: usize,
         o: f64,
         p: &[Json],
         regs: &mut [Option<Value>; NREG],
@@ -671,8 +670,7 @@ impl Lowerer<'_> {
         let one = json!(1);
         let two = json!(2);
         let nine = json!(9);
-        let code = if o.fract() == 0.0 { o as i64 } else { -1 };
-        let _ = pc;
+        let code = integer_opcode(o);
         match code {
             op::GT | op::GE => {
                 if self.mode == Mode::Strict && p.len() != 3 {
@@ -754,4 +752,9 @@ fn rank(d: DType) -> u8 {
 /// PyTorch's promotion between the three dtypes AMM can produce: the higher category wins.
 pub fn promote(a: DType, b: DType) -> DType {
     if rank(a) >= rank(b) { a } else { b }
+}
+
+/// The integer opcode of `o`, or -1 (no opcode) when `o` has a fractional part.
+fn integer_opcode(o: f64) -> i64 {
+    if o.fract() == 0.0 { o as i64 } else { -1 }
 }
