@@ -13,7 +13,9 @@
 
 use super::daml::{self, Expr, MAX_DEPTH};
 use super::{Format, FormatError};
-use ncp_ir::{Axis, ConstVal, DType, Function, Imm, InstData, Opcode, Terminator, Value, ValueDef};
+use ncp_ir::{
+    Axis, ConstVal, DType, Function, Imm, InstData, Opcode, Terminator, TrapCode, Value, ValueDef,
+};
 use std::collections::{HashMap, HashSet};
 
 /// The largest expression written, in nodes, counting a shared value once per use.
@@ -27,6 +29,44 @@ fn err(msg: impl Into<String>) -> FormatError {
         format: Format::Daml,
         msg: msg.into(),
     }
+}
+
+/// The one value a straight-line `f` returns, or the trap it always raises. `format` and
+/// `target` (e.g. "a DAML loss") word the errors.
+pub(crate) fn single_result(
+    f: &Function,
+    format: Format,
+    target: &str,
+) -> Result<Result<Value, TrapCode>, FormatError> {
+    let err = |msg: String| FormatError::Emit { format, msg };
+    if !f.is_straight_line() {
+        return Err(err("control flow is not supported by the emitter".into()));
+    }
+    match &f.blocks[f.entry()].term {
+        Terminator::Return(vs) if vs.len() == 1 => Ok(Ok(vs[0])),
+        Terminator::Return(vs) => Err(err(format!(
+            "the function returns {} values; {target} returns one",
+            vs.len()
+        ))),
+        Terminator::Trap(t) => Ok(Err(*t)),
+        _ => Err(err("control flow is not supported by the emitter".into())),
+    }
+}
+
+/// Check that `root` is an f32 scalar, as a loss must be; `target` words the error.
+pub(crate) fn check_scalar_loss(
+    f: &Function,
+    root: Value,
+    format: Format,
+    target: &str,
+) -> Result<(), FormatError> {
+    if f.ty(root).dtype != DType::F32 || !f.ty(root).is_scalar() {
+        return Err(FormatError::Emit {
+            format,
+            msg: format!("the result is {}; {target} is an f32 scalar", f.ty(root)),
+        });
+    }
+    Ok(())
 }
 
 fn no_equiv(op: &str) -> FormatError {
@@ -129,32 +169,17 @@ enum Node {
 /// Write `f` as a DAML expression where its ops allow. `f` must be straight-line and return
 /// one f32 scalar. Entry parameter 0 is `x` (y_pred), parameter 1 is `y` (y_true).
 pub fn emit(f: &Function) -> Result<String, FormatError> {
-    if !f.is_straight_line() {
-        return Err(err("control flow is not supported by the emitter"));
-    }
     let b = f.entry();
-    let root = match &f.blocks[b].term {
-        Terminator::Return(vs) if vs.len() == 1 => vs[0],
-        Terminator::Return(vs) => {
-            return Err(err(format!(
-                "the function returns {} values; a DAML loss returns one",
-                vs.len()
-            )));
-        }
-        Terminator::Trap(t) => {
+    let root = match single_result(f, Format::Daml, "a DAML loss")? {
+        Ok(v) => v,
+        Err(t) => {
             return Err(err(format!(
                 "the function always faults (`{t}`); DAML has no equivalent"
             )));
         }
-        _ => return Err(err("control flow is not supported by the emitter")),
     };
     let p = Pat { f };
-    if f.ty(root).dtype != DType::F32 || !f.ty(root).is_scalar() {
-        return Err(err(format!(
-            "the result is {}; a DAML loss is an f32 scalar",
-            f.ty(root)
-        )));
-    }
+    check_scalar_loss(f, root, Format::Daml, "a DAML loss")?;
     // Which values must be written, deciding each one's node, users before definitions.
     let mut needed: HashSet<Value> = HashSet::from([root]);
     let mut nodes: HashMap<Value, Node> = HashMap::new();

@@ -16,10 +16,10 @@
 
 use super::Program;
 use super::opcodes as op;
-use crate::formats::daml_emit::{Pat, param_index, pre_add};
+use crate::formats::daml_emit::{Pat, check_scalar_loss, param_index, pre_add, single_result};
 use crate::formats::{Format, FormatError};
 use ncp_ir::types::{broadcast, numel_signature};
-use ncp_ir::{Axis, ConstVal, DType, Function, Imm, InstData, Opcode, Terminator, TrapCode, Value};
+use ncp_ir::{Axis, ConstVal, DType, Function, Imm, InstData, Opcode, TrapCode, Value};
 use serde_json::{Number, Value as Json, json};
 use std::collections::{HashMap, HashSet};
 
@@ -499,34 +499,19 @@ fn trap_program(t: TrapCode) -> Vec<Json> {
 /// Write `f` as an AMM program where its ops allow. `f` must be straight-line and return one
 /// f32 scalar; entry parameter 0 is y_pred and parameter 1 is y_true.
 pub fn emit(f: &Function) -> Result<Program, FormatError> {
-    if !f.is_straight_line() {
-        return Err(err("control flow is not supported by the emitter"));
-    }
     let b = f.entry();
-    let root = match &f.blocks[b].term {
-        Terminator::Return(vs) if vs.len() == 1 => vs[0],
-        Terminator::Return(vs) => {
-            return Err(err(format!(
-                "the function returns {} values; an AMM program returns one",
-                vs.len()
-            )));
-        }
-        Terminator::Trap(t) => {
+    let root = match single_result(f, Format::Amm, "an AMM program")? {
+        Ok(v) => v,
+        Err(t) => {
             return Ok(Program {
-                instrs: trap_program(*t),
+                instrs: trap_program(t),
             });
         }
-        _ => return Err(err("control flow is not supported by the emitter")),
     };
     if f.blocks[b].params.len() != 2 {
         return Err(err("the function must take (y_pred, y_true)"));
     }
-    if f.ty(root).dtype != DType::F32 || !f.ty(root).is_scalar() {
-        return Err(err(format!(
-            "the result is {}; an AMM loss is an f32 scalar",
-            f.ty(root)
-        )));
-    }
+    check_scalar_loss(f, root, Format::Amm, "an AMM loss")?;
     let cx = Ctx { p: Pat { f } };
     // RETURN of a non-scalar value averages it, so a final `mean<all>` needs no instruction;
     // where the value it averages has no equivalent, the mean may still be a loss op.
