@@ -504,3 +504,35 @@ fn mask_of_a_scalar() {
         .unwrap();
     assert_eq!(got.loss.to_bits(), want.loss.to_bits());
 }
+
+/// Buffers that do not fit the shape are refused, by one call and by row blocks alike.
+#[test]
+fn mismatched_buffers_are_refused_in_blocks_too() {
+    let mut jit = Jit::new().unwrap();
+    let text = std::fs::read_to_string("tests/corpus/amm/mse.json").unwrap();
+    let f = optimized(compile(&text, &CompileOptions::default()).unwrap().func);
+    let cl = jit.compile_loss(&f).unwrap().unwrap();
+    let (b, c) = (200usize, 4usize);
+    let n = jit.kernel_of(&cl).grad_len(b, c);
+    assert!(n > 0 && jit.kernel_of(&cl).is_row_separable());
+    let (yp, yt) = (vec![0.5f32; b * c], vec![0f32; b * c]);
+    let short = vec![0f32; b * c - 1];
+    for block_rows in [0, 16] {
+        let mut g = vec![0f32; n];
+        let e = jit
+            .run_blocks(&cl, &short, &yt, b, c, &mut g, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("200 x 4"), "{e}");
+        let e = jit
+            .run_blocks(&cl, &yp, &short, b, c, &mut g, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("200 x 4"), "{e}");
+        let mut g_short = vec![0f32; n - 1];
+        let e = jit
+            .run_blocks(&cl, &yp, &yt, b, c, &mut g_short, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("gradient buffer"), "{e}");
+        jit.run_blocks(&cl, &yp, &yt, b, c, &mut g, block_rows)
+            .unwrap();
+    }
+}

@@ -283,17 +283,16 @@ impl Kernel {
         self.layout.grad.as_deref().map_or(0, |s| size(s, b, c))
     }
 
-    /// Run on row-major inputs of shape `[b, c]`, writing the gradient (if any) to `grad`.
-    /// Returns the loss.
-    pub fn run(
+    /// Check that the buffers fit this kernel and the shape `[b, c]`.
+    fn check_inputs(
         &self,
         consts: &[f32],
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
         c: usize,
-        grad: &mut [f32],
-    ) -> Result<f32, JitError> {
+        grad: &[f32],
+    ) -> Result<(), JitError> {
         if consts.len() != self.layout.consts.len() {
             return Err(JitError::Inputs(format!(
                 "{} constants given, the kernel takes {}",
@@ -312,6 +311,21 @@ impl Kernel {
                 self.grad_len(b, c)
             )));
         }
+        Ok(())
+    }
+
+    /// Run on row-major inputs of shape `[b, c]`, writing the gradient (if any) to `grad`.
+    /// Returns the loss.
+    pub fn run(
+        &self,
+        consts: &[f32],
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+    ) -> Result<f32, JitError> {
+        self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
         let mut scratch = self.scratch.borrow_mut();
         Ok(call(
             self.func,
@@ -347,22 +361,7 @@ impl Kernel {
         if !self.separable || block_rows == 0 || b <= block_rows {
             return self.run(consts, y_pred, y_true, b, c, grad);
         }
-        if consts.len() != self.layout.consts.len() {
-            return Err(JitError::Inputs(format!(
-                "{} constants given, the kernel takes {}",
-                consts.len(),
-                self.layout.consts.len()
-            )));
-        }
-        if c == 0
-            || y_pred.len() != b * c
-            || y_true.len() != b * c
-            || grad.len() != self.grad_len(b, c)
-        {
-            return Err(JitError::Inputs(format!(
-                "inputs and gradient must hold {b} x {c} values"
-            )));
-        }
+        self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
         let (func, layout) = (self.func, &self.layout);
         // One gradient slice per block (empty ones when the loss has no gradient).
         let nblocks = b.div_ceil(block_rows);
