@@ -93,7 +93,8 @@ pub fn evaluate_function(
 }
 
 /// Which engine computes a loss.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The reference interpreter.
     Interp,
@@ -174,6 +175,42 @@ pub fn evaluate_genome(
     .map(|(v, _)| v)
 }
 
+/// Compile genome text for inputs of shape `[b, c]`: symbolic dims where the inputs meet
+/// the IR's assumptions (B != C, both at least 2), concrete ones otherwise (and for HAZ
+/// memory slots whose size meets B or C); optimized when `opt`.
+pub fn compile_for_inputs(
+    text: &str,
+    opts: &CompileOptions,
+    b: usize,
+    c: usize,
+    opt: bool,
+) -> Result<Function, LossError> {
+    let mut o = opts.clone();
+    let format = match o.format {
+        Some(f) => f,
+        None => formats::detect(text)?,
+    };
+    o.format = Some(format);
+    if format != Format::Ir {
+        o.dims = DimModel::for_inputs(b, c);
+    }
+    let mut f = match formats::compile(text, &o) {
+        Ok(c) => c.func,
+        Err(e) if formats::haz::requires_concrete_dims(&e) && o.dims == DimModel::Symbolic => {
+            o.dims = DimModel::Concrete {
+                b: b as u32,
+                c: c as u32,
+            };
+            formats::compile(text, &o)?.func
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if opt {
+        optimize(&mut f, OptOptions::default())?;
+    }
+    Ok(f)
+}
+
 /// [`evaluate_genome`] with a backend choice; also says which backend computed the result
 /// (the JIT falls back to the interpreter for what it does not compile).
 pub fn evaluate_genome_with(
@@ -197,30 +234,7 @@ pub fn evaluate_genome_with(
             yp.shape, yt.shape
         )));
     }
-    let mut o = opts.clone();
-    let format = match o.format {
-        Some(f) => f,
-        None => formats::detect(text)?,
-    };
-    o.format = Some(format);
-    if format != Format::Ir {
-        o.dims = DimModel::for_inputs(yp.shape[0], yp.shape[1]);
-    }
-    let mut f = match formats::compile(text, &o) {
-        Ok(c) => c.func,
-        // HAZ memory slots of fixed size meeting B or C: the result depends on the sizes.
-        Err(e) if formats::haz::requires_concrete_dims(&e) && o.dims == DimModel::Symbolic => {
-            o.dims = DimModel::Concrete {
-                b: yp.shape[0] as u32,
-                c: yp.shape[1] as u32,
-            };
-            formats::compile(text, &o)?.func
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if opt {
-        optimize(&mut f, OptOptions::default())?;
-    }
+    let f = compile_for_inputs(text, opts, yp.shape[0], yp.shape[1], opt)?;
     if backend == Backend::Jit {
         // The interpreter is the oracle: should the JIT fail on a function it accepted (a bug
         // in ncpc), say so and answer with the interpreter rather than fail the user.

@@ -76,3 +76,17 @@ pub fn encode_matrix(m: &[Vec<f32>]) -> Json {
             .collect(),
     )
 }
+
+/// Serde `serialize_with` for an f64 that may be non-finite: a number, or one of the strings
+/// above (`-Infinity` for a failed candidate's score, for example).
+pub fn serialize_f64<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if x.is_finite() {
+        s.serialize_f64(*x)
+    } else if x.is_nan() {
+        s.serialize_str("NaN")
+    } else if *x > 0.0 {
+        s.serialize_str("Infinity")
+    } else {
+        s.serialize_str("-Infinity")
+    }
+}

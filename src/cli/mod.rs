@@ -2,6 +2,7 @@
 
 mod compile;
 mod data;
+mod eval;
 mod input;
 mod key;
 mod pool;
@@ -24,6 +25,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Compute a genome's loss and its gradient on given inputs.
     Run(run::RunArgs),
+    /// Score a genome: train networks with it under an evaluation protocol.
+    Eval(eval::EvalArgs),
     /// Datasets: where they live, and checking them.
     Data(data::DataArgs),
     /// Miner identities: generate or inspect an sr25519 key.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Key(a) => key::run(a),
         Command::Pool(a) => pool::run(a),

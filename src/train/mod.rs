@@ -1,3 +1,12 @@
-//! Training and evaluation of candidate losses. So far: the datasets (`data`).
+//! Training and evaluation of candidate losses: datasets ([`data`]), the protocols that
+//! score a loss ([`protocol`]), and a deterministic MLP trainer whose backward pass takes
+//! dL/dy_pred from the Cranelift kernel or the reference interpreter ([`candidate`]).
 
+pub mod candidate;
 pub mod data;
+pub mod linalg;
+pub mod model;
+pub mod optim;
+pub mod protocol;
+pub mod run;
+pub mod task;

@@ -62,6 +62,9 @@ pub enum DataError {
         /// The first missing file.
         missing: String,
     },
+    /// The dataset does not fit what was asked of it (too few samples, mismatched shapes).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl DataError {
@@ -101,6 +104,16 @@ impl Dataset {
     pub fn sample_len(&self) -> usize {
         self.sample_shape.iter().product()
     }
+    /// A dataset with no samples.
+    pub fn empty() -> Dataset {
+        Dataset {
+            name: String::new(),
+            images: Vec::new(),
+            labels: Vec::new(),
+            sample_shape: Vec::new(),
+            classes: 0,
+        }
+    }
     /// The first `n` samples.
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
@@ -121,7 +134,8 @@ impl Dataset {
 }
 
 /// The datasets ncpc knows.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     /// MNIST handwritten digits.
     Mnist,

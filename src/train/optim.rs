@@ -1,0 +1,100 @@
+//! Optimizers over a flat parameter vector, with PyTorch's update rules.
+
+/// Which optimizer trains the network.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (β1 0.9, β2 0.999, ε 1e-8), as `torch.optim.Adam`.
+    Adam,
+    /// Plain stochastic gradient descent, as `torch.optim.SGD` without momentum.
+    Sgd,
+}
+
+/// Optimizer state.
+#[derive(Clone, Debug)]
+pub enum Optimizer {
+    /// Adam's moments and step count.
+    Adam {
+        /// Learning rate.
+        lr: f32,
+        /// First moments.
+        m: Vec<f32>,
+        /// Second moments.
+        v: Vec<f32>,
+        /// Steps taken.
+        t: i32,
+    },
+    /// SGD's learning rate.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+    },
+}
+
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const EPS: f32 = 1e-8;
+
+impl Optimizer {
+    /// A fresh optimizer for `n` parameters.
+    pub fn new(kind: OptimizerKind, lr: f32, n: usize) -> Optimizer {
+        match kind {
+            OptimizerKind::Adam => Optimizer::Adam {
+                lr,
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+                t: 0,
+            },
+            OptimizerKind::Sgd => Optimizer::Sgd { lr },
+        }
+    }
+
+    /// One update of `params` by `grads`.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        match self {
+            Optimizer::Sgd { lr } => {
+                for (p, g) in params.iter_mut().zip(grads) {
+                    *p -= *lr * g;
+                }
+            }
+            Optimizer::Adam { lr, m, v, t } => {
+                *t += 1;
+                // torch.optim.Adam (single-tensor path): step_size = lr / (1 - β1^t),
+                // denom = sqrt(v) / sqrt(1 - β2^t) + ε.
+                let bc1 = 1.0 - BETA1.powi(*t);
+                let bc2_sqrt = (1.0 - BETA2.powi(*t)).sqrt();
+                let step_size = *lr / bc1;
+                for (((p, g), mi), vi) in params.iter_mut().zip(grads).zip(m).zip(v) {
+                    *mi = BETA1 * *mi + (1.0 - BETA1) * g;
+                    *vi = BETA2 * *vi + (1.0 - BETA2) * g * g;
+                    let denom = vi.sqrt() / bc2_sqrt + EPS;
+                    *p -= step_size * *mi / denom;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adam_first_step_moves_each_parameter_by_about_lr() {
+        // After one step m/(1-β1) = g and sqrt(v/(1-β2)) = |g|: the step is lr * sign(g).
+        let mut opt = Optimizer::new(OptimizerKind::Adam, 0.01, 3);
+        let mut p = vec![1.0, 1.0, 1.0];
+        opt.step(&mut p, &[2.0, -0.5, 0.0]);
+        assert!((p[0] - 0.99).abs() < 1e-6, "{p:?}");
+        assert!((p[1] - 1.01).abs() < 1e-6, "{p:?}");
+        assert_eq!(p[2], 1.0);
+    }
+
+    #[test]
+    fn sgd_steps_against_the_gradient() {
+        let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.5, 2);
+        let mut p = vec![1.0, -1.0];
+        opt.step(&mut p, &[1.0, -2.0]);
+        assert_eq!(p, vec![0.5, 0.0]);
+    }
+}

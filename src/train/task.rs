@@ -1,0 +1,176 @@
+//! The data of one protocol run: features normalised and split into training and
+//! validation sets, ready for the trainer.
+
+use super::data::{self, DataError, Dataset, DatasetName, Split};
+use super::protocol::{Protocol, SplitRule};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::path::Path;
+
+/// Training and validation data as the trainer consumes it.
+#[derive(Clone, Debug)]
+pub struct TaskData {
+    /// Training features, `train_y.len() x dim`, normalised.
+    pub train_x: Vec<f32>,
+    /// Training labels.
+    pub train_y: Vec<u8>,
+    /// Validation features.
+    pub val_x: Vec<f32>,
+    /// Validation labels.
+    pub val_y: Vec<u8>,
+    /// Features per sample.
+    pub dim: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Where the data came from, for reports.
+    pub source: String,
+}
+
+/// The per-dataset mean and standard deviation of pixel values in [0, 1] used to normalise
+/// features (MNIST's are the ones the AMM client uses).
+pub fn normalisation(name: DatasetName) -> (f32, f32) {
+    match name {
+        DatasetName::Mnist => (0.1307, 0.3081),
+        DatasetName::FashionMnist => (0.2860, 0.3530),
+        DatasetName::Cifar10 => (0.4734, 0.2516),
+    }
+}
+
+/// How many samples of each split a protocol reads (`None`: all).
+fn needs(split: SplitRule) -> (Option<usize>, Option<usize>) {
+    match split {
+        SplitRule::Permuted { total, .. } => (Some(total), Some(0)),
+        SplitRule::TestSet { train, val } => (train, val),
+    }
+}
+
+/// Load a split: from the data root when the dataset is there, else (MNIST only) from the
+/// embedded subset when it holds enough samples. Returns the dataset and, when the embedded
+/// subset stands in for a larger set, a note saying so.
+fn load_split(
+    name: DatasetName,
+    split: Split,
+    want: Option<usize>,
+    root: &Path,
+) -> Result<(Dataset, Option<String>), DataError> {
+    if want == Some(0) {
+        return Ok((Dataset::empty(), None));
+    }
+    let embedded_size = if split == Split::Train { 2000 } else { 1000 };
+    let fits_embedded = want.is_some_and(|n| n <= embedded_size);
+    if name == DatasetName::Mnist && fits_embedded {
+        // The embedded subset is the first samples of the full set, byte for byte.
+        return Ok((data::embedded_mnist(split)?, None));
+    }
+    match data::load(name, split, root) {
+        Ok(d) => Ok((d, None)),
+        Err(DataError::Missing { .. }) if name == DatasetName::Mnist => {
+            let d = data::embedded_mnist(split)?;
+            let note = format!(
+                "full MNIST is not under {} (`ncpc data fetch mnist`); using the embedded {} {} samples",
+                root.display(),
+                d.len(),
+                if split == Split::Train {
+                    "training"
+                } else {
+                    "test"
+                }
+            );
+            Ok((d, Some(note)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl TaskData {
+    /// The data a protocol trains and validates on, read from `root` (or the embedded
+    /// subset). Notes about substitutions go to `notes`.
+    pub fn for_protocol(
+        p: &Protocol,
+        root: &Path,
+        notes: &mut Vec<String>,
+    ) -> Result<TaskData, DataError> {
+        let (want_train, want_val) = needs(p.split);
+        let (train, n1) = load_split(p.dataset, Split::Train, want_train, root)?;
+        let (test, n2) = load_split(p.dataset, Split::Test, want_val, root)?;
+        notes.extend(n1.into_iter().chain(n2));
+        let (mean, std) = normalisation(p.dataset);
+        let dim = train.sample_len();
+        let classes = train.classes;
+        let source = train.name.clone();
+        match p.split {
+            SplitRule::Permuted { total, train: n } => {
+                let all = train.take(total);
+                if all.len() < total || n >= total {
+                    return Err(DataError::Invalid(format!(
+                        "{}: the protocol needs {total} samples split {n}/{}, the set has {}",
+                        all.name,
+                        total.saturating_sub(n),
+                        all.len()
+                    )));
+                }
+                let mut order: Vec<usize> = (0..total).collect();
+                order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(42));
+                let x = all.features(mean, std);
+                let pick = |idx: &[usize]| {
+                    let mut xs = Vec::with_capacity(idx.len() * dim);
+                    for i in idx {
+                        xs.extend_from_slice(&x[i * dim..(i + 1) * dim]);
+                    }
+                    (xs, idx.iter().map(|i| all.labels[*i]).collect())
+                };
+                let (train_x, train_y) = pick(&order[..n]);
+                let (val_x, val_y) = pick(&order[n..]);
+                Ok(TaskData {
+                    train_x,
+                    train_y,
+                    val_x,
+                    val_y,
+                    dim,
+                    classes,
+                    source: format!(
+                        "{source}: first {total} training samples, {n}/{} split",
+                        total - n
+                    ),
+                })
+            }
+            SplitRule::TestSet { train: nt, val: nv } => {
+                let tr = nt.map_or(train.clone(), |n| train.take(n));
+                let va = nv.map_or(test.clone(), |n| test.take(n));
+                if va.sample_len() != dim {
+                    return Err(DataError::Invalid(format!(
+                        "{}: test samples have {} features, training samples {dim}",
+                        va.name,
+                        va.sample_len()
+                    )));
+                }
+                Ok(TaskData {
+                    train_x: tr.features(mean, std),
+                    train_y: tr.labels.clone(),
+                    val_x: va.features(mean, std),
+                    val_y: va.labels.clone(),
+                    dim,
+                    classes,
+                    source: format!("{source}: {} training, {} test samples", tr.len(), va.len()),
+                })
+            }
+        }
+    }
+
+    /// Data from an in-memory dataset (for tests and custom sets): the first `n_train`
+    /// samples train, the rest validate; features scaled by `mean` and `std`.
+    pub fn from_dataset(d: &Dataset, n_train: usize, mean: f32, std: f32) -> TaskData {
+        let dim = d.sample_len();
+        let x = d.features(mean, std);
+        let n_train = n_train.min(d.len());
+        TaskData {
+            train_x: x[..n_train * dim].to_vec(),
+            train_y: d.labels[..n_train].to_vec(),
+            val_x: x[n_train * dim..].to_vec(),
+            val_y: d.labels[n_train..].to_vec(),
+            dim,
+            classes: d.classes,
+            source: d.name.clone(),
+        }
+    }
+}
