@@ -5,6 +5,7 @@
 //! ([`loss`]). The command line lives in [`cli`].
 
 pub mod cli;
+pub mod evolve;
 pub mod formats;
 pub mod identity;
 pub mod jit;

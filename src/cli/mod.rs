@@ -3,9 +3,11 @@
 mod compile;
 mod data;
 mod eval;
+mod evolve;
 mod input;
 mod key;
 mod pool;
+mod protocol_args;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Score a genome: train networks with it under an evaluation protocol.
     Eval(eval::EvalArgs),
+    /// Search for better losses by evolution.
+    Evolve(evolve::EvolveArgs),
     /// Datasets: where they live, and checking them.
     Data(data::DataArgs),
     /// Miner identities: generate or inspect an sr25519 key.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Evolve(a) => evolve::run(a),
         Command::Data(a) => data::run(a),
         Command::Key(a) => key::run(a),
         Command::Pool(a) => pool::run(a),

@@ -1,0 +1,211 @@
+//! `ncpc evolve`: search for better losses.
+
+use super::CliError;
+use super::input::{read_source, write_output};
+use super::protocol_args::{ProtocolArgs, ProtocolSetup};
+use crate::evolve::amm_ops;
+use crate::evolve::engine::{Engine, EvolveConfig, Init, Strategy};
+use crate::formats::CompileOptions;
+use crate::train::run::{Genome, evaluate};
+use anyhow::Context;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// Arguments of `ncpc evolve`.
+#[derive(Args, Debug)]
+pub struct EvolveArgs {
+    /// Genome format searched (AMM programs; DAML and HAZ operators are not built yet).
+    #[arg(long, value_enum, default_value = "amm")]
+    pub format: SearchFormat,
+    /// Search strategy.
+    #[arg(long, value_enum, default_value = "steady-state")]
+    pub strategy: Strategy,
+    /// Population size.
+    #[arg(long, default_value_t = 50)]
+    pub population: usize,
+    /// Generations (steady-state) or rounds (regularized).
+    #[arg(long, default_value_t = 5)]
+    pub generations: usize,
+    /// Tournament size.
+    #[arg(long, default_value_t = 10)]
+    pub tournament: usize,
+    /// Per-instruction mutation probability.
+    #[arg(long, default_value_t = 0.2)]
+    pub mutation_rate: f64,
+    /// Probability that a child comes from crossover.
+    #[arg(long, default_value_t = 0.7)]
+    pub crossover_rate: f64,
+    /// Children per round of regularized evolution.
+    #[arg(long, default_value_t = 16)]
+    pub round: usize,
+    /// Seed of the search.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Start from this genome (default: MSE).
+    #[arg(long, conflicts_with = "random")]
+    pub from: Option<PathBuf>,
+    /// Start from random programs instead of a seed genome.
+    #[arg(long)]
+    pub random: bool,
+    /// Write the effective config, hall of fame, statistics and best genome here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The protocol that scores candidates.
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+/// Formats the search can work in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchFormat {
+    /// AMM register programs.
+    Amm,
+}
+
+/// The outcome of a search, as written to `--out` and printed with `--json`.
+#[derive(serde::Serialize)]
+struct Outcome<'a> {
+    config: &'a EvolveConfig,
+    protocol: &'a crate::train::protocol::Protocol,
+    best: Option<&'a crate::evolve::engine::Famous>,
+    hall_of_fame: &'a [crate::evolve::engine::Famous],
+    generation_stats: &'a [crate::evolve::engine::GenerationStats],
+    evaluations: u64,
+    trained: u64,
+    fec: crate::evolve::fec::FecStats,
+    fec_hit_rate: f64,
+    seconds: f64,
+    evaluations_per_second: f64,
+}
+
+/// A scorer for the engine: the protocol's fitness, `-inf` for what does not compile.
+pub fn scorer(setup: &ProtocolSetup) -> impl Fn(&str) -> f64 + Sync + '_ {
+    move |text: &str| {
+        let g = Genome {
+            name: "candidate".into(),
+            text: text.into(),
+            opts: CompileOptions::default(),
+        };
+        let mut p = setup.protocol.clone();
+        p.baselines = false;
+        evaluate(&g, &p, &setup.data, setup.opts, Vec::new(), &|| {})
+            .map(|r| r.score)
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
+fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).map_err(anyhow::Error::from)?;
+    let path = dir.join(name);
+    // Write then rename, so a reader never sees half a file.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Run `ncpc evolve`.
+pub fn run(a: EvolveArgs) -> Result<(), CliError> {
+    if a.population < 2 || a.tournament == 0 || a.generations == 0 {
+        return Err(anyhow::anyhow!(
+            "--population must be at least 2, --tournament and --generations at least 1"
+        )
+        .into());
+    }
+    let seed = match &a.from {
+        Some(p) => {
+            Some(amm_ops::from_text(&read_source(p)?).with_context(|| format!("{}", p.display()))?)
+        }
+        None => None,
+    };
+    let setup = a.protocol.resolve(|_| {})?;
+    let config = EvolveConfig {
+        strategy: a.strategy,
+        population: a.population,
+        tournament: a.tournament,
+        crossover_rate: a.crossover_rate,
+        mutation_rate: a.mutation_rate,
+        generations: a.generations,
+        round: a.round,
+        seed: a.seed,
+        ..EvolveConfig::default()
+    };
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let init = match seed {
+        _ if a.random => Init::Random,
+        Some(code) => Init::From(code),
+        None => Init::From(amm_ops::seed_mse()),
+    };
+    let mut engine = Engine::with_init(config.clone(), init);
+    let t0 = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(a.generations as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} gen {pos}/{len} [{bar:30}] {msg} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let score = scorer(&setup);
+    let stop = AtomicBool::new(false);
+    engine.run(&score, &stop, &mut |e| {
+        bar.set_position(e.generation as u64);
+        bar.set_message(format!(
+            "best {:.4}, {:.1} eval/s, FEC hits {:.0}%",
+            e.best().map_or(f64::NAN, |b| b.fitness),
+            e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            100.0 * e.fec.hit_rate()
+        ));
+    });
+    bar.finish_and_clear();
+    let seconds = t0.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        config: &config,
+        protocol: &setup.protocol,
+        best: engine.best(),
+        hall_of_fame: &engine.hall_of_fame,
+        generation_stats: &engine.stats,
+        evaluations: engine.evaluations,
+        trained: engine.trained,
+        fec: engine.fec.stats,
+        fec_hit_rate: engine.fec.hit_rate(),
+        seconds,
+        evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
+    };
+    if let Some(dir) = &a.out {
+        write_json(dir, "result.json", &outcome)?;
+        if let Some(best) = engine.best() {
+            std::fs::write(dir.join("best.json"), format!("{}\n", best.genome))
+                .with_context(|| format!("cannot write {}", dir.join("best.json").display()))?;
+        }
+    }
+    if a.json {
+        let text = serde_json::to_string_pretty(&outcome).map_err(anyhow::Error::from)?;
+        return write_output(None, &format!("{text}\n"));
+    }
+    let mut out = format!(
+        "{} evaluations in {seconds:.1} s ({:.1}/s), {} trained; FEC: {} by IR hash, {} by fingerprint, {} degenerate rejected\n",
+        engine.evaluations,
+        outcome.evaluations_per_second,
+        engine.trained,
+        engine.fec.stats.hash_hits,
+        engine.fec.stats.fingerprint_hits,
+        engine.fec.stats.degenerate
+    );
+    for s in &engine.stats {
+        out += &format!(
+            "gen {:>3}  best {:.4}  median {:.4}  mean {:.4}\n",
+            s.generation, s.best, s.median, s.avg
+        );
+    }
+    out += &format!("\nhall of fame ({:?} protocol):\n", setup.protocol.name);
+    for f in &engine.hall_of_fame {
+        out += &format!("{:.4}  {}\n", f.fitness, f.genome);
+    }
+    write_output(None, &out)
+}

@@ -1,0 +1,163 @@
+//! The evaluation protocol flags shared by `ncpc eval`, `ncpc evolve` and `ncpc mine`.
+
+use super::CliError;
+use crate::jit::MathMode;
+use crate::loss::Backend;
+use crate::train::data::{DataError, DatasetName, data_root};
+use crate::train::optim::OptimizerKind;
+use crate::train::protocol::{Metric, Protocol, ProtocolName};
+use crate::train::run::EvalOptions;
+use crate::train::task::TaskData;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Where the candidate loss is computed during training.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalBackend {
+    /// Cranelift kernels for loss and dL/dy_pred (the interpreter for what the JIT does not
+    /// compile), the trainer's own backward pass.
+    Jit,
+    /// The reference interpreter for the loss (slow; the oracle).
+    Interp,
+    /// burn's CPU backend (not built yet).
+    Cpu,
+    /// burn's wgpu backend (not built yet).
+    Wgpu,
+}
+
+/// Protocol flags.
+#[derive(Args, Debug, Clone)]
+pub struct ProtocolArgs {
+    /// The evaluation protocol.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub protocol: ProtocolName,
+    /// Dataset (default: the protocol's; daml-mlp falls back to MNIST without CIFAR-10).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetName>,
+    /// Number of seeds (default: the protocol's).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Optimizer (default: Adam).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate (default 1e-3).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Validation metric (default: accuracy).
+    #[arg(long, value_enum)]
+    pub metric: Option<Metric>,
+    /// Training steps (default: the protocol's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Batch size (default: the protocol's).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Engine for the loss.
+    #[arg(long, value_enum, default_value = "jit")]
+    pub backend: EvalBackend,
+    /// JIT transcendentals (exact is bit-equal to the interpreter).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub math: MathMode,
+    /// Data root (default: $NCPC_DATA, else the user's cache dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A protocol ready to run: its settings, data and engine.
+pub struct ProtocolSetup {
+    /// The protocol with the flags applied.
+    pub protocol: Protocol,
+    /// Its data.
+    pub data: TaskData,
+    /// Substitutions made.
+    pub notes: Vec<String>,
+    /// Engine options.
+    pub opts: EvalOptions,
+}
+
+fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
+    v: Option<T>,
+    flag: &str,
+) -> Result<Option<T>, CliError> {
+    match v {
+        Some(x) if x.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) => {
+            Err(anyhow::anyhow!("{flag} must be greater than 0, not {x}").into())
+        }
+        _ => Ok(v),
+    }
+}
+
+impl ProtocolArgs {
+    /// The protocol with the flags applied (`adjust` applies the caller's own flags), and
+    /// its data loaded.
+    pub fn resolve(&self, adjust: impl FnOnce(&mut Protocol)) -> Result<ProtocolSetup, CliError> {
+        let backend = match self.backend {
+            EvalBackend::Jit => Backend::Jit,
+            EvalBackend::Interp => Backend::Interp,
+            EvalBackend::Cpu | EvalBackend::Wgpu => {
+                let name = if self.backend == EvalBackend::Cpu {
+                    "cpu"
+                } else {
+                    "wgpu"
+                };
+                return Err(anyhow::anyhow!(
+                    "--backend {name} needs the burn lowering, which is not built yet; use jit (default) or interp"
+                )
+                .into());
+            }
+        };
+        let mut p = Protocol::preset(self.protocol);
+        if let Some(d) = self.dataset {
+            p.dataset = d;
+        }
+        if let Some(n) = positive(self.seeds, "--seeds")? {
+            p.seeds = n;
+        }
+        if let Some(o) = self.optimizer {
+            p.optimizer = o;
+        }
+        if let Some(lr) = positive(self.lr, "--lr")? {
+            if !lr.is_finite() {
+                return Err(anyhow::anyhow!("--lr must be finite").into());
+            }
+            p.lr = lr;
+        }
+        if let Some(m) = self.metric {
+            p.metric = m;
+        }
+        if let Some(s) = positive(self.steps, "--steps")? {
+            p.steps = Some(s);
+            p.hurdles.retain(|h| h.step < s);
+        }
+        if let Some(b) = positive(self.batch, "--batch")? {
+            p.batch = b;
+        }
+        adjust(&mut p);
+        let root = data_root(self.data_dir.as_deref());
+        let mut notes = Vec::new();
+        let data = match TaskData::for_protocol(&p, &root, &mut notes) {
+            Ok(d) => d,
+            // DAML's MLP run is on CIFAR-10; without it, run the same protocol on MNIST.
+            Err(DataError::Missing { .. })
+                if p.dataset == DatasetName::Cifar10 && self.dataset.is_none() =>
+            {
+                notes.push(format!(
+                    "CIFAR-10 is not under {} (it cannot be fetched here); using MNIST",
+                    root.display()
+                ));
+                p.dataset = DatasetName::Mnist;
+                TaskData::for_protocol(&p, &root, &mut notes)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ProtocolSetup {
+            protocol: p,
+            data,
+            notes,
+            opts: EvalOptions {
+                backend,
+                math: self.math,
+            },
+        })
+    }
+}

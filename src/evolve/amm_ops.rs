@@ -1,0 +1,381 @@
+//! Genetic operators on AMM programs, with the AMM client's semantics: the same instruction
+//! registry and categories, the five mutation kinds applied per body instruction with the
+//! mutation rate, the three crossovers, and the repair that keeps the LOAD prologue
+//! (`R1 <- y_true`, `R2 <- y_pred`), the `RETURN R9` epilogue, registers in 0..=19 and each
+//! instruction's parameter count. Every child is a valid AMM program.
+
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use serde_json::{Value as Json, json};
+
+/// A parameter's role, which decides how it is drawn and clamped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Param {
+    /// A general register (drawn 1..=9, clamped to 0..=19).
+    Reg,
+    /// A special register (input slot 0..=6).
+    Special,
+    /// A reduction axis (-1 or 0).
+    Axis,
+    /// A float constant (drawn in [-1, 1), clamped to [-100, 100]).
+    Const,
+}
+
+use Param::{Axis, Const, Reg, Special};
+
+/// The instruction registry: opcode, and its parameters in order (destination last, except
+/// LOAD and LOAD_CONST which write their first).
+const REGISTRY: &[(i64, &[Param])] = &[
+    (1, &[Reg, Reg, Reg]),
+    (2, &[Reg, Reg, Reg]),
+    (3, &[Reg, Reg, Reg]),
+    (4, &[Reg, Reg, Reg]),
+    (5, &[Reg, Reg, Reg]),
+    (6, &[Reg, Reg]),
+    (7, &[Reg, Reg]),
+    (8, &[Reg, Reg]),
+    (9, &[Reg, Reg]),
+    (10, &[Reg, Reg]),
+    (11, &[Reg, Reg]),
+    (12, &[Reg, Reg]),
+    (20, &[Reg, Const, Reg]),
+    (21, &[Reg, Const, Reg]),
+    (100, &[Reg, Special]),
+    (101, &[Reg, Const]),
+    (102, &[Reg, Reg, Reg]),
+    (103, &[Reg, Reg]),
+    (110, &[Reg, Reg]),
+    (200, &[Reg, Axis, Reg]),
+    (201, &[Reg, Axis, Reg]),
+    (202, &[Reg, Axis, Reg]),
+    (203, &[Reg, Axis, Reg]),
+    (250, &[Reg, Reg]),
+    (251, &[Reg, Reg]),
+    (252, &[Reg, Reg]),
+    (253, &[Reg, Reg]),
+    (300, &[Reg, Reg, Reg]),
+    (350, &[Reg, Reg, Reg]),
+    (351, &[Reg, Reg, Reg]),
+    (352, &[Reg, Reg, Reg]),
+    (400, &[Reg, Reg, Reg]),
+    (401, &[Reg, Reg, Reg]),
+    (409, &[Reg, Reg, Reg, Reg]),
+];
+
+/// Opcode categories: a mutated opcode stays in its category. Control flow is never
+/// inserted or mutated into.
+const CATEGORIES: &[&[i64]] = &[
+    &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21],
+    &[100, 101, 102, 103, 110],
+    &[200, 201, 202, 203],
+    &[250, 251, 252, 253],
+    &[350, 351, 352],
+    &[400, 401, 409],
+];
+
+/// Most instructions a mutation grows a program to (AMM's limit).
+pub const MAX_LEN: usize = 20;
+
+/// An AMM program as the operators see it: one list of JSON numbers per instruction.
+pub type Code = Vec<Vec<Json>>;
+
+fn spec(op: i64) -> Option<&'static [Param]> {
+    REGISTRY.iter().find(|(o, _)| *o == op).map(|(_, p)| *p)
+}
+
+fn opcode(ins: &[Json]) -> Option<i64> {
+    ins.first()
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+}
+
+fn draw(p: Param, rng: &mut impl Rng) -> Json {
+    match p {
+        Reg => json!(rng.random_range(1..=9)),
+        Special => json!(rng.random_range(0..=6)),
+        Axis => json!(*[-1, 0].choose(rng).unwrap_or(&-1)),
+        Const => json!(rng.random_range(-1.0f64..1.0)),
+    }
+}
+
+/// Clamp a parameter into its role's range (drawing a fresh one when it is not a number).
+fn adapt(v: &Json, p: Param, rng: &mut impl Rng) -> Json {
+    let Some(x) = v.as_f64() else {
+        return draw(p, rng);
+    };
+    match p {
+        Reg => json!((x as i64).clamp(0, 19)),
+        Special => json!((x as i64).clamp(0, 6)),
+        Axis => json!(if x < 0.0 { -1 } else { 0 }),
+        Const => json!(x.clamp(-100.0, 100.0)),
+    }
+}
+
+/// Give an instruction exactly its opcode's parameters, keeping (adapted) the ones it has.
+fn fix_params(ins: &mut Vec<Json>, rng: &mut impl Rng) {
+    let Some(params) = opcode(ins).and_then(spec) else {
+        return;
+    };
+    let mut out = vec![ins[0].clone()];
+    for (k, p) in params.iter().enumerate() {
+        out.push(match ins.get(k + 1) {
+            Some(v) => adapt(v, *p, rng),
+            None => draw(*p, rng),
+        });
+    }
+    *ins = out;
+}
+
+/// A random instruction of a random (non-control) category.
+fn random_instruction(rng: &mut impl Rng) -> Vec<Json> {
+    let cat = CATEGORIES.choose(rng).copied().unwrap_or(CATEGORIES[0]);
+    let op = *cat.choose(rng).unwrap_or(&1);
+    let mut ins = vec![json!(op)];
+    for p in spec(op).unwrap_or(&[]) {
+        ins.push(draw(*p, rng));
+    }
+    ins
+}
+
+/// A random program of `len` body instructions between the LOAD prologue and `RETURN R9`,
+/// the last of them writing R9 (so the program returns something it computed).
+pub fn random_code(len: usize, rng: &mut impl Rng) -> Code {
+    let mut code = vec![
+        vec![json!(100), json!(1), json!(0)],
+        vec![json!(100), json!(2), json!(1)],
+    ];
+    for k in 0..len.max(1) {
+        let mut ins = random_instruction(rng);
+        if k + 1 == len.max(1) {
+            let op = opcode(&ins).unwrap_or(1);
+            let dest = if op == 100 || op == 101 {
+                1
+            } else {
+                ins.len() - 1
+            };
+            ins[dest] = json!(9);
+        }
+        code.push(ins);
+    }
+    code.push(vec![json!(453), json!(9)]);
+    code
+}
+
+/// AMM's repair: drop non-list instructions, clamp register parameters to 0..=19, force the
+/// LOAD prologue and the `RETURN R9` epilogue.
+pub fn repair(code: &mut Code) {
+    code.retain(|ins| !ins.is_empty());
+    for ins in code.iter_mut() {
+        let params = opcode(ins).and_then(spec);
+        for (k, v) in ins.iter_mut().enumerate().skip(1) {
+            let is_reg = params.is_none_or(|ps| ps.get(k - 1).is_none_or(|p| *p == Reg));
+            if is_reg {
+                let r = v.as_f64().map_or(9, |x| (x as i64).clamp(0, 19));
+                *v = json!(r);
+            }
+        }
+    }
+    if code.is_empty() {
+        *code = seed_mse();
+        return;
+    }
+    if opcode(&code[0]) != Some(100) {
+        code[0] = vec![json!(100), json!(1), json!(0)];
+    }
+    if code.len() >= 2 && opcode(&code[1]) != Some(100) {
+        code[1] = vec![json!(100), json!(2), json!(1)];
+    }
+    let ret = vec![json!(453), json!(9)];
+    match code.last_mut() {
+        Some(last) if opcode(last) == Some(453) => *last = ret,
+        _ => code.push(ret),
+    }
+}
+
+/// MSE in the form AMM seeds evolution with (`R9 <- mean((y_true - y_pred)^2)`).
+pub fn seed_mse() -> Code {
+    serde_json::from_str("[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[453,9]]")
+        .unwrap_or_default()
+}
+
+/// Mutate: each body instruction (between the two LOADs and the RETURN), with probability
+/// `rate`, gets one of: a new opcode from its category, a new parameter, an inserted random
+/// instruction before it (while under [`MAX_LEN`]), its deletion (while over 4), or a swap
+/// with another body instruction. Then parameters and registers are repaired.
+pub fn mutate(code: &Code, rate: f64, rng: &mut impl Rng) -> Code {
+    let mut m = code.clone();
+    let mut i = 2;
+    while i + 1 < m.len() {
+        if rng.random_bool(rate.clamp(0.0, 1.0)) {
+            match rng.random_range(0..5) {
+                0 => {
+                    if let Some(op) = opcode(&m[i])
+                        && let Some(cat) = CATEGORIES.iter().find(|c| c.contains(&op))
+                    {
+                        m[i][0] = json!(*cat.choose(rng).unwrap_or(&op));
+                        fix_params(&mut m[i], rng);
+                    }
+                }
+                1 => {
+                    if let Some(params) = opcode(&m[i]).and_then(spec)
+                        && !params.is_empty()
+                    {
+                        let k = rng.random_range(0..params.len());
+                        fix_params(&mut m[i], rng);
+                        m[i][k + 1] = draw(params[k], rng);
+                    }
+                }
+                2 if m.len() < MAX_LEN => m.insert(i, random_instruction(rng)),
+                3 if m.len() > 4 => {
+                    m.remove(i);
+                    continue;
+                }
+                4 if m.len() > 3 => {
+                    let others: Vec<usize> = (2..m.len() - 1).filter(|j| *j != i).collect();
+                    if let Some(j) = others.choose(rng) {
+                        m.swap(i, *j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    for ins in m.iter_mut() {
+        fix_params(ins, rng);
+    }
+    repair(&mut m);
+    m
+}
+
+/// Crossover of two programs, keeping the prologue and epilogue: single-point, two-point or
+/// uniform, chosen at random.
+pub fn crossover(a: &Code, b: &Code, rng: &mut impl Rng) -> Code {
+    if a.len() < 3 || b.len() < 3 {
+        return if a.len() >= b.len() {
+            a.clone()
+        } else {
+            b.clone()
+        };
+    }
+    let single = |rng: &mut dyn rand::RngCore| {
+        let pa = rng.random_range(2..=a.len() - 2);
+        let pb = rng.random_range(2..=b.len() - 2);
+        let mut c = a[..pa].to_vec();
+        c.extend_from_slice(&b[pb..]);
+        c
+    };
+    let mut child = match rng.random_range(0..3) {
+        0 => single(rng),
+        1 if a.len() >= 5 && b.len() >= 5 => {
+            let two = |n: usize, rng: &mut dyn rand::RngCore| {
+                let mut p = rand::seq::index::sample(rng, n - 3, 2).into_vec();
+                p.sort_unstable();
+                (p[0] + 2, p[1] + 2)
+            };
+            let (a0, a1) = two(a.len(), rng);
+            let (b0, b1) = two(b.len(), rng);
+            let mut c = a[..a0].to_vec();
+            c.extend_from_slice(&b[b0..b1]);
+            c.extend_from_slice(&a[a1..]);
+            c
+        }
+        1 => single(rng),
+        _ => {
+            let mut c = vec![a[0].clone(), a[1].clone()];
+            for i in 2..a.len().min(b.len()) - 1 {
+                c.push(if rng.random_bool(0.5) {
+                    a[i].clone()
+                } else {
+                    b[i].clone()
+                });
+            }
+            c.push(vec![json!(453), json!(9)]);
+            c
+        }
+    };
+    repair(&mut child);
+    child
+}
+
+/// Parse AMM program text into [`Code`] (instructions that are not lists are dropped, as
+/// AMM's repair drops them), repaired.
+pub fn from_text(text: &str) -> Result<Code, crate::formats::FormatError> {
+    let prog = crate::formats::amm::parse_program(text)?;
+    let mut code: Code = prog
+        .instrs
+        .into_iter()
+        .filter_map(|i| match i {
+            Json::Array(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    repair(&mut code);
+    Ok(code)
+}
+
+/// The program as compact JSON text.
+pub fn to_text(code: &Code) -> String {
+    serde_json::to_string(code).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{CompileOptions, compile};
+    use rand::SeedableRng;
+
+    #[test]
+    fn mutants_and_children_keep_the_frame_and_compile() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut pool = vec![seed_mse()];
+        for step in 0..2000 {
+            let a = pool[rng.random_range(0..pool.len())].clone();
+            let b = pool[rng.random_range(0..pool.len())].clone();
+            let child = if step % 2 == 0 {
+                mutate(&a, 0.5, &mut rng)
+            } else {
+                crossover(&a, &b, &mut rng)
+            };
+            assert_eq!(child[0][..2], [json!(100), json!(1)], "{child:?}");
+            assert_eq!(child[1][..2], [json!(100), json!(2)], "{child:?}");
+            assert_eq!(child.last().unwrap(), &vec![json!(453), json!(9)]);
+            assert!(child.len() <= MAX_LEN + 2, "{}", child.len());
+            // AMM runs any such program (strict mode would refuse reads of registers not
+            // yet written, which AMM reads as 0.0).
+            compile(&to_text(&child), &CompileOptions::default()).expect("compat compile");
+            pool.push(child);
+        }
+        let distinct: std::collections::HashSet<String> = pool.iter().map(to_text).collect();
+        assert!(
+            distinct.len() > 500,
+            "only {} distinct programs",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn mutation_is_deterministic_for_a_seed_and_rate_zero_is_identity() {
+        let seed = seed_mse();
+        let run = |s| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+            (0..20)
+                .map(|_| mutate(&seed, 0.6, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        assert_eq!(mutate(&seed, 0.0, &mut rng), seed);
+    }
+
+    #[test]
+    fn repair_forces_the_prologue_epilogue_and_register_range() {
+        let mut c: Code = serde_json::from_str("[[1, 50, -3, 2], [2, 1, 2, 3]]").unwrap();
+        repair(&mut c);
+        assert_eq!(to_text(&c), "[[100,1,0],[100,2,1],[453,9]]");
+        let mut c: Code =
+            serde_json::from_str("[[100,1,0],[100,2,1],[1,50,-3,2],[453,4]]").unwrap();
+        repair(&mut c);
+        assert_eq!(to_text(&c), "[[100,1,0],[100,2,1],[1,19,0,2],[453,9]]");
+    }
+}

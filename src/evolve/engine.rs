@@ -1,0 +1,406 @@
+//! The search: AMM's steady-state GA and AutoML-Zero's regularized (aging) evolution over
+//! AMM programs, with the functional-equivalence cache in front of every evaluation and
+//! candidates evaluated in parallel (rayon), results applied in a fixed order so a run is
+//! reproducible from its seed whatever the thread count.
+
+use super::amm_ops::{Code, crossover, mutate, seed_mse, to_text};
+use super::fec::{Fec, Probe, probe};
+use crate::formats::CompileOptions;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The search strategies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// AMM's steady-state GA: each generation evaluates the population, then makes one child
+    /// per member from the two best of a tournament (crossover or mutation), each replacing
+    /// the oldest member.
+    SteadyState,
+    /// Regularized evolution: a child of the best of a tournament replaces the oldest
+    /// member; children are made and evaluated in rounds of `round` candidates.
+    Regularized,
+}
+
+/// Attempts at making a child that differs from its parents.
+const MAX_RETRIES: usize = 8;
+
+/// How the first population is made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// A seed program and mutants of it (AMM's way).
+    From(Code),
+    /// Random programs (AutoML-Zero's way).
+    Random,
+}
+
+/// Settings of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvolveConfig {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Population size.
+    pub population: usize,
+    /// Tournament size.
+    pub tournament: usize,
+    /// Probability that a child comes from crossover.
+    pub crossover_rate: f64,
+    /// Per-instruction mutation probability.
+    pub mutation_rate: f64,
+    /// Generations (steady-state) or rounds (regularized).
+    pub generations: usize,
+    /// Children per round of regularized evolution (fixed, so results do not depend on the
+    /// thread count).
+    pub round: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Hall-of-fame size.
+    pub hall_of_fame: usize,
+    /// Most instructions in a program, prologue and RETURN included (AMM's insertion limit
+    /// is 20; ncpc applies it to crossover children too).
+    pub max_len: usize,
+}
+
+impl Default for EvolveConfig {
+    fn default() -> Self {
+        EvolveConfig {
+            strategy: Strategy::SteadyState,
+            population: 200,
+            tournament: 10,
+            crossover_rate: 0.7,
+            mutation_rate: 0.2,
+            generations: 10,
+            round: 16,
+            seed: 42,
+            hall_of_fame: 10,
+            max_len: super::amm_ops::MAX_LEN,
+        }
+    }
+}
+
+/// One member of the population.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Individual {
+    /// The program.
+    pub code: Code,
+    /// Its fitness (`None` until evaluated).
+    pub fitness: Option<f64>,
+    /// Steady-state age (replacements survived).
+    pub age: u64,
+}
+
+/// A hall-of-fame entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Famous {
+    /// The program text.
+    pub genome: String,
+    /// Its fitness.
+    pub fitness: f64,
+    /// The evaluation number at which it was found.
+    pub found_at: u64,
+}
+
+/// Statistics of one generation, in the shape the AMM client reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Generation (or round) index.
+    pub generation: usize,
+    /// Best fitness.
+    pub best: f64,
+    /// Mean of finite fitnesses.
+    pub avg: f64,
+    /// Smallest finite fitness.
+    pub min: f64,
+    /// Median of finite fitnesses.
+    pub median: f64,
+}
+
+/// The scorer: a genome's fitness under the protocol (higher is better; `-inf` failed).
+pub type Scorer<'a> = dyn Fn(&str) -> f64 + Sync + 'a;
+
+/// A run's state.
+pub struct Engine {
+    /// Settings.
+    pub config: EvolveConfig,
+    rng: ChaCha8Rng,
+    /// The population.
+    pub population: Vec<Individual>,
+    /// The functional-equivalence cache.
+    pub fec: Fec,
+    /// Best genomes found, best first.
+    pub hall_of_fame: Vec<Famous>,
+    /// Per-generation statistics.
+    pub stats: Vec<GenerationStats>,
+    /// Candidates trained (cache misses).
+    pub trained: u64,
+    /// Candidates looked at (trained or answered by the cache).
+    pub evaluations: u64,
+    /// Generations (or rounds) completed.
+    pub generation: usize,
+}
+
+fn finite_stats(generation: usize, fits: &[f64]) -> GenerationStats {
+    let mut v: Vec<f64> = fits.iter().copied().filter(|f| f.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let best = fits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (avg, min, median) = if v.is_empty() {
+        (f64::NAN, f64::NAN, f64::NAN)
+    } else {
+        let m = if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        (v.iter().sum::<f64>() / v.len() as f64, v[0], m)
+    };
+    GenerationStats {
+        generation,
+        best,
+        avg,
+        min,
+        median,
+    }
+}
+
+impl Engine {
+    /// A population grown from `seed` (MSE when `None`): the seed itself and mutants of it.
+    pub fn new(config: EvolveConfig, seed: Option<Code>) -> Engine {
+        Engine::with_init(config, Init::From(seed.unwrap_or_else(seed_mse)))
+    }
+
+    /// A population from `init`.
+    pub fn with_init(config: EvolveConfig, init: Init) -> Engine {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let n = config.population.max(1);
+        let population: Vec<Individual> = match init {
+            Init::From(seed) => std::iter::once(seed.clone())
+                .chain((1..n).map(|_| mutate(&seed, config.mutation_rate, &mut rng)))
+                .collect::<Vec<Code>>(),
+            Init::Random => (0..n)
+                .map(|_| {
+                    let len = rng.random_range(2..=8);
+                    super::amm_ops::random_code(len, &mut rng)
+                })
+                .collect::<Vec<Code>>(),
+        }
+        .into_iter()
+        .map(|code| Individual {
+            code,
+            fitness: None,
+            age: 0,
+        })
+        .collect();
+        Engine {
+            config,
+            rng,
+            population,
+            fec: Fec::default(),
+            hall_of_fame: Vec::new(),
+            stats: Vec::new(),
+            trained: 0,
+            evaluations: 0,
+            generation: 0,
+        }
+    }
+
+    /// Fitness of each program: the cache first, then the scorer in parallel for the rest.
+    /// Applied in order, so the cache's contents do not depend on scheduling.
+    fn evaluate(&mut self, codes: &[Code], scorer: &Scorer) -> Vec<f64> {
+        use rayon::prelude::*;
+        let opts = CompileOptions::default();
+        let texts: Vec<String> = codes.iter().map(to_text).collect();
+        let probes: Vec<Probe> = texts.par_iter().map(|t| probe(t, &opts)).collect();
+        let mut fits = vec![f64::NAN; codes.len()];
+        let mut todo = Vec::new();
+        // Within one batch, equivalent candidates are trained once.
+        let mut first_of: std::collections::HashMap<String, usize> = Default::default();
+        let mut dup_of = vec![None; codes.len()];
+        for (i, p) in probes.iter().enumerate() {
+            if let Some(f) = self.fec.lookup(p) {
+                fits[i] = f;
+            } else if let Probe::Keys { fingerprint, .. } = p {
+                match first_of.get(fingerprint) {
+                    Some(j) => dup_of[i] = Some(*j),
+                    None => {
+                        first_of.insert(fingerprint.clone(), i);
+                        todo.push(i);
+                    }
+                }
+            }
+        }
+        let scored: Vec<f64> = todo.par_iter().map(|i| scorer(&texts[*i])).collect();
+        for (i, f) in todo.iter().zip(scored) {
+            fits[*i] = f;
+            self.fec.insert(&probes[*i], f);
+            self.trained += 1;
+        }
+        for i in 0..codes.len() {
+            if let Some(j) = dup_of[i] {
+                fits[i] = fits[j];
+                self.fec.stats.fingerprint_hits += 1;
+            }
+        }
+        for (i, f) in fits.iter().enumerate() {
+            self.evaluations += 1;
+            self.remember(&texts[i], *f);
+        }
+        fits
+    }
+
+    /// Put a genome in the hall of fame if it earns a place (distinct genomes only).
+    fn remember(&mut self, text: &str, fitness: f64) {
+        if !fitness.is_finite() || self.hall_of_fame.iter().any(|f| f.genome == text) {
+            return;
+        }
+        let cap = self.config.hall_of_fame.max(1);
+        if self.hall_of_fame.len() >= cap
+            && self
+                .hall_of_fame
+                .last()
+                .is_some_and(|w| w.fitness >= fitness)
+        {
+            return;
+        }
+        self.hall_of_fame.push(Famous {
+            genome: text.to_string(),
+            fitness,
+            found_at: self.evaluations,
+        });
+        // Stable: earlier finds stay ahead of later ones with the same fitness.
+        self.hall_of_fame
+            .sort_by(|a, b| b.fitness.total_cmp(&a.fitness));
+        self.hall_of_fame.truncate(cap);
+    }
+
+    /// Evaluate every member without a fitness.
+    fn evaluate_population(&mut self, scorer: &Scorer) {
+        let idx: Vec<usize> = (0..self.population.len())
+            .filter(|i| self.population[*i].fitness.is_none())
+            .collect();
+        let codes: Vec<Code> = idx
+            .iter()
+            .map(|i| self.population[*i].code.clone())
+            .collect();
+        let fits = self.evaluate(&codes, scorer);
+        for (i, f) in idx.into_iter().zip(fits) {
+            self.population[i].fitness = Some(f);
+        }
+    }
+
+    fn fitness_of(&self, i: usize) -> f64 {
+        self.population[i].fitness.unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// Indices of a tournament, best first.
+    fn tournament(&mut self) -> Vec<usize> {
+        let n = self.population.len();
+        let mut t = sample(&mut self.rng, n, self.config.tournament.clamp(1, n)).into_vec();
+        t.sort_by(|a, b| {
+            self.fitness_of(*b)
+                .total_cmp(&self.fitness_of(*a))
+                .then(a.cmp(b))
+        });
+        t
+    }
+
+    /// One child from a tournament: crossover of the two best, or a mutant of the best.
+    fn child(&mut self) -> Code {
+        let t = self.tournament();
+        let (a, b) = (t[0], t[t.len().min(2) - 1]);
+        let (pa, pb) = (
+            self.population[a].code.clone(),
+            self.population[b].code.clone(),
+        );
+        let mut child = if self
+            .rng
+            .random_bool(self.config.crossover_rate.clamp(0.0, 1.0))
+        {
+            crossover(&pa, &pb, &mut self.rng)
+        } else {
+            mutate(&pa, self.config.mutation_rate, &mut self.rng)
+        };
+        // Crossover can grow programs without bound: trim random body instructions back to
+        // the size limit (the LOAD prologue and RETURN stay).
+        while child.len() > self.config.max_len.max(4) {
+            let i = self.rng.random_range(2..child.len() - 1);
+            child.remove(i);
+        }
+        // A child identical to a parent wastes an evaluation: mutate until it differs (as
+        // AutoML-Zero, whose every mutation changes something), within a bound.
+        for _ in 0..MAX_RETRIES {
+            if child != pa && child != pb {
+                break;
+            }
+            child = mutate(&child, self.config.mutation_rate.max(0.5), &mut self.rng);
+        }
+        child
+    }
+
+    /// One generation (steady-state) or round (regularized). Children born in a
+    /// steady-state generation take part in tournaments only once evaluated, in the next.
+    pub fn step(&mut self, scorer: &Scorer) {
+        match self.config.strategy {
+            Strategy::SteadyState => {
+                self.evaluate_population(scorer);
+                let fits: Vec<f64> = (0..self.population.len())
+                    .map(|i| self.fitness_of(i))
+                    .collect();
+                self.stats.push(finite_stats(self.generation, &fits));
+                // As AMM: no children after the last generation.
+                let last = self.generation + 1 >= self.config.generations;
+                for _ in 0..if last { 0 } else { self.population.len() } {
+                    for m in self.population.iter_mut() {
+                        m.age += 1;
+                    }
+                    let child = self.child();
+                    let oldest = (0..self.population.len())
+                        .max_by_key(|i| (self.population[*i].age, std::cmp::Reverse(*i)))
+                        .unwrap_or(0);
+                    self.population[oldest] = Individual {
+                        code: child,
+                        fitness: None,
+                        age: 0,
+                    };
+                }
+            }
+            Strategy::Regularized => {
+                self.evaluate_population(scorer);
+                let children: Vec<Code> = (0..self.config.round.max(1))
+                    .map(|_| self.child())
+                    .collect();
+                let fits = self.evaluate(&children, scorer);
+                self.stats.push(finite_stats(self.generation, &fits));
+                for (code, f) in children.into_iter().zip(fits) {
+                    self.population.remove(0);
+                    self.population.push(Individual {
+                        code,
+                        fitness: Some(f),
+                        age: 0,
+                    });
+                }
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// Run the configured number of generations, stopping early when `stop` is set. Calls
+    /// `on_step` after each generation.
+    pub fn run(&mut self, scorer: &Scorer, stop: &AtomicBool, on_step: &mut dyn FnMut(&Engine)) {
+        while self.generation < self.config.generations && !stop.load(Ordering::Relaxed) {
+            self.step(scorer);
+            on_step(self);
+        }
+        // The last generation's children are evaluated so the best is known.
+        if !stop.load(Ordering::Relaxed) {
+            self.evaluate_population(scorer);
+        }
+    }
+
+    /// The best genome found so far.
+    pub fn best(&self) -> Option<&Famous> {
+        self.hall_of_fame.first()
+    }
+}

@@ -1,0 +1,151 @@
+//! Evolution: reproducible from its seed whatever the thread count, improving on its seed
+//! under the AMM protocol, and its command writing what it found.
+
+mod common;
+
+use ncpc::evolve::engine::{Engine, EvolveConfig, Init, Strategy};
+use ncpc::formats::CompileOptions;
+use ncpc::train::data::synthetic::blobs;
+use ncpc::train::protocol::{Protocol, ProtocolName};
+use ncpc::train::run::{EvalOptions, Genome, evaluate};
+use ncpc::train::task::TaskData;
+use std::sync::atomic::AtomicBool;
+
+fn scorer<'a>(p: &'a Protocol, data: &'a TaskData) -> impl Fn(&str) -> f64 + Sync + 'a {
+    move |text: &str| {
+        let g = Genome {
+            name: "c".into(),
+            text: text.into(),
+            opts: CompileOptions::default(),
+        };
+        evaluate(&g, p, data, EvalOptions::default(), Vec::new(), &|| {})
+            .map(|r| r.score)
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
+fn run_in(
+    threads: usize,
+    config: &EvolveConfig,
+    init: Init,
+    p: &Protocol,
+    data: &TaskData,
+) -> Engine {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let mut e = Engine::with_init(config.clone(), init);
+            e.run(&scorer(p, data), &AtomicBool::new(false), &mut |_| {});
+            e
+        })
+}
+
+#[test]
+fn runs_are_identical_with_one_or_two_threads() {
+    let data = TaskData::from_dataset(&blobs(9, 300, 12, 3), 200, 0.5, 0.25);
+    let mut p = Protocol::preset(ProtocolName::Standard);
+    p.steps = Some(20);
+    p.curve_every = 10;
+    p.hurdles.clear();
+    p.seeds = 1;
+    p.baselines = false;
+    for strategy in [Strategy::SteadyState, Strategy::Regularized] {
+        let config = EvolveConfig {
+            strategy,
+            population: 20,
+            generations: 4,
+            round: 6,
+            seed: 3,
+            ..EvolveConfig::default()
+        };
+        let a = run_in(1, &config, Init::Random, &p, &data);
+        let b = run_in(2, &config, Init::Random, &p, &data);
+        assert_eq!(a.hall_of_fame, b.hall_of_fame, "{strategy:?}");
+        assert_eq!(a.population, b.population, "{strategy:?}");
+        assert_eq!(a.fec.stats, b.fec.stats, "{strategy:?}");
+        assert_eq!((a.evaluations, a.trained), (b.evaluations, b.trained));
+        assert!(a.trained > 3, "{strategy:?}: only {} trained", a.trained);
+        assert!(
+            a.best().is_some_and(|f| f.fitness.is_finite()),
+            "{strategy:?}"
+        );
+    }
+}
+
+#[test]
+fn steady_state_from_mse_improves_on_the_amm_protocol() {
+    // AMM's defaults: population 200, tournament 10, crossover 0.7; 10 generations.
+    let p = Protocol::preset(ProtocolName::Amm);
+    let mut notes = Vec::new();
+    let data = TaskData::for_protocol(&p, &std::env::temp_dir(), &mut notes).unwrap();
+    let mse_score = scorer(&p, &data)(&ncpc::evolve::amm_ops::to_text(
+        &ncpc::evolve::amm_ops::seed_mse(),
+    ));
+    let config = EvolveConfig {
+        mutation_rate: 0.5,
+        ..EvolveConfig::default()
+    };
+    let e = run_in(
+        2,
+        &config,
+        Init::From(ncpc::evolve::amm_ops::seed_mse()),
+        &p,
+        &data,
+    );
+    let best = e.best().unwrap();
+    assert!(
+        best.fitness > mse_score,
+        "best {} does not beat MSE's {mse_score}",
+        best.fitness
+    );
+    // Most candidates never train: the cache and the degenerate-loss probe answer them.
+    assert!(
+        e.trained * 5 < e.evaluations,
+        "{} of {}",
+        e.trained,
+        e.evaluations
+    );
+}
+
+#[test]
+fn evolve_cli_writes_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args([
+            "evolve",
+            "--protocol",
+            "amm",
+            "--population",
+            "12",
+            "--generations",
+            "2",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hall of fame"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    for k in [
+        "config",
+        "protocol",
+        "best",
+        "hall_of_fame",
+        "generation_stats",
+        "fec",
+        "evaluations",
+    ] {
+        assert!(r.get(k).is_some(), "result.json lacks {k}");
+    }
+    let best = std::fs::read_to_string(dir.path().join("best.json")).unwrap();
+    ncpc::formats::compile(&best, &CompileOptions::default()).expect("best.json compiles");
+}
