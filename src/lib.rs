@@ -10,6 +10,7 @@ pub mod formats;
 pub mod identity;
 pub mod jit;
 pub mod loss;
+pub mod mine;
 pub mod numbers;
 pub mod pool;
 pub mod train;

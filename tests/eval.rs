@@ -49,6 +49,12 @@ fn run(g: &Genome, p: &Protocol, data: &TaskData, backend: Backend) -> Report {
     r
 }
 
+/// Bit-exact comparison that treats NaN as equal to itself (JSON writes it as "NaN"; f32
+/// and f64 values are written with their shortest round-trip text).
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -66,8 +72,8 @@ fn scores_are_bit_identical_across_runs_and_thread_counts() {
         let one = in_pool(1, || run(&g, &p, &data, Backend::Jit));
         let two = in_pool(2, || run(&g, &p, &data, Backend::Jit));
         let again = in_pool(2, || run(&g, &p, &data, Backend::Jit));
-        assert_eq!(one, two, "{name}: 1 vs 2 threads");
-        assert_eq!(two, again, "{name}: two runs");
+        assert_eq!(json(&one), json(&two), "{name}: 1 vs 2 threads");
+        assert_eq!(json(&two), json(&again), "{name}: two runs");
         assert!(one.score.is_finite(), "{name}: {:?}", one.candidate.failure);
     }
 }
@@ -88,7 +94,11 @@ fn jit_and_interpreter_train_bit_identically() {
             "{name} did not use the JIT"
         );
         assert_eq!(interp.candidate.engine, Backend::Interp);
-        assert_eq!(jit.candidate.runs, interp.candidate.runs, "{name}");
+        assert_eq!(
+            json(&jit.candidate.runs),
+            json(&interp.candidate.runs),
+            "{name}"
+        );
     }
 }
 
@@ -105,7 +115,7 @@ fn cross_entropy_learns_the_synthetic_task_and_beats_chance_by_far() {
     let ce = &r.baselines[0];
     assert_eq!(ce.name, "cross-entropy");
     // The candidate is cross-entropy itself: the same seeds and batches give the same runs.
-    assert_eq!(ce.runs, r.candidate.runs);
+    assert_eq!(json(&ce.runs), json(&r.candidate.runs));
     let curve = &r.candidate.curve;
     assert_eq!(
         curve.iter().map(|c| c.step).collect::<Vec<_>>(),

@@ -2,11 +2,9 @@
 
 use super::CliError;
 use super::input::{read_source, write_output};
-use super::protocol_args::{ProtocolArgs, ProtocolSetup};
+use super::protocol_args::ProtocolArgs;
 use crate::evolve::amm_ops;
 use crate::evolve::engine::{Engine, EvolveConfig, Init, Strategy};
-use crate::formats::CompileOptions;
-use crate::train::run::{Genome, evaluate};
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -82,22 +80,6 @@ struct Outcome<'a> {
     evaluations_per_second: f64,
 }
 
-/// A scorer for the engine: the protocol's fitness, `-inf` for what does not compile.
-pub fn scorer(setup: &ProtocolSetup) -> impl Fn(&str) -> f64 + Sync + '_ {
-    move |text: &str| {
-        let g = Genome {
-            name: "candidate".into(),
-            text: text.into(),
-            opts: CompileOptions::default(),
-        };
-        let mut p = setup.protocol.clone();
-        p.baselines = false;
-        evaluate(&g, &p, &setup.data, setup.opts, Vec::new(), &|| {})
-            .map(|r| r.score)
-            .unwrap_or(f64::NEG_INFINITY)
-    }
-}
-
 fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(v).map_err(anyhow::Error::from)?;
     let path = dir.join(name);
@@ -151,7 +133,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let score = scorer(&setup);
+    let score = |t: &str| setup.score(t);
     let stop = AtomicBool::new(false);
     engine.run(&score, &stop, &mut |e| {
         bar.set_position(e.generation as u64);

@@ -6,6 +6,7 @@ mod eval;
 mod evolve;
 mod input;
 mod key;
+mod mine;
 mod pool;
 mod protocol_args;
 mod run;
@@ -37,16 +38,8 @@ enum Command {
     Key(key::KeyArgs),
     /// Talk to a pool by hand: register, info, balance, reset-active, request.
     Pool(pool::PoolArgs),
-    /// Mine on a pool (not implemented yet).
-    Mine(MineArgs),
-}
-
-/// Arguments of `ncpc mine` (accepted so the command explains itself).
-#[derive(clap::Args, Debug)]
-struct MineArgs {
-    /// Anything; mining is not implemented yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Mine: evolve and evaluate losses for a pool (an in-process one without --pool-url).
+    Mine(mine::MineArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -78,12 +71,7 @@ pub fn main() -> ExitCode {
         Command::Data(a) => data::run(a),
         Command::Key(a) => key::run(a),
         Command::Pool(a) => pool::run(a),
-        Command::Mine(_) => Err(CliError {
-            code: 2,
-            err: anyhow::anyhow!(
-                "mining is not implemented yet: it needs the evaluator (training) and the pool server, which are later issues; `ncpc compile`, `ncpc run`, `ncpc key` and `ncpc pool` work today"
-            ),
-        }),
+        Command::Mine(a) => mine::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

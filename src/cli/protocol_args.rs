@@ -3,11 +3,10 @@
 use super::CliError;
 use crate::jit::MathMode;
 use crate::loss::Backend;
-use crate::train::data::{DataError, DatasetName, data_root};
+use crate::train::data::{DatasetName, data_root};
 use crate::train::optim::OptimizerKind;
 use crate::train::protocol::{Metric, Protocol, ProtocolName};
-use crate::train::run::EvalOptions;
-use crate::train::task::TaskData;
+use crate::train::run::{EvalOptions, Prepared};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -63,18 +62,6 @@ pub struct ProtocolArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// A protocol ready to run: its settings, data and engine.
-pub struct ProtocolSetup {
-    /// The protocol with the flags applied.
-    pub protocol: Protocol,
-    /// Its data.
-    pub data: TaskData,
-    /// Substitutions made.
-    pub notes: Vec<String>,
-    /// Engine options.
-    pub opts: EvalOptions,
-}
-
 fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
     v: Option<T>,
     flag: &str,
@@ -90,7 +77,7 @@ fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
 impl ProtocolArgs {
     /// The protocol with the flags applied (`adjust` applies the caller's own flags), and
     /// its data loaded.
-    pub fn resolve(&self, adjust: impl FnOnce(&mut Protocol)) -> Result<ProtocolSetup, CliError> {
+    pub fn resolve(&self, adjust: impl FnOnce(&mut Protocol)) -> Result<Prepared, CliError> {
         let backend = match self.backend {
             EvalBackend::Jit => Backend::Jit,
             EvalBackend::Interp => Backend::Interp,
@@ -134,30 +121,10 @@ impl ProtocolArgs {
         }
         adjust(&mut p);
         let root = data_root(self.data_dir.as_deref());
-        let mut notes = Vec::new();
-        let data = match TaskData::for_protocol(&p, &root, &mut notes) {
-            Ok(d) => d,
-            // DAML's MLP run is on CIFAR-10; without it, run the same protocol on MNIST.
-            Err(DataError::Missing { .. })
-                if p.dataset == DatasetName::Cifar10 && self.dataset.is_none() =>
-            {
-                notes.push(format!(
-                    "CIFAR-10 is not under {} (it cannot be fetched here); using MNIST",
-                    root.display()
-                ));
-                p.dataset = DatasetName::Mnist;
-                TaskData::for_protocol(&p, &root, &mut notes)?
-            }
-            Err(e) => return Err(e.into()),
+        let opts = EvalOptions {
+            backend,
+            math: self.math,
         };
-        Ok(ProtocolSetup {
-            protocol: p,
-            data,
-            notes,
-            opts: EvalOptions {
-                backend,
-                math: self.math,
-            },
-        })
+        Ok(Prepared::load(p, &root, self.dataset.is_some(), opts)?)
     }
 }

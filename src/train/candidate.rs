@@ -32,27 +32,67 @@ impl std::fmt::Display for StepFault {
     }
 }
 
+/// Kernels a thread's JIT holds before it is replaced by a fresh one (compiled code is never
+/// freed otherwise; an evolution run compiles thousands of candidates).
+const JIT_CAPACITY: usize = 4096;
+
+/// One JIT per thread and math mode, shared by every candidate the thread trains: kernels
+/// are cached by the structure of the gradient IR, so seeds of one candidate, and candidates
+/// that differ only in constants, compile once.
+struct ThreadJit {
+    /// Bumped when the JIT is replaced, so losses compiled by the old one recompile.
+    generation: u64,
+    math: MathMode,
+    jit: Jit,
+}
+
+thread_local! {
+    static THREAD_JIT: std::cell::RefCell<Option<ThreadJit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Compile `func` on this thread's JIT: `(generation, compiled)`, or `None` when the JIT does
+/// not take it.
+fn compile_here(func: &Function, math: MathMode) -> Option<(u64, CompiledLoss)> {
+    THREAD_JIT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let stale = slot
+            .as_ref()
+            .is_none_or(|t| t.math != math || t.jit.compiled >= JIT_CAPACITY);
+        if stale {
+            let generation = slot.as_ref().map_or(0, |t| t.generation + 1);
+            *slot = Some(ThreadJit {
+                generation,
+                math,
+                jit: Jit::with_math(math).ok()?,
+            });
+        }
+        let t = slot.as_mut()?;
+        // Anything the JIT refuses or fails on runs on the interpreter, the oracle.
+        match t.jit.compile_loss(func) {
+            Ok(Some(cl)) => Some((t.generation, cl)),
+            _ => None,
+        }
+    })
+}
+
 /// A loss function ready for repeated calls on batches of one shape.
 pub struct CandidateLoss {
     func: Function,
-    jit: Option<(Jit, CompiledLoss)>,
+    math: MathMode,
+    /// The JIT generation and compiled loss, when the JIT takes the function.
+    jit: Option<(u64, CompiledLoss)>,
 }
 
 impl CandidateLoss {
     /// Prepare `func` (`(y_pred, y_true) -> f32`). With [`Backend::Jit`], compile its kernel
-    /// when the JIT takes it; otherwise every call runs the interpreter.
+    /// on this thread's JIT when the JIT takes it; otherwise every call runs the interpreter.
+    /// Use it on the thread that made it.
     pub fn new(func: Function, backend: Backend, math: MathMode) -> CandidateLoss {
         let jit = match backend {
             Backend::Interp => None,
-            Backend::Jit => Jit::with_math(math).ok().and_then(|mut jit| {
-                // Anything the JIT refuses or fails on runs on the interpreter, the oracle.
-                match jit.compile_loss(&func) {
-                    Ok(Some(cl)) => Some((jit, cl)),
-                    _ => None,
-                }
-            }),
+            Backend::Jit => compile_here(&func, math),
         };
-        CandidateLoss { func, jit }
+        CandidateLoss { func, math, jit }
     }
 
     /// Which engine computes this loss.
@@ -62,6 +102,35 @@ impl CandidateLoss {
         } else {
             Backend::Interp
         }
+    }
+
+    /// Run the compiled kernel on this thread's JIT (recompiling if that JIT was replaced).
+    fn run_jit(
+        &mut self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+    ) -> Result<f32, StepFault> {
+        let current = THREAD_JIT.with(|cell| cell.borrow().as_ref().map(|t| t.generation));
+        if self.jit.as_ref().map(|(g, _)| Some(*g)) != Some(current) {
+            self.jit = compile_here(&self.func, self.math);
+        }
+        let Some((_, cl)) = &self.jit else {
+            return Err(StepFault::Failed(
+                "the JIT no longer takes this loss".into(),
+            ));
+        };
+        THREAD_JIT.with(|cell| {
+            let slot = cell.borrow();
+            let t = slot
+                .as_ref()
+                .ok_or_else(|| StepFault::Failed("no JIT on this thread".into()))?;
+            t.jit
+                .run(cl, y_pred, y_true, b, c, grad)
+                .map_err(|e| StepFault::Failed(e.to_string()))
+        })
     }
 
     /// The loss of row-major `[b, c]` predictions against targets, and dL/dy_pred written to
@@ -75,14 +144,13 @@ impl CandidateLoss {
         grad: &mut Vec<f32>,
     ) -> Result<f32, StepFault> {
         let loss = match &self.jit {
-            Some((jit, cl)) => {
+            Some((_, cl)) => {
                 if !cl.has_grad {
                     return Err(StepFault::NoGradient);
                 }
                 grad.clear();
                 grad.resize(b * c, 0.0);
-                jit.run(cl, y_pred, y_true, b, c, grad)
-                    .map_err(|e| StepFault::Failed(e.to_string()))?
+                self.run_jit(y_pred, y_true, b, c, grad)?
             }
             None => {
                 let as_tensor = |v: &[f32]| {

@@ -6,9 +6,12 @@
 /// vectorize without reassociating a single running sum.
 const LANES: usize = 8;
 
+/// Outputs accumulated together in registers by the layer kernels (four AVX2 registers).
+const BLOCK: usize = 32;
+
 /// `sum(a[i] * b[i])` with a fixed summation order (eight strided partial sums combined
 /// pairwise, then the tail in order).
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0f32; LANES];
@@ -27,7 +30,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y += alpha * x`, elementwise.
-#[inline]
+#[inline(always)]
 pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     debug_assert_eq!(x.len(), y.len());
     for (yi, xi) in y.iter_mut().zip(x) {
@@ -35,55 +38,454 @@ pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
 }
 
-/// A dense layer's forward pass: `out[r][o] = bias[o] + dot(x[r], w[o])` for `n` rows, with
-/// `w` stored `[out][in]` as PyTorch's `nn.Linear` stores it.
-pub fn linear_forward(x: &[f32], w: &[f32], bias: &[f32], n: usize, out: &mut Vec<f32>) {
+/// An affine map applied to a layer's input on the fly: the layer sees `scale * x + shift`.
+/// Feeding raw pixels in [0, 1] (mostly exact zeros) with the normalisation as an affine lets
+/// the first layer skip the zeros: four fifths of MNIST's pixels.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Affine {
+    /// Multiplier.
+    pub scale: f32,
+    /// Offset.
+    pub shift: f32,
+}
+
+/// The output every row starts from: the bias, plus `shift * sum_i w[i]` under an affine.
+fn with_shift(w: &[f32], bias: &[f32], affine: Option<Affine>) -> Vec<f32> {
     let outs = bias.len();
-    let ins = w.len() / outs;
-    out.clear();
-    out.resize(n * outs, 0.0);
-    for (xr, yr) in x.chunks_exact(ins).zip(out.chunks_exact_mut(outs)).take(n) {
-        for ((y, wr), b) in yr.iter_mut().zip(w.chunks_exact(ins)).zip(bias) {
-            *y = b + dot(xr, wr);
+    let mut base = bias.to_vec();
+    if let Some(a) = affine {
+        let mut colsum = vec![0f32; outs];
+        for wr in w.chunks_exact(outs) {
+            for (c, v) in colsum.iter_mut().zip(wr) {
+                *c += v;
+            }
+        }
+        for (b, c) in base.iter_mut().zip(&colsum) {
+            *b += a.shift * c;
+        }
+    }
+    base
+}
+
+/// Adds the bias gradient (`dy` summed over its `n` rows, in order) to `db`, and the
+/// affine's shift term (`shift` times that sum, for every input) to `dw`.
+fn bias_and_shift(dy: &[f32], n: usize, affine: Option<Affine>, dw: &mut [f32], db: &mut [f32]) {
+    let outs = db.len();
+    let mut col = vec![0f32; outs];
+    for dyr in dy.chunks_exact(outs).take(n) {
+        for (c, g) in col.iter_mut().zip(dyr) {
+            *c += g;
+        }
+    }
+    for (b, c) in db.iter_mut().zip(&col) {
+        *b += c;
+    }
+    if let Some(a) = affine
+        && a.shift != 0.0
+    {
+        for dwr in dw.chunks_exact_mut(outs) {
+            axpy(dwr, a.shift, &col);
         }
     }
 }
 
-/// A dense layer's backward pass. Given the layer input `x` (`n x in`) and the gradient of
-/// its output `dy` (`n x out`), adds the weight and bias gradients to `dw` and `db`, and
-/// writes the input gradient to `dx` when asked (the first layer does not need it). Rows are
-/// summed in order.
-pub fn linear_backward(
+/// The non-zero `(index, scale * value)` pairs of `items`, in order, written without
+/// branches (the zero pattern of images is unpredictable) into `buf`, which must hold one
+/// slot per item.
+#[inline(always)]
+fn compact(
+    items: impl Iterator<Item = (usize, f32)>,
+    scale: f32,
+    buf: &mut [(usize, f32)],
+) -> &[(usize, f32)] {
+    let mut k = 0;
+    for (i, v) in items {
+        buf[k] = (i, scale * v);
+        k += (v != 0.0) as usize;
+    }
+    &buf[..k]
+}
+
+/// Whether the CPU runs AVX2 (checked once). Only the vector width changes with it: there is
+/// no fused multiply-add anywhere (Rust never contracts `a * b + c`), so results are
+/// bit-identical with and without it, on every machine.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A dense layer's forward pass with weights stored `[in][out]`:
+/// `out[r] = bias + sum_i x'[r][i] * w[i]` over `n` rows, where `x' = affine(x)`, summed in
+/// input order. Zero inputs are skipped (they add nothing); the affine's shift is added as
+/// `shift * sum_i w[i]`.
+#[inline(always)]
+fn forward_body(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    n: usize,
+    affine: Option<Affine>,
+    out: &mut Vec<f32>,
+) {
+    let outs = bias.len();
+    let ins = w.len() / outs;
+    let base = with_shift(w, bias, affine);
+    let scale = affine.map_or(1.0, |a| a.scale);
+    out.clear();
+    out.resize(n * outs, 0.0);
+    let mut buf = vec![(0usize, 0f32); ins];
+    for (xr, yr) in x.chunks_exact(ins).zip(out.chunks_exact_mut(outs)).take(n) {
+        let nz = compact(xr.iter().copied().enumerate(), scale, &mut buf);
+        // Blocks of outputs held in registers across the whole input; each output is still
+        // `bias + sum over inputs in order`.
+        let mut o0 = 0;
+        while o0 + BLOCK <= outs {
+            let mut acc = [0f32; BLOCK];
+            acc.copy_from_slice(&base[o0..o0 + BLOCK]);
+            for (i, xv) in nz {
+                let wr = &w[i * outs + o0..i * outs + o0 + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] += xv * wr[l];
+                }
+            }
+            yr[o0..o0 + BLOCK].copy_from_slice(&acc);
+            o0 += BLOCK;
+        }
+        for o in o0..outs {
+            let mut a = base[o];
+            for (i, xv) in nz {
+                a += xv * w[i * outs + o];
+            }
+            yr[o] = a;
+        }
+    }
+}
+
+/// A dense layer's backward pass (weights `[in][out]`). Given the layer input `x` (`n x in`,
+/// before the affine) and the gradient of its output `dy` (`n x out`), adds the weight and
+/// bias gradients to `dw` and `db` (rows summed in order, then the affine's shift term), and
+/// writes the input gradient to `dx` when asked (the first layer does not need it).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_body(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
     n: usize,
+    affine: Option<Affine>,
     dw: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut Vec<f32>>,
 ) {
     let outs = db.len();
     let ins = w.len() / outs;
-    for (o, (dwr, dbo)) in dw.chunks_exact_mut(ins).zip(db.iter_mut()).enumerate() {
-        for (r, xr) in x.chunks_exact(ins).take(n).enumerate() {
-            let g = dy[r * outs + o];
-            if g != 0.0 {
-                axpy(dwr, g, xr);
+    let scale = affine.map_or(1.0, |a| a.scale);
+    // Per input: its non-zero rows, then blocks of outputs accumulated in registers over
+    // them (each weight gradient still sums its rows in order).
+    let mut buf = vec![(0usize, 0f32); n];
+    for (i, dwr) in dw.chunks_exact_mut(outs).enumerate() {
+        let nz = compact((0..n).map(|r| (r, x[r * ins + i])), scale, &mut buf);
+        if nz.is_empty() {
+            continue;
+        }
+        let mut o0 = 0;
+        while o0 + BLOCK <= outs {
+            let mut acc = [0f32; BLOCK];
+            acc.copy_from_slice(&dwr[o0..o0 + BLOCK]);
+            for (r, xv) in nz {
+                let g = &dy[r * outs + o0..r * outs + o0 + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] += xv * g[l];
+                }
             }
-            *dbo += g;
+            dwr[o0..o0 + BLOCK].copy_from_slice(&acc);
+            o0 += BLOCK;
+        }
+        for o in o0..outs {
+            let mut a = dwr[o];
+            for (r, xv) in nz {
+                a += xv * dy[r * outs + o];
+            }
+            dwr[o] = a;
         }
     }
+    bias_and_shift(dy, n, affine, dw, db);
     if let Some(dx) = dx {
         dx.clear();
         dx.resize(n * ins, 0.0);
         for (dxr, dyr) in dx.chunks_exact_mut(ins).zip(dy.chunks_exact(outs)) {
-            for (g, wr) in dyr.iter().zip(w.chunks_exact(ins)) {
-                if *g != 0.0 {
-                    axpy(dxr, *g, wr);
-                }
+            for (d, wr) in dxr.iter_mut().zip(w.chunks_exact(outs)) {
+                *d = dot(dyr, wr);
             }
         }
     }
+}
+
+/// A dense layer's forward pass (see `forward_body`), vectorized with AVX2 where the CPU
+/// has it.
+pub fn linear_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    n: usize,
+    affine: Option<Affine>,
+    out: &mut Vec<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(x: &[f32], w: &[f32], b: &[f32], n: usize, a: Option<Affine>, o: &mut Vec<f32>) {
+            forward_body(x, w, b, n, a, o)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { avx2(x, w, bias, n, affine, out) };
+    }
+    forward_body(x, w, bias, n, affine, out)
+}
+
+/// A dense layer's backward pass (see `backward_body`), vectorized with AVX2 where the CPU
+/// has it.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    affine: Option<Affine>,
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut Vec<f32>>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2(
+            x: &[f32],
+            w: &[f32],
+            dy: &[f32],
+            n: usize,
+            a: Option<Affine>,
+            dw: &mut [f32],
+            db: &mut [f32],
+            dx: Option<&mut Vec<f32>>,
+        ) {
+            backward_body(x, w, dy, n, a, dw, db, dx)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { avx2(x, w, dy, n, affine, dw, db, dx) };
+    }
+    backward_body(x, w, dy, n, affine, dw, db, dx)
+}
+
+/// Rows of a mostly-zero matrix: for each row, its non-zero columns and values, in column
+/// order (compressed sparse rows). MNIST images are four-fifths zeros.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SparseRows {
+    /// Row `r` is `idx[offsets[r]..offsets[r + 1]]`.
+    pub offsets: Vec<usize>,
+    /// Column of each entry.
+    pub idx: Vec<u32>,
+    /// Value of each entry.
+    pub val: Vec<f32>,
+    /// Columns per row.
+    pub cols: usize,
+}
+
+impl SparseRows {
+    /// The non-zero entries of a dense row-major matrix with `cols` columns.
+    pub fn from_dense(x: &[f32], cols: usize) -> SparseRows {
+        let mut s = SparseRows {
+            offsets: vec![0],
+            cols,
+            ..SparseRows::default()
+        };
+        for row in x.chunks_exact(cols.max(1)) {
+            for (i, v) in row.iter().enumerate() {
+                if *v != 0.0 {
+                    s.idx.push(i as u32);
+                    s.val.push(*v);
+                }
+            }
+            s.offsets.push(s.idx.len());
+        }
+        s
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Row `r`: its columns and values.
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.offsets[r], self.offsets[r + 1]);
+        (&self.idx[a..b], &self.val[a..b])
+    }
+
+    /// The given rows, in that order, as a new matrix (a training batch).
+    pub fn gather(&self, rows: impl IntoIterator<Item = usize>, out: &mut SparseRows) {
+        out.offsets.clear();
+        out.offsets.push(0);
+        out.idx.clear();
+        out.val.clear();
+        out.cols = self.cols;
+        for r in rows {
+            let (i, v) = self.row(r);
+            out.idx.extend_from_slice(i);
+            out.val.extend_from_slice(v);
+            out.offsets.push(out.idx.len());
+        }
+    }
+}
+
+#[inline(always)]
+fn sparse_forward_body(x: &SparseRows, w: &[f32], base: &[f32], scale: f32, out: &mut [f32]) {
+    let outs = base.len();
+    for (r, yr) in out.chunks_exact_mut(outs).enumerate().take(x.rows()) {
+        let (idx, val) = x.row(r);
+        let mut o0 = 0;
+        while o0 + BLOCK <= outs {
+            let mut acc = [0f32; BLOCK];
+            acc.copy_from_slice(&base[o0..o0 + BLOCK]);
+            for (i, v) in idx.iter().zip(val) {
+                let xv = scale * v;
+                let at = *i as usize * outs + o0;
+                let wr = &w[at..at + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] += xv * wr[l];
+                }
+            }
+            yr[o0..o0 + BLOCK].copy_from_slice(&acc);
+            o0 += BLOCK;
+        }
+        for o in o0..outs {
+            let mut a = base[o];
+            for (i, v) in idx.iter().zip(val) {
+                a += scale * v * w[*i as usize * outs + o];
+            }
+            yr[o] = a;
+        }
+    }
+}
+
+/// [`linear_forward`] on a sparse input: the same sums (zeros skipped, inputs in column
+/// order), so the same bits as the dense pass on the dense matrix.
+pub fn sparse_linear_forward(
+    x: &SparseRows,
+    w: &[f32],
+    bias: &[f32],
+    affine: Option<Affine>,
+    out: &mut Vec<f32>,
+) {
+    let base = with_shift(w, bias, affine);
+    let scale = affine.map_or(1.0, |a| a.scale);
+    out.clear();
+    out.resize(x.rows() * bias.len(), 0.0);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(x: &SparseRows, w: &[f32], base: &[f32], scale: f32, out: &mut [f32]) {
+            sparse_forward_body(x, w, base, scale, out)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { avx2(x, w, &base, scale, out) };
+    }
+    sparse_forward_body(x, w, &base, scale, out)
+}
+
+#[inline(always)]
+fn sparse_backward_body(cols: &SparseRows, dy: &[f32], outs: usize, scale: f32, dw: &mut [f32]) {
+    for (i, dwr) in dw.chunks_exact_mut(outs).enumerate() {
+        let (rows, val) = cols.row(i);
+        if rows.is_empty() {
+            continue;
+        }
+        let mut o0 = 0;
+        while o0 + BLOCK <= outs {
+            let mut acc = [0f32; BLOCK];
+            acc.copy_from_slice(&dwr[o0..o0 + BLOCK]);
+            for (r, v) in rows.iter().zip(val) {
+                let xv = scale * v;
+                let at = *r as usize * outs + o0;
+                let g = &dy[at..at + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] += xv * g[l];
+                }
+            }
+            dwr[o0..o0 + BLOCK].copy_from_slice(&acc);
+            o0 += BLOCK;
+        }
+        for o in o0..outs {
+            let mut a = dwr[o];
+            for (r, v) in rows.iter().zip(val) {
+                a += scale * v * dy[*r as usize * outs + o];
+            }
+            dwr[o] = a;
+        }
+    }
+}
+
+/// [`linear_backward`] of a first layer on a sparse input (no input gradient): the same
+/// sums in the same order as the dense pass. `scratch` holds the input's columns.
+pub fn sparse_linear_backward(
+    x: &SparseRows,
+    dy: &[f32],
+    affine: Option<Affine>,
+    dw: &mut [f32],
+    db: &mut [f32],
+    scratch: &mut SparseRows,
+) {
+    let outs = db.len();
+    // The batch by columns (counting sort; rows stay in order within a column).
+    let ins = x.cols;
+    scratch.cols = x.rows();
+    scratch.offsets.clear();
+    scratch.offsets.resize(ins + 1, 0);
+    for i in &x.idx {
+        scratch.offsets[*i as usize + 1] += 1;
+    }
+    for k in 0..ins {
+        scratch.offsets[k + 1] += scratch.offsets[k];
+    }
+    scratch.idx.resize(x.idx.len(), 0);
+    scratch.val.resize(x.val.len(), 0.0);
+    let mut fill = scratch.offsets[..ins].to_vec();
+    for r in 0..x.rows() {
+        let (idx, val) = x.row(r);
+        for (i, v) in idx.iter().zip(val) {
+            let at = &mut fill[*i as usize];
+            scratch.idx[*at] = r as u32;
+            scratch.val[*at] = *v;
+            *at += 1;
+        }
+    }
+    let scale = affine.map_or(1.0, |a| a.scale);
+    #[cfg(target_arch = "x86_64")]
+    let done = if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(cols: &SparseRows, dy: &[f32], outs: usize, scale: f32, dw: &mut [f32]) {
+            sparse_backward_body(cols, dy, outs, scale, dw)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { avx2(scratch, dy, outs, scale, dw) };
+        true
+    } else {
+        false
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        sparse_backward_body(scratch, dy, outs, scale, dw);
+    }
+    bias_and_shift(dy, x.rows(), affine, dw, db);
 }
 
 /// Index of the largest value as `torch.max(dim=1)` reports it on CPU: the first one on ties,
@@ -115,17 +517,149 @@ mod tests {
 
     #[test]
     fn linear_backward_is_the_transpose_of_forward() {
-        // y = W x + b with W = [[1, 2], [3, 4]], x = [1, 1]: dy = [1, 0] gives dW row 0 = x,
-        // db = [1, 0], dx = W row 0.
-        let (w, b, x) = (vec![1.0, 2.0, 3.0, 4.0], vec![0.5, -0.5], vec![1.0, 1.0]);
+        // y = W x + b with W = [[1, 2], [3, 4]] (stored [in][out]: [[1, 3], [2, 4]]),
+        // x = [1, 1]: dy = [1, 0] gives dW row 0 = x, db = [1, 0], dx = W row 0.
+        let (w, b, x) = (vec![1.0, 3.0, 2.0, 4.0], vec![0.5, -0.5], vec![1.0, 1.0]);
         let mut y = Vec::new();
-        linear_forward(&x, &w, &b, 1, &mut y);
+        linear_forward(&x, &w, &b, 1, None, &mut y);
         assert_eq!(y, vec![3.5, 6.5]);
         let (mut dw, mut db, mut dx) = (vec![0.0; 4], vec![0.0; 2], Vec::new());
-        linear_backward(&x, &w, &[1.0, 0.0], 1, &mut dw, &mut db, Some(&mut dx));
-        assert_eq!(dw, vec![1.0, 1.0, 0.0, 0.0]);
+        linear_backward(
+            &x,
+            &w,
+            &[1.0, 0.0],
+            1,
+            None,
+            &mut dw,
+            &mut db,
+            Some(&mut dx),
+        );
+        assert_eq!(dw, vec![1.0, 0.0, 1.0, 0.0]);
         assert_eq!(db, vec![1.0, 0.0]);
         assert_eq!(dx, vec![1.0, 2.0]);
+    }
+
+    /// Plain sequential sums, the definition the kernels must match bit for bit.
+    fn naive(x: &[f32], w: &[f32], b: &[f32], n: usize, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (outs, ins) = (b.len(), w.len() / b.len());
+        let mut y = vec![0f32; n * outs];
+        for r in 0..n {
+            for o in 0..outs {
+                let mut a = b[o];
+                for i in 0..ins {
+                    if x[r * ins + i] != 0.0 {
+                        a += x[r * ins + i] * w[i * outs + o];
+                    }
+                }
+                y[r * outs + o] = a;
+            }
+        }
+        let mut dw = vec![0f32; ins * outs];
+        for i in 0..ins {
+            for o in 0..outs {
+                let mut a = 0f32;
+                for r in 0..n {
+                    if x[r * ins + i] != 0.0 {
+                        a += x[r * ins + i] * dy[r * outs + o];
+                    }
+                }
+                dw[i * outs + o] = a;
+            }
+        }
+        (y, dw)
+    }
+
+    #[test]
+    fn blocked_kernels_match_plain_sums_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (n, ins, outs) = (7, 50, 70);
+        let mut v = |k: usize, zeros: f64| -> Vec<f32> {
+            (0..k)
+                .map(|_| {
+                    if rng.random_bool(zeros) {
+                        0.0
+                    } else {
+                        rng.random_range(-1.0f32..1.0)
+                    }
+                })
+                .collect()
+        };
+        let (x, w, b, dy) = (
+            v(n * ins, 0.6),
+            v(ins * outs, 0.0),
+            v(outs, 0.0),
+            v(n * outs, 0.0),
+        );
+        let (want_y, want_dw) = naive(&x, &w, &b, n, &dy);
+        let mut y = Vec::new();
+        linear_forward(&x, &w, &b, n, None, &mut y);
+        assert_eq!(y, want_y);
+        let (mut dw, mut db) = (vec![0f32; ins * outs], vec![0f32; outs]);
+        linear_backward(&x, &w, &dy, n, None, &mut dw, &mut db, None);
+        assert_eq!(dw, want_dw);
+    }
+
+    #[test]
+    fn sparse_kernels_give_the_dense_kernels_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let (n, ins, outs) = (9, 40, 70);
+        let x: Vec<f32> = (0..n * ins)
+            .map(|_| {
+                if rng.random_bool(0.7) {
+                    0.0
+                } else {
+                    rng.random_range(0.0f32..1.0)
+                }
+            })
+            .collect();
+        let w: Vec<f32> = (0..ins * outs)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let b: Vec<f32> = (0..outs).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let dy: Vec<f32> = (0..n * outs)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let a = Some(Affine {
+            scale: 3.2,
+            shift: -0.42,
+        });
+        let sx = SparseRows::from_dense(&x, ins);
+        let mut batch = SparseRows::default();
+        sx.gather(0..n, &mut batch);
+        assert_eq!(batch, sx);
+        let (mut y1, mut y2) = (Vec::new(), Vec::new());
+        linear_forward(&x, &w, &b, n, a, &mut y1);
+        sparse_linear_forward(&sx, &w, &b, a, &mut y2);
+        assert_eq!(y1, y2);
+        let (mut d1, mut d2) = (vec![0f32; ins * outs], vec![0f32; ins * outs]);
+        let (mut b1, mut b2) = (vec![0f32; outs], vec![0f32; outs]);
+        linear_backward(&x, &w, &dy, n, a, &mut d1, &mut b1, None);
+        sparse_linear_backward(&sx, &dy, a, &mut d2, &mut b2, &mut SparseRows::default());
+        assert_eq!((d1, b1), (d2, b2));
+    }
+
+    #[test]
+    fn an_affine_input_equals_the_transformed_input() {
+        let a = Affine {
+            scale: 2.0,
+            shift: -0.5,
+        };
+        let x = vec![0.0, 0.25, 1.0, 0.0, 0.5, 0.75];
+        let xt: Vec<f32> = x.iter().map(|v| a.scale * v + a.shift).collect();
+        let w = vec![0.5, -1.0, 0.25, 2.0, -0.75, 1.5];
+        let b = vec![0.125, -0.25];
+        let (mut y1, mut y2) = (Vec::new(), Vec::new());
+        linear_forward(&x, &w, &b, 2, Some(a), &mut y1);
+        linear_forward(&xt, &w, &b, 2, None, &mut y2);
+        assert_eq!(y1, y2);
+        let dy = vec![1.0, -2.0, 0.5, 0.25];
+        let (mut d1, mut d2) = (vec![0.0; 6], vec![0.0; 6]);
+        let (mut b1, mut b2) = (vec![0.0; 2], vec![0.0; 2]);
+        linear_backward(&x, &w, &dy, 2, Some(a), &mut d1, &mut b1, None);
+        linear_backward(&xt, &w, &dy, 2, None, &mut d2, &mut b2, None);
+        assert_eq!((d1, b1), (d2, b2));
     }
 
     #[test]

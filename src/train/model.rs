@@ -5,7 +5,10 @@
 //! ±1/sqrt(fan_in)) from a seeded ChaCha8 stream; the numbers differ from PyTorch's (another
 //! generator) but have the same distribution.
 
-use super::linalg::{linear_backward, linear_forward};
+use super::linalg::{
+    Affine, SparseRows, linear_backward, linear_forward, sparse_linear_backward,
+    sparse_linear_forward,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -64,8 +67,12 @@ struct Layer {
 pub struct Mlp {
     /// The shape.
     pub spec: MlpSpec,
-    /// All parameters, layer by layer: weights `[out][in]`, then bias.
+    /// All parameters, layer by layer: weights `[in][out]` (the transpose of PyTorch's
+    /// layout, so both passes run along contiguous output rows), then bias.
     pub params: Vec<f32>,
+    /// An affine applied to the input (normalisation folded into the first layer, so raw
+    /// zero pixels can be skipped).
+    pub input_affine: Option<Affine>,
     layers: Vec<Layer>,
 }
 
@@ -79,6 +86,19 @@ pub struct Workspace {
     masks: Vec<Vec<f32>>,
     delta: Vec<f32>,
     next: Vec<f32>,
+    /// The input when it came sparse (then `acts[0]` is unused).
+    sparse_in: Option<SparseRows>,
+    /// Scratch for the sparse backward pass.
+    columns: SparseRows,
+}
+
+/// A batch of inputs.
+#[derive(Copy, Clone, Debug)]
+pub enum Input<'a> {
+    /// Row-major dense features.
+    Dense(&'a [f32]),
+    /// Sparse rows (skips the zeros without scanning for them).
+    Sparse(&'a SparseRows),
 }
 
 impl Mlp {
@@ -98,8 +118,15 @@ impl Mlp {
         Mlp {
             spec,
             params,
+            input_affine: None,
             layers,
         }
+    }
+
+    /// The same network reading its input through `affine`.
+    pub fn with_input_affine(mut self, affine: Option<Affine>) -> Mlp {
+        self.input_affine = affine;
+        self
     }
 
     /// Forward pass over `n` rows of `x`. With `dropout_rng`, training mode (dropout on);
@@ -111,11 +138,34 @@ impl Mlp {
         dropout_rng: Option<&mut ChaCha8Rng>,
         ws: &'w mut Workspace,
     ) -> &'w [f32] {
+        self.forward_input(Input::Dense(&x[..n * self.spec.input]), dropout_rng, ws)
+    }
+
+    /// [`Mlp::forward`] on dense or sparse input (the same bits either way).
+    pub fn forward_input<'w>(
+        &self,
+        x: Input,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
         let depth = self.layers.len();
         ws.acts.resize_with(depth + 1, Vec::new);
         ws.masks.resize_with(depth, Vec::new);
         ws.acts[0].clear();
-        ws.acts[0].extend_from_slice(&x[..n * self.spec.input]);
+        let n = match x {
+            Input::Dense(d) => {
+                ws.sparse_in = None;
+                ws.acts[0].extend_from_slice(d);
+                d.len() / self.spec.input
+            }
+            Input::Sparse(s) => {
+                match &mut ws.sparse_in {
+                    Some(mine) => mine.clone_from(s),
+                    slot => *slot = Some(s.clone()),
+                }
+                s.rows()
+            }
+        };
         let p = self.spec.dropout;
         let mut rng = dropout_rng.filter(|_| p > 0.0);
         for (k, l) in self.layers.iter().enumerate() {
@@ -124,7 +174,11 @@ impl Mlp {
                 &self.params[l.w..l.w + l.ins * l.outs],
                 &self.params[l.b..l.b + l.outs],
             );
-            linear_forward(&done[k], w, b, n, &mut rest[0]);
+            let affine = if k == 0 { self.input_affine } else { None };
+            match (&ws.sparse_in, k) {
+                (Some(sx), 0) => sparse_linear_forward(sx, w, b, affine, &mut rest[0]),
+                _ => linear_forward(&done[k], w, b, n, affine, &mut rest[0]),
+            }
             if k + 1 < depth {
                 for v in rest[0].iter_mut() {
                     *v = v.max(0.0);
@@ -155,6 +209,8 @@ impl Mlp {
             masks,
             delta,
             next,
+            sparse_in,
+            columns,
         } = ws;
         delta.clear();
         delta.extend_from_slice(dlogits);
@@ -162,7 +218,20 @@ impl Mlp {
             let w = &self.params[l.w..l.w + l.ins * l.outs];
             let (gw, gb) = grads[l.w..l.b + l.outs].split_at_mut(l.ins * l.outs);
             let want_dx = k > 0;
-            linear_backward(&acts[k], w, delta, n, gw, gb, want_dx.then_some(&mut *next));
+            let affine = if k == 0 { self.input_affine } else { None };
+            match (&*sparse_in, k) {
+                (Some(sx), 0) => sparse_linear_backward(sx, delta, affine, gw, gb, columns),
+                _ => linear_backward(
+                    &acts[k],
+                    w,
+                    delta,
+                    n,
+                    affine,
+                    gw,
+                    gb,
+                    want_dx.then_some(&mut *next),
+                ),
+            }
             if want_dx {
                 // Through dropout (the mask of layer k-1) and ReLU (zero where the output was).
                 let mask = &masks[k - 1];
@@ -203,7 +272,11 @@ mod tests {
 
     #[test]
     fn gradients_match_central_differences() {
-        let m = Mlp::new(spec(0.0), 7);
+        let affine = Some(Affine {
+            scale: 1.5,
+            shift: -0.25,
+        });
+        let m = Mlp::new(spec(0.0), 7).with_input_affine(affine);
         let x: Vec<f32> = (0..10).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut ws = Workspace::default();
         let logits = m.forward(&x, 2, None, &mut ws).to_vec();

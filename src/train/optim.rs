@@ -59,20 +59,40 @@ impl Optimizer {
             }
             Optimizer::Adam { lr, m, v, t } => {
                 *t += 1;
-                // torch.optim.Adam (single-tensor path): step_size = lr / (1 - β1^t),
-                // denom = sqrt(v) / sqrt(1 - β2^t) + ε.
+                // torch.optim.Adam: p -= lr / (1 - β1^t) * m / (sqrt(v) / sqrt(1 - β2^t) + ε),
+                // computed as p -= (lr * sqrt(1 - β2^t) / (1 - β1^t)) * m / (sqrt(v) + ε')
+                // with ε' = ε * sqrt(1 - β2^t): the same value with one division per
+                // parameter instead of two (the last bits can differ from PyTorch's).
                 let bc1 = 1.0 - BETA1.powi(*t);
                 let bc2_sqrt = (1.0 - BETA2.powi(*t)).sqrt();
-                let step_size = *lr / bc1;
-                for (((p, g), mi), vi) in params.iter_mut().zip(grads).zip(m).zip(v) {
-                    *mi = BETA1 * *mi + (1.0 - BETA1) * g;
-                    *vi = BETA2 * *vi + (1.0 - BETA2) * g * g;
-                    let denom = vi.sqrt() / bc2_sqrt + EPS;
-                    *p -= step_size * *mi / denom;
-                }
+                adam_update(params, grads, m, v, *lr * bc2_sqrt / bc1, EPS * bc2_sqrt);
             }
         }
     }
+}
+
+#[inline(always)]
+fn adam_body(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, eps: f32) {
+    for (((p, g), mi), vi) in p.iter_mut().zip(g).zip(m).zip(v) {
+        *mi = BETA1 * *mi + (1.0 - BETA1) * g;
+        *vi = BETA2 * *vi + (1.0 - BETA2) * g * g;
+        *p -= step * *mi / (vi.sqrt() + eps);
+    }
+}
+
+/// One Adam update, vectorized with AVX2 where the CPU has it (sqrt and division are
+/// correctly rounded in every width, so the result is the same bits either way).
+fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, eps: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, eps: f32) {
+            adam_body(p, g, m, v, step, eps)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { avx2(p, g, m, v, step, eps) };
+    }
+    adam_body(p, g, m, v, step, eps)
 }
 
 #[cfg(test)]

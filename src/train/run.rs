@@ -6,8 +6,8 @@
 //! so a score does not depend on the thread count or on how work interleaves.
 
 use super::candidate::CandidateLoss;
-use super::linalg::argmax;
-use super::model::{Mlp, Workspace};
+use super::linalg::{SparseRows, argmax};
+use super::model::{Input, Mlp, Workspace};
 use super::optim::Optimizer;
 use super::protocol::{Metric, Protocol, Sampling, Scoring};
 use super::task::TaskData;
@@ -59,10 +59,17 @@ fn validate(model: &Mlp, data: &TaskData, ws: &mut Workspace) -> (f64, f64) {
     }
     let (mut correct, mut ce) = (0usize, 0f64);
     let c = data.classes;
+    let mut chunk = SparseRows::default();
     for start in (0..n).step_by(VAL_CHUNK) {
         let rows = VAL_CHUNK.min(n - start);
-        let x = &data.val_x[start * data.dim..(start + rows) * data.dim];
-        let logits = model.forward(x, rows, None, ws);
+        let input = match &data.val_sparse {
+            Some(sx) => {
+                sx.gather(start..start + rows, &mut chunk);
+                Input::Sparse(&chunk)
+            }
+            None => Input::Dense(&data.val_x[start * data.dim..(start + rows) * data.dim]),
+        };
+        let logits = model.forward_input(input, None, ws);
         for (r, row) in logits.chunks_exact(c).enumerate() {
             let label = data.val_y[start + r] as usize;
             correct += (argmax(row) == label) as usize;
@@ -122,7 +129,7 @@ impl Batches {
 /// Train one network with `loss` under `seed` as the protocol says.
 pub fn train_run(loss: &mut CandidateLoss, data: &TaskData, p: &Protocol, seed: u64) -> SeedRun {
     let c = data.classes;
-    let mut model = Mlp::new(p.model(data.dim, c), seed);
+    let mut model = Mlp::new(p.model(data.dim, c), seed).with_input_affine(Some(data.input));
     let mut opt = Optimizer::new(p.optimizer, p.lr, model.params.len());
     let mut batches = Batches::new(p.sampling, data.train_y.len(), seed);
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
@@ -139,20 +146,32 @@ pub fn train_run(loss: &mut CandidateLoss, data: &TaskData, p: &Protocol, seed: 
         failure: None,
     };
     let (mut idx, mut bx, mut by, mut grad) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sparse_batch = SparseRows::default();
     let mut pgrads = vec![0f32; model.params.len()];
     let (mut best, mut stale) = (f32::INFINITY, 0usize);
     for step in 0..steps {
         batches.next(p.batch, &mut idx);
         let b = idx.len();
-        bx.clear();
         by.clear();
         by.resize(b * c, 0.0);
         for (r, i) in idx.iter().enumerate() {
-            bx.extend_from_slice(&data.train_x[i * data.dim..(i + 1) * data.dim]);
             by[r * c + data.train_y[*i] as usize] = 1.0;
         }
+        let input = match &data.train_sparse {
+            Some(sx) => {
+                sx.gather(idx.iter().copied(), &mut sparse_batch);
+                Input::Sparse(&sparse_batch)
+            }
+            None => {
+                bx.clear();
+                for i in &idx {
+                    bx.extend_from_slice(&data.train_x[i * data.dim..(i + 1) * data.dim]);
+                }
+                Input::Dense(&bx)
+            }
+        };
         let logits = model
-            .forward(&bx, b, Some(&mut dropout_rng), &mut ws)
+            .forward_input(input, Some(&mut dropout_rng), &mut ws)
             .to_vec();
         let value = match loss.loss_and_grad(&logits, &by, b, c, &mut grad) {
             Ok(v) => v,
@@ -426,4 +445,68 @@ pub fn evaluate(
         seconds: t0.elapsed().as_secs_f64(),
         notes,
     })
+}
+
+/// A protocol ready to score genomes: its settings, its data loaded, the engine chosen.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Its data.
+    pub data: TaskData,
+    /// Substitutions made while loading (e.g. MNIST for a missing CIFAR-10).
+    pub notes: Vec<String>,
+    /// Engine options.
+    pub opts: EvalOptions,
+}
+
+impl Prepared {
+    /// Load the protocol's data from `root` (or the embedded subset). When the protocol's
+    /// dataset is its default CIFAR-10 (`daml-mlp`) and CIFAR-10 is absent, MNIST stands in,
+    /// with a note; a dataset the user named must be there.
+    pub fn load(
+        mut protocol: Protocol,
+        root: &std::path::Path,
+        dataset_named: bool,
+        opts: EvalOptions,
+    ) -> Result<Prepared, super::data::DataError> {
+        use super::data::{DataError, DatasetName};
+        let mut notes = Vec::new();
+        let data = match TaskData::for_protocol(&protocol, root, &mut notes) {
+            Ok(d) => d,
+            Err(DataError::Missing { .. })
+                if protocol.dataset == DatasetName::Cifar10 && !dataset_named =>
+            {
+                notes.push(format!(
+                    "CIFAR-10 is not under {} (it cannot be fetched here); using MNIST",
+                    root.display()
+                ));
+                protocol.dataset = DatasetName::Mnist;
+                TaskData::for_protocol(&protocol, root, &mut notes)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Prepared {
+            protocol,
+            data,
+            notes,
+            opts,
+        })
+    }
+
+    /// The protocol's fitness of an AMM-or-other genome text, without baselines;
+    /// `-inf` for a genome that does not compile or fails.
+    pub fn score(&self, text: &str) -> f64 {
+        let g = Genome {
+            name: "candidate".into(),
+            text: text.into(),
+            opts: CompileOptions::default(),
+        };
+        let mut p = self.protocol.clone();
+        p.baselines = false;
+        match evaluate(&g, &p, &self.data, self.opts, Vec::new(), &|| {}) {
+            Ok(r) if !r.score.is_nan() => r.score,
+            _ => f64::NEG_INFINITY,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! validation sets, ready for the trainer.
 
 use super::data::{self, DataError, Dataset, DatasetName, Split};
+use super::linalg::{Affine, SparseRows};
 use super::protocol::{Protocol, SplitRule};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -22,8 +23,24 @@ pub struct TaskData {
     pub dim: usize,
     /// Number of classes.
     pub classes: usize,
+    /// The normalisation the network applies to the stored features (pixels are stored in
+    /// [0, 1], so that zeros stay exact zeros the first layer can skip).
+    pub input: Affine,
     /// Where the data came from, for reports.
     pub source: String,
+    /// `train_x` as sparse rows, when most features are zero (then the trainer uses it).
+    pub train_sparse: Option<SparseRows>,
+    /// `val_x` as sparse rows, likewise.
+    pub val_sparse: Option<SparseRows>,
+}
+
+/// Features are kept sparse when at least this fraction is zero.
+const SPARSE_AT: f64 = 0.5;
+
+fn sparse_if_worth_it(x: &[f32], dim: usize) -> Option<SparseRows> {
+    let zeros = x.iter().filter(|v| **v == 0.0).count();
+    (dim > 0 && !x.is_empty() && zeros as f64 >= SPARSE_AT * x.len() as f64)
+        .then(|| SparseRows::from_dense(x, dim))
 }
 
 /// The per-dataset mean and standard deviation of pixel values in [0, 1] used to normalise
@@ -33,6 +50,14 @@ pub fn normalisation(name: DatasetName) -> (f32, f32) {
         DatasetName::Mnist => (0.1307, 0.3081),
         DatasetName::FashionMnist => (0.2860, 0.3530),
         DatasetName::Cifar10 => (0.4734, 0.2516),
+    }
+}
+
+/// `(x - mean) / std` as an affine map.
+fn standardize(mean: f32, std: f32) -> Affine {
+    Affine {
+        scale: 1.0 / std,
+        shift: -mean / std,
     }
 }
 
@@ -95,6 +120,7 @@ impl TaskData {
         let (test, n2) = load_split(p.dataset, Split::Test, want_val, root)?;
         notes.extend(n1.into_iter().chain(n2));
         let (mean, std) = normalisation(p.dataset);
+        let input = standardize(mean, std);
         let dim = train.sample_len();
         let classes = train.classes;
         let source = train.name.clone();
@@ -111,7 +137,7 @@ impl TaskData {
                 }
                 let mut order: Vec<usize> = (0..total).collect();
                 order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(42));
-                let x = all.features(mean, std);
+                let x = all.features(0.0, 1.0);
                 let pick = |idx: &[usize]| {
                     let mut xs = Vec::with_capacity(idx.len() * dim);
                     for i in idx {
@@ -128,11 +154,15 @@ impl TaskData {
                     val_y,
                     dim,
                     classes,
+                    input,
                     source: format!(
                         "{source}: first {total} training samples, {n}/{} split",
                         total - n
                     ),
-                })
+                    train_sparse: None,
+                    val_sparse: None,
+                }
+                .with_sparse())
             }
             SplitRule::TestSet { train: nt, val: nv } => {
                 let tr = nt.map_or(train.clone(), |n| train.take(n));
@@ -145,14 +175,18 @@ impl TaskData {
                     )));
                 }
                 Ok(TaskData {
-                    train_x: tr.features(mean, std),
+                    train_x: tr.features(0.0, 1.0),
                     train_y: tr.labels.clone(),
-                    val_x: va.features(mean, std),
+                    val_x: va.features(0.0, 1.0),
                     val_y: va.labels.clone(),
                     dim,
                     classes,
+                    input,
                     source: format!("{source}: {} training, {} test samples", tr.len(), va.len()),
-                })
+                    train_sparse: None,
+                    val_sparse: None,
+                }
+                .with_sparse())
             }
         }
     }
@@ -161,7 +195,7 @@ impl TaskData {
     /// samples train, the rest validate; features scaled by `mean` and `std`.
     pub fn from_dataset(d: &Dataset, n_train: usize, mean: f32, std: f32) -> TaskData {
         let dim = d.sample_len();
-        let x = d.features(mean, std);
+        let x = d.features(0.0, 1.0);
         let n_train = n_train.min(d.len());
         TaskData {
             train_x: x[..n_train * dim].to_vec(),
@@ -170,7 +204,18 @@ impl TaskData {
             val_y: d.labels[n_train..].to_vec(),
             dim,
             classes: d.classes,
+            input: standardize(mean, std),
             source: d.name.clone(),
+            train_sparse: None,
+            val_sparse: None,
         }
+        .with_sparse()
+    }
+
+    /// Add the sparse forms of the features where they pay.
+    fn with_sparse(mut self) -> TaskData {
+        self.train_sparse = sparse_if_worth_it(&self.train_x, self.dim);
+        self.val_sparse = sparse_if_worth_it(&self.val_x, self.dim);
+        self
     }
 }

@@ -1,0 +1,183 @@
+//! `ncpc mine`: mine on a pool, or on an in-process pool when none is named (solo mining).
+
+use super::CliError;
+use super::key::{KeySource, default_key_file};
+use super::protocol_args::ProtocolArgs;
+use crate::evolve::engine::{EvolveConfig, Strategy};
+use crate::identity::Identity;
+use crate::mine::{Miner, MinerConfig, summary};
+use crate::pool::client::PoolClient;
+use crate::pool::protocol::TaskType;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Arguments of `ncpc mine`.
+#[derive(Args, Debug)]
+pub struct MineArgs {
+    /// The pool's URL (`--api-url` and `--pool_url` work too). Without it, ncpc starts a pool
+    /// in this process and mines on it (solo mining).
+    #[arg(long, alias = "api-url", alias = "pool_url")]
+    pub pool_url: Option<String>,
+    /// The first task type.
+    #[arg(long, value_enum, default_value = "evolve")]
+    pub task_type: TaskType,
+    /// Alternate between evolve and evaluate tasks.
+    #[arg(long)]
+    pub alternate: bool,
+    /// Cycles to run; 0 runs until stopped (Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub cycles: u64,
+    /// Seconds between cycles.
+    #[arg(long, default_value_t = 5.0)]
+    pub delay: f64,
+    /// Evolution: population size.
+    #[arg(long, default_value_t = 50)]
+    pub population: usize,
+    /// Evolution: generations per evolve task.
+    #[arg(long, default_value_t = 5)]
+    pub generations: usize,
+    /// Evolution: search strategy.
+    #[arg(long, value_enum, default_value = "steady-state")]
+    pub strategy: Strategy,
+    /// The solo pool's database (default: in memory, gone when mining stops).
+    #[arg(long)]
+    pub solo_db: Option<PathBuf>,
+    /// The key.
+    #[command(flatten)]
+    pub key: KeySource,
+    /// The protocol that scores losses (AMM's by default, as the pool expects).
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+/// The miner's identity: the key flags, else the default key file, else a new key written
+/// there (0600) with its address printed.
+fn identity(source: &KeySource) -> Result<Identity, CliError> {
+    if let Some(id) = source.load()? {
+        return Ok(id);
+    }
+    let path = default_key_file();
+    if path.exists() {
+        return Ok(Identity::from_seed_file(&path)?);
+    }
+    let id = Identity::generate(&path)?;
+    eprintln!(
+        "ncpc: made a new miner key {} (its mnemonic is in {}; keep it secret)",
+        id.ss58(),
+        path.display()
+    );
+    Ok(id)
+}
+
+/// Stop cleanly on the first Ctrl-C (finish or release the current task), at once on the
+/// second.
+fn install_stop() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let presses = Arc::new(AtomicUsize::new(0));
+    let (s, p) = (stop.clone(), presses.clone());
+    let _ = ctrlc::set_handler(move || {
+        if p.fetch_add(1, Ordering::SeqCst) == 0 {
+            s.store(true, Ordering::SeqCst);
+            eprintln!("\nncpc: stopping after the current task (Ctrl-C again to quit now)");
+        } else {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+/// Run `ncpc mine`.
+pub fn run(a: MineArgs) -> Result<(), CliError> {
+    if !(a.delay.is_finite() && a.delay >= 0.0) {
+        return Err(anyhow::anyhow!("--delay must be a number of seconds, not {}", a.delay).into());
+    }
+    if a.population < 2 || a.generations == 0 {
+        return Err(anyhow::anyhow!(
+            "--population must be at least 2 and --generations at least 1"
+        )
+        .into());
+    }
+    let mut protocol = a.protocol.clone();
+    // The pool's scores are AMM's unless the user asks for another protocol.
+    if !std::env::args().any(|x| x == "--protocol" || x.starts_with("--protocol=")) {
+        protocol.protocol = crate::train::protocol::ProtocolName::Amm;
+    }
+    let prepared = protocol.resolve(|_| {})?;
+    for n in &prepared.notes {
+        eprintln!("ncpc: note: {n}");
+    }
+    let id = identity(&a.key)?;
+    let solo;
+    let url = match &a.pool_url {
+        Some(u) => u.clone(),
+        None => {
+            solo = start_solo_pool(a.solo_db.clone())?;
+            eprintln!(
+                "ncpc: no --pool-url: mining solo on an in-process pool at {}",
+                solo.url()
+            );
+            solo.url().to_string()
+        }
+    };
+    let client = PoolClient::new(&url, id)?;
+    eprintln!("ncpc: miner {} on {url}", client.address());
+    let miner = Miner {
+        client: &client,
+        prepared: &prepared,
+        config: MinerConfig {
+            task_type: a.task_type,
+            alternate: a.alternate,
+            cycles: a.cycles,
+            delay: Duration::from_secs_f64(a.delay),
+            retries: 3,
+            evolve: EvolveConfig {
+                strategy: a.strategy,
+                population: a.population,
+                generations: a.generations,
+                ..EvolveConfig::default()
+            },
+        },
+    };
+    let stop = install_stop();
+    miner.register().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot register with the pool: {e}\n  is the pool at {url} running and reachable?"
+        )
+    })?;
+    let result = miner.run(
+        &stop,
+        &mut |n, outcome, secs| println!("{}", summary(n, outcome, secs)),
+        &mut |e| eprintln!("ncpc: warning: {e}; retrying"),
+    );
+    match result {
+        Ok(n) => {
+            if let Ok(b) = client.balance() {
+                eprintln!("ncpc: {n} cycle(s) done; balance {b}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(CliError {
+            code: 1,
+            err: anyhow::anyhow!("mining stopped: {e}"),
+        }),
+    }
+}
+
+/// Start the in-process pool for solo mining (MERGE-PENDING: the server lands with the
+/// pool-server branch).
+fn start_solo_pool(_db: Option<PathBuf>) -> Result<SoloPool, CliError> {
+    Err(
+        anyhow::anyhow!("solo mining needs the pool server, not merged yet; give --pool-url")
+            .into(),
+    )
+}
+
+struct SoloPool;
+impl SoloPool {
+    fn url(&self) -> &str {
+        ""
+    }
+}

@@ -1,0 +1,361 @@
+//! The mining loop: register, then each cycle reset the active task, request a task,
+//! compute it (evolve from the task's parent, or evaluate its functions under the AMM
+//! protocol), and submit, with retries and backoff, as the AMM client does.
+
+use crate::evolve::amm_ops::{Code, repair, to_text};
+use crate::evolve::engine::{Engine, EvolveConfig, Init};
+use crate::pool::client::{ClientError, PoolClient, with_retries};
+use crate::pool::protocol::{
+    Criteria, Evaluation, EvolutionMetadata, LOW_FITNESS_VALUE, ParentRef, TaskBatch, TaskType,
+};
+use crate::train::run::Prepared;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Errors of a mining cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum MineError {
+    /// Talking to the pool failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The pool sent a task ncpc cannot work on.
+    #[error("batch {batch}: {msg}")]
+    BadTask {
+        /// The batch id.
+        batch: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// How to mine.
+#[derive(Clone, Debug)]
+pub struct MinerConfig {
+    /// The first cycle's task type.
+    pub task_type: TaskType,
+    /// Switch between evolve and evaluate after each cycle.
+    pub alternate: bool,
+    /// Cycles to run (0: until stopped).
+    pub cycles: u64,
+    /// Pause between cycles.
+    pub delay: Duration,
+    /// Attempts per pool call and per cycle.
+    pub retries: u32,
+    /// Evolution settings for evolve tasks (the seed is mixed with the batch id).
+    pub evolve: EvolveConfig,
+}
+
+/// What a cycle did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CycleOutcome {
+    /// An evolved function was submitted.
+    Evolved {
+        /// The batch.
+        batch: String,
+        /// Fitness of the submitted function.
+        fitness: f64,
+        /// Candidates evaluated.
+        evaluations: u64,
+        /// Of which trained.
+        trained: u64,
+        /// The pool's answer.
+        answer: serde_json::Value,
+    },
+    /// Evaluations were submitted.
+    Evaluated {
+        /// The batch.
+        batch: String,
+        /// The scores sent, in the batch's order.
+        scores: Vec<f64>,
+        /// The pool's answer.
+        answer: serde_json::Value,
+    },
+    /// Stopped before finishing: the task was released with reset_active.
+    Abandoned {
+        /// The batch.
+        batch: String,
+    },
+}
+
+/// One line for a cycle.
+pub fn summary(n: u64, outcome: &CycleOutcome, seconds: f64) -> String {
+    match outcome {
+        CycleOutcome::Evolved {
+            batch,
+            fitness,
+            evaluations,
+            trained,
+            ..
+        } => format!(
+            "cycle {n}: evolve batch {batch}: submitted fitness {fitness:.4} ({evaluations} candidates, {trained} trained) in {seconds:.1} s"
+        ),
+        CycleOutcome::Evaluated { batch, scores, .. } => {
+            let s: Vec<String> = scores.iter().map(|x| format!("{x:.4}")).collect();
+            format!(
+                "cycle {n}: evaluate batch {batch}: submitted {} score(s) [{}] in {seconds:.1} s",
+                scores.len(),
+                s.join(", ")
+            )
+        }
+        CycleOutcome::Abandoned { batch } => {
+            format!("cycle {n}: batch {batch} abandoned (stopped) and released")
+        }
+    }
+}
+
+fn batch_name(b: &TaskBatch) -> String {
+    match &b.batch_id {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A score as AMM sends it: -inf and NaN become [`LOW_FITNESS_VALUE`].
+fn wire(x: f64) -> f64 {
+    if x.is_finite() || x == f64::INFINITY {
+        x
+    } else {
+        LOW_FITNESS_VALUE
+    }
+}
+
+/// A miner: a pool client, a protocol and settings.
+pub struct Miner<'a> {
+    /// The pool client.
+    pub client: &'a PoolClient,
+    /// The protocol evaluate tasks (and evolution fitness) use.
+    pub prepared: &'a Prepared,
+    /// Settings.
+    pub config: MinerConfig,
+}
+
+impl Miner<'_> {
+    fn retry<T>(&self, op: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+        with_retries(self.config.retries.max(1), Duration::from_millis(500), op)
+    }
+
+    /// Register (again is fine).
+    pub fn register(&self) -> Result<serde_json::Value, MineError> {
+        Ok(self.retry(|| self.client.register())?)
+    }
+
+    /// Request a task; a pool that says the miner already has one gets reset_active first.
+    fn request(&self, t: TaskType) -> Result<TaskBatch, MineError> {
+        let _ = self.client.reset_active();
+        match self.retry(|| self.client.request_task(t)) {
+            Err(ClientError::ActiveTask { .. }) => {
+                self.retry(|| self.client.reset_active())?;
+                Ok(self.retry(|| self.client.request_task(t))?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// One cycle of `t`.
+    pub fn cycle(&self, t: TaskType, stop: &AtomicBool) -> Result<CycleOutcome, MineError> {
+        let batch = self.request(t)?;
+        let name = batch_name(&batch);
+        let outcome = match t {
+            TaskType::Evolve => self.evolve(&batch, &name, stop),
+            TaskType::Evaluate => self.evaluate(&batch, &name, stop),
+        };
+        if matches!(
+            outcome,
+            Ok(CycleOutcome::Abandoned { .. }) | Err(MineError::BadTask { .. })
+        ) {
+            // Give the task back rather than hold it until its lease runs out.
+            let _ = self.client.reset_active();
+        }
+        outcome
+    }
+
+    fn evolve(
+        &self,
+        batch: &TaskBatch,
+        name: &str,
+        stop: &AtomicBool,
+    ) -> Result<CycleOutcome, MineError> {
+        let bad = |msg: String| MineError::BadTask {
+            batch: name.to_string(),
+            msg,
+        };
+        let parent = batch
+            .functions
+            .first()
+            .ok_or_else(|| bad("the pool sent no parent function".into()))?;
+        let program = parent
+            .program()
+            .map_err(|e| bad(format!("parent {}: {e}", parent.id)))?;
+        let mut code: Code = program
+            .instrs
+            .into_iter()
+            .filter_map(|i| match i {
+                serde_json::Value::Array(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        repair(&mut code);
+        // Different batches explore differently; the same batch is reproducible.
+        let mut config = self.config.evolve.clone();
+        config.seed ^= name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut engine = Engine::with_init(config.clone(), Init::From(code));
+        let score = |t: &str| self.prepared.score(t);
+        engine.run(&score, stop, &mut |_| {});
+        if stop.load(Ordering::Relaxed) && engine.best().is_none() {
+            return Ok(CycleOutcome::Abandoned {
+                batch: name.to_string(),
+            });
+        }
+        let best = engine
+            .best()
+            .cloned()
+            .unwrap_or_else(|| crate::evolve::engine::Famous {
+                genome: to_text(&engine.population[0].code),
+                fitness: f64::NEG_INFINITY,
+                found_at: 0,
+            });
+        let stats = serde_json::to_value(&engine.stats).unwrap_or_default();
+        let metadata = EvolutionMetadata {
+            fitness: crate::pool::protocol::LenientF64(best.fitness),
+            generations: engine.generation as u64,
+            population_size: config.population as u64,
+            parent_id: parent.id.clone(),
+            genetic_code_length: serde_json::from_str::<Code>(&best.genome)
+                .map_or(0, |c| c.len() as u64),
+            total_evaluations: engine.evaluations,
+            generation_stats: stats,
+            extra: [
+                ("trained".to_string(), serde_json::json!(engine.trained)),
+                (
+                    "completed".to_string(),
+                    serde_json::json!(!stop.load(Ordering::Relaxed)),
+                ),
+                (
+                    "miner".to_string(),
+                    serde_json::json!(concat!("ncpc ", env!("CARGO_PKG_VERSION"))),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let parents = vec![ParentRef {
+            id: parent.id.clone(),
+        }];
+        let answer = self.retry(|| {
+            self.client.submit_evolution(
+                name,
+                best.genome.clone(),
+                parents.clone(),
+                metadata.clone(),
+            )
+        })?;
+        Ok(CycleOutcome::Evolved {
+            batch: name.to_string(),
+            fitness: best.fitness,
+            evaluations: engine.evaluations,
+            trained: engine.trained,
+            answer,
+        })
+    }
+
+    fn evaluate(
+        &self,
+        batch: &TaskBatch,
+        name: &str,
+        stop: &AtomicBool,
+    ) -> Result<CycleOutcome, MineError> {
+        let mut evaluations = Vec::new();
+        for f in &batch.functions {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(CycleOutcome::Abandoned {
+                    batch: name.to_string(),
+                });
+            }
+            // A program that does not parse scores as failed, as AMM scores it.
+            let score = match f.program() {
+                Ok(p) => self.prepared.score(&crate::formats::amm::to_json(&p)),
+                Err(_) => f64::NEG_INFINITY,
+            };
+            let s = wire(score);
+            evaluations.push(Evaluation {
+                function_id: f.id.clone(),
+                score: s,
+                criteria: Criteria {
+                    accuracy: s,
+                    stability: 1.0,
+                    efficiency: 1.0,
+                },
+            });
+        }
+        let scores = evaluations.iter().map(|e| e.score).collect();
+        let answer = self.retry(|| self.client.submit_evaluation(name, evaluations.clone()))?;
+        Ok(CycleOutcome::Evaluated {
+            batch: name.to_string(),
+            scores,
+            answer,
+        })
+    }
+
+    /// Run cycles until `config.cycles` are done or `stop` is set. A failed cycle is retried
+    /// (with a doubling pause) up to `retries` times before mining gives up with its error.
+    /// `report` gets each finished cycle.
+    pub fn run(
+        &self,
+        stop: &AtomicBool,
+        report: &mut dyn FnMut(u64, &CycleOutcome, f64),
+        warn: &mut dyn FnMut(&MineError),
+    ) -> Result<u64, MineError> {
+        let mut t = self.config.task_type;
+        let mut done = 0u64;
+        while (self.config.cycles == 0 || done < self.config.cycles)
+            && !stop.load(Ordering::Relaxed)
+        {
+            let mut attempt = 0;
+            let mut pause = self.config.delay.max(Duration::from_millis(200));
+            let outcome = loop {
+                let t0 = Instant::now();
+                match self.cycle(t, stop) {
+                    Ok(o) => break (o, t0.elapsed().as_secs_f64()),
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt >= self.config.retries.max(1) || stop.load(Ordering::Relaxed) {
+                            return Err(e);
+                        }
+                        warn(&e);
+                        sleep_unless(stop, pause);
+                        pause *= 2;
+                    }
+                }
+            };
+            done += 1;
+            report(done, &outcome.0, outcome.1);
+            if matches!(outcome.0, CycleOutcome::Abandoned { .. }) {
+                break;
+            }
+            if self.config.alternate {
+                t = match t {
+                    TaskType::Evolve => TaskType::Evaluate,
+                    TaskType::Evaluate => TaskType::Evolve,
+                };
+            }
+            if self.config.cycles == 0 || done < self.config.cycles {
+                sleep_unless(stop, self.config.delay);
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Sleep, waking early when `stop` is set.
+fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+    }
+}
