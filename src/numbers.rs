@@ -77,16 +77,95 @@ pub fn encode_matrix(m: &[Vec<f32>]) -> Json {
     )
 }
 
-/// Serde `serialize_with` for an f64 that may be non-finite: a number, or one of the strings
-/// above (`-Infinity` for a failed candidate's score, for example).
-pub fn serialize_f64<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if x.is_finite() {
-        s.serialize_f64(*x)
-    } else if x.is_nan() {
-        s.serialize_str("NaN")
-    } else if *x > 0.0 {
-        s.serialize_str("Infinity")
-    } else {
-        s.serialize_str("-Infinity")
+/// A float that travels as a JSON number, or as "NaN"/"Infinity"/"-Infinity" when not finite.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct LenientF64(pub f64);
+
+impl serde::Serialize for LenientF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let x = self.0;
+        if x.is_nan() {
+            s.serialize_str("NaN")
+        } else if x == f64::INFINITY {
+            s.serialize_str("Infinity")
+        } else if x == f64::NEG_INFINITY {
+            s.serialize_str("-Infinity")
+        } else {
+            s.serialize_f64(x)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LenientF64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .map(LenientF64)
+                .ok_or_else(|| serde::de::Error::custom("not a float")),
+            serde_json::Value::String(s) => match s.as_str() {
+                "NaN" | "nan" => Ok(LenientF64(f64::NAN)),
+                "Infinity" | "inf" => Ok(LenientF64(f64::INFINITY)),
+                "-Infinity" | "-inf" => Ok(LenientF64(f64::NEG_INFINITY)),
+                other => Err(serde::de::Error::custom(format!(
+                    "`{other}` is not a number"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number, found {other}"
+            ))),
+        }
+    }
+}
+
+/// Serde `with` module for an `f64` field that may be non-finite (written as [`LenientF64`]).
+pub mod lenient {
+    use super::LenientF64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serialize.
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        LenientF64(*x).serialize(s)
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        LenientF64::deserialize(d).map(|l| l.0)
+    }
+}
+
+/// Serde `with` module for an `Option<f64>` that may be non-finite.
+pub mod lenient_opt {
+    use super::LenientF64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serialize.
+    pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        x.map(LenientF64).serialize(s)
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Option::<LenientF64>::deserialize(d).map(|o| o.map(|l| l.0))
+    }
+}
+
+/// Serde `with` module for a string-keyed map of `f64` values that may be non-finite.
+pub mod lenient_map {
+    use super::LenientF64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+
+    /// Serialize (keys sorted, so files are stable).
+    pub fn serialize<S: Serializer>(m: &HashMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        let sorted: std::collections::BTreeMap<&String, LenientF64> =
+            m.iter().map(|(k, v)| (k, LenientF64(*v))).collect();
+        sorted.serialize(s)
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, f64>, D::Error> {
+        HashMap::<String, LenientF64>::deserialize(d)
+            .map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect())
     }
 }

@@ -165,3 +165,93 @@ fn evolve_cli_writes_its_results() {
     let best = std::fs::read_to_string(dir.path().join("best.json")).unwrap();
     ncpc::formats::compile(&best, &CompileOptions::default()).expect("best.json compiles");
 }
+
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let data = TaskData::from_dataset(&blobs(4, 300, 12, 3), 200, 0.5, 0.25);
+    let mut p = Protocol::preset(ProtocolName::Standard);
+    p.steps = Some(20);
+    p.curve_every = 10;
+    p.hurdles.clear();
+    p.seeds = 1;
+    p.baselines = false;
+    for strategy in [Strategy::SteadyState, Strategy::Regularized] {
+        let config = EvolveConfig {
+            strategy,
+            population: 16,
+            generations: 5,
+            round: 4,
+            seed: 8,
+            ..EvolveConfig::default()
+        };
+        let whole = run_in(2, &config, Init::Random, &p, &data);
+        // Stop after 2 generations, save, read back, continue to 5.
+        let first = run_in(
+            2,
+            &EvolveConfig {
+                generations: 2,
+                ..config.clone()
+            },
+            Init::Random,
+            &p,
+            &data,
+        );
+        let saved = serde_json::to_string(&first.checkpoint()).unwrap();
+        let mut resumed =
+            ncpc::evolve::engine::Engine::resume(serde_json::from_str(&saved).unwrap(), Some(5))
+                .unwrap();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| resumed.run(&scorer(&p, &data), &AtomicBool::new(false), &mut |_| {}));
+        assert_eq!(
+            serde_json::to_string(&resumed.checkpoint()).unwrap(),
+            serde_json::to_string(&whole.checkpoint()).unwrap(),
+            "{strategy:?}"
+        );
+    }
+}
+
+#[test]
+fn evolve_cli_resumes_from_its_checkpoint() {
+    let ncpc = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let common = [
+        "evolve",
+        "--protocol",
+        "amm",
+        "--population",
+        "10",
+        "--seed",
+        "5",
+    ];
+    let (a_dir, b_dir) = (a.path().to_str().unwrap(), b.path().to_str().unwrap());
+    ncpc(&[&common[..], &["--generations", "4", "--out", a_dir]].concat());
+    ncpc(&[&common[..], &["--generations", "2", "--out", b_dir]].concat());
+    ncpc(&["evolve", "--resume", b_dir, "--generations", "4"]);
+    let read = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("result.json")).unwrap()).unwrap()
+    };
+    let (ra, rb) = (read(a.path()), read(b.path()));
+    for k in [
+        "hall_of_fame",
+        "generation_stats",
+        "evaluations",
+        "trained",
+        "fec",
+        "config",
+    ] {
+        assert_eq!(ra[k], rb[k], "{k}");
+    }
+}

@@ -4,11 +4,11 @@ use super::CliError;
 use super::input::{read_source, write_output};
 use super::protocol_args::ProtocolArgs;
 use crate::evolve::amm_ops;
-use crate::evolve::engine::{Engine, EvolveConfig, Init, Strategy};
+use crate::evolve::engine::{Checkpoint, Engine, EvolveConfig, Init, Strategy};
+use crate::train::protocol::Protocol;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 /// Arguments of `ncpc evolve`.
 #[derive(Args, Debug)]
@@ -22,9 +22,10 @@ pub struct EvolveArgs {
     /// Population size.
     #[arg(long, default_value_t = 50)]
     pub population: usize,
-    /// Generations (steady-state) or rounds (regularized).
-    #[arg(long, default_value_t = 5)]
-    pub generations: usize,
+    /// Generations (steady-state) or rounds (regularized); default 5 (on --resume: the saved
+    /// run's, or more).
+    #[arg(long)]
+    pub generations: Option<usize>,
     /// Tournament size.
     #[arg(long, default_value_t = 10)]
     pub tournament: usize,
@@ -46,9 +47,14 @@ pub struct EvolveArgs {
     /// Start from random programs instead of a seed genome.
     #[arg(long)]
     pub random: bool,
-    /// Write the effective config, hall of fame, statistics and best genome here.
+    /// Write the effective config, hall of fame, statistics and best genome here, and a
+    /// checkpoint after every generation and on Ctrl-C.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the run saved in this directory (its protocol and settings; results go there
+    /// unless --out says otherwise).
+    #[arg(long, conflicts_with_all = ["from", "random"])]
+    pub resume: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +86,22 @@ struct Outcome<'a> {
     evaluations_per_second: f64,
 }
 
+/// The checkpoint file in an output directory.
+const CHECKPOINT: &str = "checkpoint.json";
+/// The effective protocol, saved beside the results.
+const PROTOCOL: &str = "protocol.json";
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {} (is this an `ncpc evolve --out` directory?)",
+            path.display()
+        )
+    })?;
+    Ok(serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid checkpoint", path.display()))?)
+}
+
 fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(v).map_err(anyhow::Error::from)?;
     let path = dir.join(name);
@@ -92,41 +114,59 @@ fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), C
 
 /// Run `ncpc evolve`.
 pub fn run(a: EvolveArgs) -> Result<(), CliError> {
-    if a.population < 2 || a.tournament == 0 || a.generations == 0 {
+    if a.population < 2 || a.tournament == 0 || a.generations == Some(0) {
         return Err(anyhow::anyhow!(
             "--population must be at least 2, --tournament and --generations at least 1"
         )
         .into());
     }
-    let seed = match &a.from {
-        Some(p) => {
-            Some(amm_ops::from_text(&read_source(p)?).with_context(|| format!("{}", p.display()))?)
-        }
-        None => None,
-    };
-    let setup = a.protocol.resolve(|_| {})?;
-    let config = EvolveConfig {
-        strategy: a.strategy,
-        population: a.population,
-        tournament: a.tournament,
-        crossover_rate: a.crossover_rate,
-        mutation_rate: a.mutation_rate,
-        generations: a.generations,
-        round: a.round,
-        seed: a.seed,
-        ..EvolveConfig::default()
-    };
-    if let Some(dir) = &a.out {
+    let out_dir = a.out.clone().or_else(|| a.resume.clone());
+    if let Some(dir) = &out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let init = match seed {
-        _ if a.random => Init::Random,
-        Some(code) => Init::From(code),
-        None => Init::From(amm_ops::seed_mse()),
+    let (mut engine, setup) = match &a.resume {
+        Some(dir) => {
+            let cp: Checkpoint = read_json(&dir.join(CHECKPOINT))?;
+            let protocol: Protocol = read_json(&dir.join(PROTOCOL))?;
+            let setup = a.protocol.resolve(|p| *p = protocol.clone())?;
+            let engine = Engine::resume(cp, a.generations)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CHECKPOINT).display()))?;
+            (engine, setup)
+        }
+        None => {
+            let seed = match &a.from {
+                Some(p) => Some(
+                    amm_ops::from_text(&read_source(p)?)
+                        .with_context(|| format!("{}", p.display()))?,
+                ),
+                None => None,
+            };
+            let setup = a.protocol.resolve(|_| {})?;
+            let config = EvolveConfig {
+                strategy: a.strategy,
+                population: a.population,
+                tournament: a.tournament,
+                crossover_rate: a.crossover_rate,
+                mutation_rate: a.mutation_rate,
+                generations: a.generations.unwrap_or(5),
+                round: a.round,
+                seed: a.seed,
+                ..EvolveConfig::default()
+            };
+            let init = match seed {
+                _ if a.random => Init::Random,
+                Some(code) => Init::From(code),
+                None => Init::From(amm_ops::seed_mse()),
+            };
+            (Engine::with_init(config, init), setup)
+        }
     };
-    let mut engine = Engine::with_init(config.clone(), init);
+    if let Some(dir) = &out_dir {
+        write_json(dir, PROTOCOL, &setup.protocol)?;
+    }
+    let config = engine.config.clone();
     let t0 = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new(a.generations as u64);
+    let bar = indicatif::ProgressBar::new(config.generations as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} gen {pos}/{len} [{bar:30}] {msg} {elapsed}",
@@ -134,7 +174,8 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let score = |t: &str| setup.score(t);
-    let stop = AtomicBool::new(false);
+    let stop = super::stop::install("this generation, with a checkpoint");
+    let mut save_error = None;
     engine.run(&score, &stop, &mut |e| {
         bar.set_position(e.generation as u64);
         bar.set_message(format!(
@@ -143,8 +184,16 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             100.0 * e.fec.hit_rate()
         ));
+        if let Some(dir) = &out_dir
+            && let Err(err) = write_json(dir, CHECKPOINT, &e.checkpoint())
+        {
+            save_error.get_or_insert(err);
+        }
     });
     bar.finish_and_clear();
+    if let Some(err) = save_error {
+        return Err(err);
+    }
     let seconds = t0.elapsed().as_secs_f64();
     let outcome = Outcome {
         config: &config,
@@ -159,7 +208,8 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         seconds,
         evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
     };
-    if let Some(dir) = &a.out {
+    if let Some(dir) = &out_dir {
+        write_json(dir, CHECKPOINT, &engine.checkpoint())?;
         write_json(dir, "result.json", &outcome)?;
         if let Some(best) = engine.best() {
             std::fs::write(dir.join("best.json"), format!("{}\n", best.genome))

@@ -10,8 +10,6 @@ use crate::pool::client::PoolClient;
 use crate::pool::protocol::TaskType;
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Arguments of `ncpc mine`.
@@ -72,23 +70,6 @@ fn identity(source: &KeySource) -> Result<Identity, CliError> {
     Ok(id)
 }
 
-/// Stop cleanly on the first Ctrl-C (finish or release the current task), at once on the
-/// second.
-fn install_stop() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let presses = Arc::new(AtomicUsize::new(0));
-    let (s, p) = (stop.clone(), presses.clone());
-    let _ = ctrlc::set_handler(move || {
-        if p.fetch_add(1, Ordering::SeqCst) == 0 {
-            s.store(true, Ordering::SeqCst);
-            eprintln!("\nncpc: stopping after the current task (Ctrl-C again to quit now)");
-        } else {
-            std::process::exit(130);
-        }
-    });
-    stop
-}
-
 /// Run `ncpc mine`.
 pub fn run(a: MineArgs) -> Result<(), CliError> {
     if !(a.delay.is_finite() && a.delay >= 0.0) {
@@ -141,7 +122,7 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             },
         },
     };
-    let stop = install_stop();
+    let stop = super::stop::install("the current task");
     miner.register().map_err(|e| {
         anyhow::anyhow!(
             "cannot register with the pool: {e}\n  is the pool at {url} running and reachable?"

@@ -10,6 +10,7 @@ mod mine;
 mod pool;
 mod protocol_args;
 mod run;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -87,6 +87,7 @@ pub struct Individual {
     /// The program.
     pub code: Code,
     /// Its fitness (`None` until evaluated).
+    #[serde(with = "crate::numbers::lenient_opt")]
     pub fitness: Option<f64>,
     /// Steady-state age (replacements survived).
     pub age: u64,
@@ -98,6 +99,7 @@ pub struct Famous {
     /// The program text.
     pub genome: String,
     /// Its fitness.
+    #[serde(with = "crate::numbers::lenient")]
     pub fitness: f64,
     /// The evaluation number at which it was found.
     pub found_at: u64,
@@ -109,13 +111,64 @@ pub struct GenerationStats {
     /// Generation (or round) index.
     pub generation: usize,
     /// Best fitness.
+    #[serde(with = "crate::numbers::lenient")]
     pub best: f64,
     /// Mean of finite fitnesses.
+    #[serde(with = "crate::numbers::lenient")]
     pub avg: f64,
     /// Smallest finite fitness.
+    #[serde(with = "crate::numbers::lenient")]
     pub min: f64,
     /// Median of finite fitnesses.
+    #[serde(with = "crate::numbers::lenient")]
     pub median: f64,
+}
+
+/// Where a run's random stream stands (ChaCha8: its seed, stream and word position), so a
+/// resumed run draws exactly what the uninterrupted one would have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    /// The word position, as a decimal string (JSON numbers cannot hold a u128).
+    word_pos: String,
+}
+
+impl RngState {
+    fn of(rng: &ChaCha8Rng) -> RngState {
+        RngState {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
+    }
+
+    fn restore(&self) -> Result<ChaCha8Rng, String> {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        let pos: u128 = self
+            .word_pos
+            .parse()
+            .map_err(|_| format!("bad RNG word position `{}`", self.word_pos))?;
+        rng.set_word_pos(pos);
+        Ok(rng)
+    }
+}
+
+/// Everything a run needs to continue: written atomically after each generation, and on
+/// Ctrl-C, by `ncpc evolve --out`, read back by `--resume`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Settings.
+    pub config: EvolveConfig,
+    rng: RngState,
+    population: Vec<Individual>,
+    fec: Fec,
+    hall_of_fame: Vec<Famous>,
+    stats: Vec<GenerationStats>,
+    trained: u64,
+    evaluations: u64,
+    generation: usize,
 }
 
 /// The scorer: a genome's fitness under the protocol (higher is better; `-inf` failed).
@@ -344,27 +397,32 @@ impl Engine {
     pub fn step(&mut self, scorer: &Scorer) {
         match self.config.strategy {
             Strategy::SteadyState => {
+                // As AMM: generation 0 evaluates the first population; each later generation
+                // first makes one child per member (each replacing the oldest member), chosen
+                // by the previous generation's fitnesses, then evaluates the children. A
+                // run's state after k generations is the same whatever its length, so an
+                // interrupted run resumes exactly.
+                if self.generation > 0 {
+                    for _ in 0..self.population.len() {
+                        for m in self.population.iter_mut() {
+                            m.age += 1;
+                        }
+                        let child = self.child();
+                        let oldest = (0..self.population.len())
+                            .max_by_key(|i| (self.population[*i].age, std::cmp::Reverse(*i)))
+                            .unwrap_or(0);
+                        self.population[oldest] = Individual {
+                            code: child,
+                            fitness: None,
+                            age: 0,
+                        };
+                    }
+                }
                 self.evaluate_population(scorer);
                 let fits: Vec<f64> = (0..self.population.len())
                     .map(|i| self.fitness_of(i))
                     .collect();
                 self.stats.push(finite_stats(self.generation, &fits));
-                // As AMM: no children after the last generation.
-                let last = self.generation + 1 >= self.config.generations;
-                for _ in 0..if last { 0 } else { self.population.len() } {
-                    for m in self.population.iter_mut() {
-                        m.age += 1;
-                    }
-                    let child = self.child();
-                    let oldest = (0..self.population.len())
-                        .max_by_key(|i| (self.population[*i].age, std::cmp::Reverse(*i)))
-                        .unwrap_or(0);
-                    self.population[oldest] = Individual {
-                        code: child,
-                        fitness: None,
-                        age: 0,
-                    };
-                }
             }
             Strategy::Regularized => {
                 self.evaluate_population(scorer);
@@ -393,10 +451,43 @@ impl Engine {
             self.step(scorer);
             on_step(self);
         }
-        // The last generation's children are evaluated so the best is known.
-        if !stop.load(Ordering::Relaxed) {
-            self.evaluate_population(scorer);
+    }
+
+    /// The run's state, to save.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            config: self.config.clone(),
+            rng: RngState::of(&self.rng),
+            population: self.population.clone(),
+            fec: self.fec.clone(),
+            hall_of_fame: self.hall_of_fame.clone(),
+            stats: self.stats.clone(),
+            trained: self.trained,
+            evaluations: self.evaluations,
+            generation: self.generation,
         }
+    }
+
+    /// Continue a saved run; `generations` may raise the run's length.
+    pub fn resume(c: Checkpoint, generations: Option<usize>) -> Result<Engine, String> {
+        let mut config = c.config;
+        if let Some(g) = generations {
+            config.generations = g;
+        }
+        if c.population.is_empty() {
+            return Err("the checkpoint has an empty population".into());
+        }
+        Ok(Engine {
+            config,
+            rng: c.rng.restore()?,
+            population: c.population,
+            fec: c.fec,
+            hall_of_fame: c.hall_of_fame,
+            stats: c.stats,
+            trained: c.trained,
+            evaluations: c.evaluations,
+            generation: c.generation,
+        })
     }
 
     /// The best genome found so far.

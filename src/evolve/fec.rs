@@ -97,9 +97,11 @@ pub struct FecStats {
 }
 
 /// The cache: fitness by canonical hash and by fingerprint.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fec {
+    #[serde(with = "crate::numbers::lenient_map")]
     by_hash: HashMap<String, f64>,
+    #[serde(with = "crate::numbers::lenient_map")]
     by_fingerprint: HashMap<String, f64>,
     /// Hit counts.
     pub stats: FecStats,

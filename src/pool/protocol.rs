@@ -4,7 +4,7 @@
 //! in evolution metadata, -99999 for -inf scores).
 
 use crate::identity::Identity;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The API prefix after the pool URL.
@@ -142,46 +142,7 @@ pub struct ParentRef {
     pub id: serde_json::Value,
 }
 
-/// A float that travels as a JSON number, or as "NaN"/"Infinity"/"-Infinity" when not finite.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct LenientF64(pub f64);
-
-impl Serialize for LenientF64 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let x = self.0;
-        if x.is_nan() {
-            s.serialize_str("NaN")
-        } else if x == f64::INFINITY {
-            s.serialize_str("Infinity")
-        } else if x == f64::NEG_INFINITY {
-            s.serialize_str("-Infinity")
-        } else {
-            s.serialize_f64(x)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for LenientF64 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Number(n) => n
-                .as_f64()
-                .map(LenientF64)
-                .ok_or_else(|| serde::de::Error::custom("not a float")),
-            serde_json::Value::String(s) => match s.as_str() {
-                "NaN" | "nan" => Ok(LenientF64(f64::NAN)),
-                "Infinity" | "inf" => Ok(LenientF64(f64::INFINITY)),
-                "-Infinity" | "-inf" => Ok(LenientF64(f64::NEG_INFINITY)),
-                other => Err(serde::de::Error::custom(format!(
-                    "`{other}` is not a number"
-                ))),
-            },
-            other => Err(serde::de::Error::custom(format!(
-                "expected a number, found {other}"
-            ))),
-        }
-    }
-}
+pub use crate::numbers::LenientF64;
 
 /// Evolution metadata (AMM's fields; others are kept).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
 //! Optimizers over a flat parameter vector, with PyTorch's update rules.
 
 /// Which optimizer trains the network.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Adam (β1 0.9, β2 0.999, ε 1e-8), as `torch.optim.Adam`.

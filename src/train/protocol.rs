@@ -4,10 +4,10 @@
 use super::data::DatasetName;
 use super::model::MlpSpec;
 use super::optim::OptimizerKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The named protocols.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProtocolName {
     /// The Neural Component Pool client's: MNIST 1800/200, 10 Adam steps of 32, early stop,
@@ -25,7 +25,7 @@ pub enum ProtocolName {
 }
 
 /// What the validation set measures.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Fraction of validation samples classified correctly (fitness = accuracy).
@@ -35,7 +35,7 @@ pub enum Metric {
 }
 
 /// How training batches are drawn.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sampling {
     /// Each batch drawn uniformly with replacement (AMM's `torch.randint`).
@@ -45,7 +45,7 @@ pub enum Sampling {
 }
 
 /// How the train and validation sets are made.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SplitRule {
     /// AMM's: the first `total` training samples, permuted by a generator seeded 42, the
@@ -67,7 +67,7 @@ pub enum SplitRule {
 }
 
 /// How a protocol turns training runs into a score.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scoring {
     /// The metric after training (mean over seeds).
@@ -84,7 +84,7 @@ pub enum Scoring {
 
 /// AMM's early stop: `patience` steps in a row without the training loss improving on its
 /// best by at least `min_improvement` fails the candidate.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStop {
     /// Steps without improvement allowed.
     pub patience: usize,
@@ -94,7 +94,7 @@ pub struct EarlyStop {
 
 /// A hurdle: at `step`, the validation accuracy must reach `min_accuracy`, or the candidate
 /// fails there (scored as failed, never as half-trained).
-#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hurdle {
     /// The step after which the check runs (a validation point).
     pub step: usize,
@@ -103,7 +103,7 @@ pub struct Hurdle {
 }
 
 /// Everything that defines a protocol.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
     /// The preset it started from.
     pub name: ProtocolName,

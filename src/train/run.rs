@@ -38,10 +38,10 @@ pub struct SeedRun {
     /// Steps trained.
     pub steps: usize,
     /// Final validation accuracy (NaN when the run failed before validating).
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub accuracy: f64,
     /// Final validation cross-entropy (NaN when the run failed).
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub cross_entropy: f64,
     /// Validation accuracy during training (protocols with `curve_every`).
     pub curve: Vec<CurvePoint>,
@@ -285,10 +285,10 @@ pub struct LossScore {
     /// The loss's name.
     pub name: String,
     /// The protocol's fitness (higher is better; `-Infinity` when the loss failed).
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub score: f64,
     /// Mean final validation accuracy over seeds (NaN when a run failed first).
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub accuracy: f64,
     /// Mean validation curve over seeds.
     pub curve: Vec<CurvePoint>,
@@ -311,10 +311,10 @@ pub struct Report {
     /// The network.
     pub model: String,
     /// The protocol's fitness.
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub score: f64,
     /// Mean final validation accuracy.
-    #[serde(serialize_with = "crate::numbers::serialize_f64")]
+    #[serde(with = "crate::numbers::lenient")]
     pub accuracy: f64,
     /// The candidate in full.
     pub candidate: LossScore,

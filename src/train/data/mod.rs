@@ -134,7 +134,9 @@ impl Dataset {
 }
 
 /// The datasets ncpc knows.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     /// MNIST handwritten digits.
