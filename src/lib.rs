@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod evolve;
+pub mod explain;
 pub mod formats;
 pub mod identity;
 pub mod jit;

@@ -4,6 +4,7 @@ mod compile;
 mod data;
 mod eval;
 mod evolve;
+mod explain;
 mod input;
 mod key;
 mod mine;
@@ -33,6 +34,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Search for better losses by evolution.
     Evolve(evolve::EvolveArgs),
+    /// Print a genome's optimized formula, plain and LaTeX.
+    Explain(explain::ExplainArgs),
+    /// Write a genome as a PyTorch module, an AMM program, a DAML expression or IR.
+    Export(explain::ExportArgs),
     /// Datasets: where they live, and checking them.
     Data(data::DataArgs),
     /// Miner identities: generate or inspect an sr25519 key.
@@ -69,6 +74,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Evolve(a) => evolve::run(a),
+        Command::Explain(a) => explain::run_explain(a),
+        Command::Export(a) => explain::run_export(a),
         Command::Data(a) => data::run(a),
         Command::Key(a) => key::run(a),
         Command::Pool(a) => pool::run(a),

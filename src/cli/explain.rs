@@ -1,0 +1,116 @@
+//! `ncpc explain` (a genome's optimized formula, plain and LaTeX) and `ncpc export` (the
+//! genome as a PyTorch module, an AMM program, a DAML expression or IR).
+
+use super::CliError;
+use super::compile::{CompileArgs, Emit, FormatArg};
+use super::input::{read_source, stem, write_output};
+use crate::explain::{Style, formula, pytorch_module};
+use crate::formats::{CompileOptions, Mode};
+use clap::{Args, ValueEnum};
+use ncp_ir::passes::{OptOptions, optimize};
+use std::path::PathBuf;
+
+/// Arguments of `ncpc explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Genome file, or `-` for stdin.
+    pub genome: PathBuf,
+    /// Input format (detected by default).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// compat or strict.
+    #[arg(long, value_enum, default_value = "compat")]
+    pub mode: Mode,
+}
+
+/// What `ncpc export` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportTo {
+    /// A self-contained Python file with a `torch.nn.Module`.
+    Pytorch,
+    /// An AMM program.
+    Amm,
+    /// A DAML expression.
+    Daml,
+    /// Optimized ncpc IR.
+    Ir,
+}
+
+/// Arguments of `ncpc export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Genome file, or `-` for stdin.
+    pub genome: PathBuf,
+    /// Target.
+    #[arg(long, value_enum)]
+    pub to: ExportTo,
+    /// Input format (detected by default).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// compat or strict.
+    #[arg(long, value_enum, default_value = "compat")]
+    pub mode: Mode,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn optimized(
+    genome: &std::path::Path,
+    format: FormatArg,
+    mode: Mode,
+) -> Result<ncp_ir::Function, CliError> {
+    let text = read_source(genome)?;
+    let opts = CompileOptions {
+        format: format.format(),
+        mode,
+        name: stem(genome),
+        ..CompileOptions::default()
+    };
+    let mut f = crate::formats::compile(&text, &opts)?.func;
+    optimize(&mut f, OptOptions::default())?;
+    Ok(f)
+}
+
+/// Run `ncpc explain`.
+pub fn run_explain(a: ExplainArgs) -> Result<(), CliError> {
+    let f = optimized(&a.genome, a.format, a.mode)?;
+    let plain = formula(&f, Style::Plain)?;
+    let latex = formula(&f, Style::Latex)?;
+    let text = format!(
+        "{plain}\nLaTeX:\n\\begin{{aligned}}\n{latex}\\end{{aligned}}\n\ny_pred (\\hat{{y}}) and y_true (y) are [B, C]; _b and _c reduce over rows and classes.\n"
+    );
+    write_output(None, &text)
+}
+
+/// Run `ncpc export`.
+pub fn run_export(a: ExportArgs) -> Result<(), CliError> {
+    let emit = match a.to {
+        ExportTo::Pytorch => {
+            let f = optimized(&a.genome, a.format, a.mode)?;
+            let class = {
+                let mut s: String = stem(&a.genome)
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+                    .collect();
+                if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+                    s.insert_str(0, "Loss");
+                }
+                s
+            };
+            return write_output(a.output.as_ref(), &pytorch_module(&f, &class)?);
+        }
+        ExportTo::Amm => Emit::Amm,
+        ExportTo::Daml => Emit::Daml,
+        ExportTo::Ir => Emit::IrOpt,
+    };
+    super::compile::run(CompileArgs {
+        genome: a.genome,
+        format: a.format,
+        mode: a.mode,
+        emit,
+        fast_math: false,
+        output: a.output,
+    })
+}
