@@ -520,3 +520,79 @@ fn the_openapi_document_lists_every_endpoint() {
     let (status, body) = get(&p, "/no/such/thing");
     assert_eq!((status, body["detail"].as_str()), (404, Some("Not Found")));
 }
+
+/// A `ncpc pool serve` process, SIGKILLed when dropped.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the binary on `addr` with database `db`, and wait until it answers.
+fn serve_binary(addr: &str, db: &Path) -> Served {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args([
+            "pool",
+            "serve",
+            "--listen",
+            addr,
+            "--max-skew-seconds",
+            "3600",
+            "--db",
+        ])
+        .arg(db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ncpc starts");
+    let served = Served(child);
+    let url = format!("http://{addr}{API_PREFIX}/leaderboard");
+    for _ in 0..200 {
+        if reqwest::blocking::get(&url).is_ok_and(|r| r.status().is_success()) {
+            return served;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("ncpc pool serve did not answer on {addr} within 10 s");
+}
+
+#[test]
+fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.sqlite");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let url = format!("http://{addr}");
+    let miner = |name: &str| PoolClient::new(&url, id(name)).unwrap().with_clock(clock);
+    let mut server = serve_binary(&addr, &db);
+    let (alice, bob) = (miner("Alice"), miner("Bob"));
+    alice.register().unwrap();
+    bob.register().unwrap();
+    let evolved = evolve(&alice, MAE).unwrap();
+    let batch = bob.request_task(TaskType::Evaluate).unwrap();
+    let evals: Vec<Evaluation> = batch
+        .functions
+        .iter()
+        .map(|f| evaluation(&f.id, 0.5))
+        .collect();
+    let n = evals.len();
+    bob.submit_evaluation(batch.batch_id.as_str().unwrap(), evals)
+        .unwrap();
+    // SIGKILL straight after the answers: no graceful shutdown, no chance to flush.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    drop(server);
+
+    let _server = serve_binary(&addr, &db);
+    assert_eq!(balance(&alice), 1.0);
+    assert_eq!(alice.miner_info().unwrap()["functions_evolved"], 1);
+    assert_eq!(bob.miner_info().unwrap()["evaluations_submitted"], n as u64);
+    let again = evolve(&alice, MAE).unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["function_id"], evolved["function_id"]);
+}
