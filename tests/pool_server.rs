@@ -112,14 +112,21 @@ fn evaluation(function_id: &Value, score: f64) -> Evaluation {
     }
 }
 
-/// POST `body` to `path` (under /api/v1) without the client's checks: (status, JSON answer).
+/// POST `body` to `path` (under /api/v1) as AMM does (auth fields in the body only), without
+/// the client's checks: (status, JSON answer).
 fn post(p: &RunningPool, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::blocking::Client::new()
+    post_raw(p, path, &serde_json::to_vec(body).unwrap(), &[])
+}
+
+/// POST `body` bytes with extra `headers`.
+fn post_raw(p: &RunningPool, path: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    let mut req = reqwest::blocking::Client::new()
         .post(format!("{}{API_PREFIX}{path}", p.url()))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(body).unwrap())
-        .send()
-        .unwrap();
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.body(body.to_vec()).send().unwrap();
     let status = resp.status().as_u16();
     (status, serde_json::from_str(&resp.text().unwrap()).unwrap())
 }
@@ -595,4 +602,134 @@ fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
     let again = evolve(&alice, MAE).unwrap();
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["function_id"], evolved["function_id"]);
+}
+
+#[test]
+fn amm_body_only_auth_completes_a_cycle() {
+    let p = pool(None);
+    let alice = id("Alice");
+    let a = alice.ss58();
+    let (status, _) = post(&p, "/miners/register", &signed(&alice, json!({})));
+    assert_eq!(status, 200);
+    // AMM signs reset_active and request in the same second: both pass.
+    let now = clock();
+    let amm = |extra: Value| {
+        let mut body = serde_json::to_value(Auth::sign(&alice, now)).unwrap();
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        body
+    };
+    assert_eq!(
+        post(&p, &format!("/tasks/{a}/reset_active"), &amm(json!({}))).0,
+        200
+    );
+    let (status, batch) = post(
+        &p,
+        &format!("/tasks/{a}/request"),
+        &amm(json!({ "task_type": "evolve" })),
+    );
+    assert_eq!(status, 200, "{batch}");
+    let parent = batch["functions"][0].clone();
+    let (status, answer) = post(
+        &p,
+        &format!(
+            "/tasks/{a}/{}/submit_evolution",
+            batch["batch_id"].as_str().unwrap()
+        ),
+        &amm(json!({
+            "evolved_function": serde_json::to_string(&serde_json::from_str::<Value>(MAE).unwrap()).unwrap(),
+            "parent_functions": [parent],
+            "metadata": {
+                "fitness": "NaN", "generations": 1, "population_size": 4,
+                "parent_id": parent["id"], "genetic_code_length": 6,
+                "total_evaluations": 4, "generation_stats": [{"best": "-Infinity"}]
+            }
+        })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["duplicate"], false);
+    let (status, info) = get(&p, &format!("/miners/{a}/balance"));
+    assert_eq!((status, info["balance"].as_f64()), (200, Some(1.0)));
+}
+
+/// A moment fixed for the whole test binary (inside the test servers' skew window).
+fn frozen() -> i64 {
+    static T: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T.get_or_init(clock)
+}
+
+#[test]
+fn signed_headers_bind_the_body_and_refuse_replays() {
+    let p = pool(None);
+    let alice = id("Alice");
+    let a = alice.ss58();
+    // ncpc's client signs headers with a fresh nonce: the same call twice in the same second
+    // (here: with a frozen clock) is not a replay.
+    let c = PoolClient::new(p.url(), alice.clone())
+        .unwrap()
+        .with_clock(frozen);
+    c.register().unwrap();
+    c.reset_active().unwrap();
+    c.reset_active().unwrap();
+
+    let path = format!("{API_PREFIX}/tasks/{a}/request");
+    let body = serde_json::to_vec(&signed(&alice, json!({ "task_type": "evolve" }))).unwrap();
+    let headers = |h: &ncpc::pool::headers::SignedHeaders| {
+        h.pairs().into_iter().collect::<Vec<(&str, String)>>()
+    };
+    // A body other than the one signed: 401, nothing issued.
+    let h = ncpc::pool::headers::SignedHeaders::sign(&alice, "POST", &path, &body, clock());
+    let other = serde_json::to_vec(&signed(&alice, json!({ "task_type": "evaluate" }))).unwrap();
+    let (status, answer) = post_raw(&p, &format!("/tasks/{a}/request"), &other, &headers(&h));
+    assert_eq!(status, 401, "{answer}");
+    // Signed for another path: 401.
+    let elsewhere =
+        ncpc::pool::headers::SignedHeaders::sign(&alice, "POST", "/api/v1/x", &body, clock());
+    assert_eq!(
+        post_raw(
+            &p,
+            &format!("/tasks/{a}/request"),
+            &body,
+            &headers(&elsewhere)
+        )
+        .0,
+        401
+    );
+    // Signed by Bob for Alice's path: 403.
+    let bob = ncpc::pool::headers::SignedHeaders::sign(&id("Bob"), "POST", &path, &body, clock());
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&bob)).0,
+        403
+    );
+    // The right body: 200; the same headers again: 409; the body alone (AMM scheme): 409, its
+    // auth fields were spent by the signed request.
+    let (status, answer) = post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&h));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&h)).0,
+        409
+    );
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &[]).0,
+        409
+    );
+}
+
+#[test]
+fn a_pool_may_require_signed_headers() {
+    let p = spawn_local(ServerConfig {
+        require_signed_headers: true,
+        ..config(None)
+    })
+    .unwrap();
+    let (status, answer) = post(&p, "/miners/register", &signed(&id("Alice"), json!({})));
+    assert_eq!(status, 401);
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("signed headers")
+    );
+    registered(&p, "Alice");
 }

@@ -73,6 +73,9 @@ struct ServeArgs {
     /// The most seconds a request's auth timestamp may differ from the server's clock.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..=3600))]
     max_skew_seconds: i64,
+    /// Refuse AMM's body-only auth: every signed call must carry ncpc's signed headers.
+    #[arg(long)]
+    require_signed_headers: bool,
 }
 
 fn run_server(a: ServeArgs) -> Result<(), CliError> {
@@ -86,6 +89,7 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
         db: Some(a.db),
         lease: Duration::from_secs(a.lease_seconds),
         max_skew_seconds: a.max_skew_seconds,
+        require_signed_headers: a.require_signed_headers,
         ..ServerConfig::default()
     };
     serve(config).map_err(|err| CliError { code: 1, err })

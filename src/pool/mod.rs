@@ -3,6 +3,7 @@
 //! itself ([`server`], `ncpc pool serve`).
 
 pub mod client;
+pub mod headers;
 pub mod protocol;
 pub mod replay;
 pub mod server;

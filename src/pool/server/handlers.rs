@@ -4,14 +4,13 @@
 
 use super::error::ApiError;
 use super::genome;
-use super::state::{AppState, now_ms};
+use super::state::{AppState, RawRequest, now_ms};
 use super::store::{NewEvaluation, TaskRow};
 use crate::pool::protocol::{Auth, EvaluationSubmission, EvolutionSubmission, TaskRequest};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -20,22 +19,61 @@ use std::sync::Arc;
 /// The shared state as handlers receive it.
 pub type Shared = State<Arc<AppState>>;
 
-/// A request body as read under the size limit.
-type Body = Result<Bytes, BytesRejection>;
-
 /// The hand-maintained OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/pool-openapi.json");
 
-fn parse<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("the request body is larger than the pool accepts".into())
-        } else {
-            ApiError::BadRequest(r.body_text())
+/// A signed call as it arrives: method, full path, headers, and the body read under the size
+/// limit (413 beyond it).
+pub struct Call {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |u| u.0.path())
+            .to_string();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("the request body is larger than the pool accepts".into())
+            } else {
+                ApiError::BadRequest(r.body_text())
+            }
+        })?;
+        Ok(Call {
+            method,
+            path,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Call {
+    /// The body as `T` (422 when it is not).
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::Unprocessable(format!("the request body is not valid: {e}")))
+    }
+
+    /// What authentication reads.
+    fn raw(&self) -> RawRequest<'_> {
+        RawRequest {
+            method: self.method.as_str(),
+            path: &self.path,
+            headers: &self.headers,
+            body: &self.body,
         }
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Unprocessable(format!("the request body is not valid: {e}")))
+    }
 }
 
 /// A function id as clients send it: a number, or a number in a string.
@@ -58,9 +96,9 @@ fn seconds(ms: i64) -> f64 {
 }
 
 /// `POST /miners/register`: registering again answers 200 with `already_registered: true`.
-pub async fn register(State(s): Shared, body: Body) -> Result<Json<Value>, ApiError> {
-    let auth: Auth = parse(body)?;
-    s.authenticate(&auth.public_address, &auth, "register")?;
+pub async fn register(State(s): Shared, call: Call) -> Result<Json<Value>, ApiError> {
+    let auth: Auth = call.json()?;
+    s.authenticate(&auth.public_address, &auth, "register", &call.raw())?;
     let address = auth.public_address.clone();
     let now = now_ms();
     let (already, at) = s.db(move |st| st.register(&address, now)).await?;
@@ -130,10 +168,10 @@ pub async fn balance(
 pub async fn reset_active(
     State(s): Shared,
     Path(address): Path<String>,
-    body: Body,
+    call: Call,
 ) -> Result<Json<Value>, ApiError> {
-    let auth: Auth = parse(body)?;
-    s.authenticate(&address, &auth, "reset_active")?;
+    let auth: Auth = call.json()?;
+    s.authenticate(&address, &auth, "reset_active", &call.raw())?;
     let a = address.clone();
     let reset = s.db(move |st| st.reset_active(&a)).await?;
     Ok(Json(json!({ "status": "ok", "reset": reset })))
@@ -163,10 +201,10 @@ fn batch_json(t: &TaskRow) -> Result<Value, ApiError> {
 pub async fn request_task(
     State(s): Shared,
     Path(address): Path<String>,
-    body: Body,
+    call: Call,
 ) -> Result<Json<Value>, ApiError> {
-    let req: TaskRequest = parse(body)?;
-    s.authenticate(&address, &req.auth, "request")?;
+    let req: TaskRequest = call.json()?;
+    s.authenticate(&address, &req.auth, "request", &call.raw())?;
     let config = s.config.clone();
     let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX / 4);
     let a = address.clone();
@@ -196,10 +234,10 @@ pub async fn request_task(
 pub async fn submit_evolution(
     State(s): Shared,
     Path((address, batch_id)): Path<(String, String)>,
-    body: Body,
+    call: Call,
 ) -> Result<Json<Value>, ApiError> {
-    let sub: EvolutionSubmission = parse(body)?;
-    s.authenticate(&address, &sub.auth, "submit_evolution")?;
+    let sub: EvolutionSubmission = call.json()?;
+    s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
     let mut parents: Vec<i64> = sub
         .parent_functions
         .iter()
@@ -251,10 +289,10 @@ pub async fn submit_evolution(
 pub async fn submit_evaluation(
     State(s): Shared,
     Path((address, batch_id)): Path<(String, String)>,
-    body: Body,
+    call: Call,
 ) -> Result<Json<Value>, ApiError> {
-    let sub: EvaluationSubmission = parse(body)?;
-    s.authenticate(&address, &sub.auth, "submit_evaluation")?;
+    let sub: EvaluationSubmission = call.json()?;
+    s.authenticate(&address, &sub.auth, "submit_evaluation", &call.raw())?;
     if !sub.batch_id.is_empty() && sub.batch_id != batch_id {
         return Err(ApiError::Unprocessable(format!(
             "the body's batch_id {} is not the path's {batch_id}",

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub evaluate_batch_size: usize,
     /// The component type of the population served (`loss`).
     pub component_type: String,
+    /// Refuse AMM's body-only auth: every signed call must carry the signed headers.
+    pub require_signed_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             rate_per_second: 5.0,
             evaluate_batch_size: 4,
             component_type: "loss".into(),
+            require_signed_headers: false,
         }
     }
 }

@@ -5,6 +5,7 @@ use super::ServerConfig;
 use super::error::ApiError;
 use super::ratelimit::RateLimiter;
 use super::store::Store;
+use crate::pool::headers::SignedHeaders;
 use crate::pool::protocol::Auth;
 use crate::pool::replay::{ReplayError, ReplayGuard};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,18 @@ use std::time::Instant;
 
 /// Triples the replay guard remembers at most (about 200 bytes each).
 const REPLAY_CAPACITY: usize = 1_000_000;
+
+/// What authentication reads from a request besides its parsed body.
+pub struct RawRequest<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The full path, API prefix included, without the query.
+    pub path: &'a str,
+    /// The headers.
+    pub headers: &'a axum::http::HeaderMap,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
 
 /// The server's shared state.
 pub struct AppState {
@@ -65,13 +78,16 @@ impl AppState {
 
     /// Check a signed call to `endpoint` on behalf of the miner `path_address`: the signer must
     /// be that miner (403), the signature must verify inside the clock-skew window (401), the
-    /// auth fields must not have been used for this endpoint before (409), and the key must be
-    /// within its rate limit (429).
+    /// auth fields (or the header nonce) must not have been used before (409), and the key must
+    /// be within its rate limit (429). When the request carries signed headers
+    /// ([`crate::pool::headers`]) they are checked instead of the body's AMM fields, which are
+    /// then spent so they cannot be replayed alone.
     pub fn authenticate(
         &self,
         path_address: &str,
         auth: &Auth,
         endpoint: &str,
+        raw: &RawRequest<'_>,
     ) -> Result<(), ApiError> {
         if auth.public_address != path_address {
             return Err(ApiError::Forbidden(format!(
@@ -79,16 +95,45 @@ impl AppState {
                 auth.public_address
             )));
         }
+        let headers = SignedHeaders::read(|name| {
+            raw.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if let Some(h) = &headers
+            && h.address != path_address
+        {
+            return Err(ApiError::Forbidden(format!(
+                "the headers are signed by {}, not by the miner {path_address}",
+                h.address
+            )));
+        }
+        if headers.is_none() && self.config.require_signed_headers {
+            return Err(ApiError::Unauthorized(
+                "this pool requires the signed headers (x-ncp-signature ...); see docs/pool.md"
+                    .into(),
+            ));
+        }
         let now = now_ms() / 1000;
-        self.guard
-            .lock()
-            .map_err(|_| poisoned())?
-            .check(auth, endpoint, now)
-            .map_err(|e| match e {
-                ReplayError::Auth(a) => ApiError::Unauthorized(a.to_string()),
-                ReplayError::Replayed => ApiError::Conflict(e.to_string()),
-                ReplayError::Busy => ApiError::TooManyRequests(e.to_string()),
-            })?;
+        let refusal = |e: ReplayError| match e {
+            ReplayError::Auth(a) => ApiError::Unauthorized(a.to_string()),
+            ReplayError::Replayed => ApiError::Conflict(e.to_string()),
+            ReplayError::Busy => ApiError::TooManyRequests(e.to_string()),
+        };
+        {
+            let mut guard = self.guard.lock().map_err(|_| poisoned())?;
+            match &headers {
+                Some(h) => {
+                    guard
+                        .check_headers(h, raw.method, raw.path, raw.body, now)
+                        .map_err(refusal)?;
+                    guard.spend(auth, endpoint);
+                }
+                None => guard.check(auth, endpoint, now).map_err(refusal)?,
+            }
+        }
         let t = self.started.elapsed().as_secs_f64();
         if !self
             .limiter
