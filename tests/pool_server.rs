@@ -733,3 +733,25 @@ fn a_pool_may_require_signed_headers() {
     );
     registered(&p, "Alice");
 }
+
+#[test]
+fn a_body_sent_too_slowly_times_out_with_408() {
+    use std::io::{Read, Write};
+    let p = spawn_local(ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..config(None)
+    })
+    .unwrap();
+    let mut s = std::net::TcpStream::connect(p.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {API_PREFIX}/miners/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"public"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s
+        .read(&mut buf)
+        .expect("an answer before the client's own timeout");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

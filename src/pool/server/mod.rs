@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// The most seconds an auth timestamp may differ from the server's clock.
     pub max_skew_seconds: i64,
+    /// The longest a request may take, body upload included (longer ones answer 408).
+    pub request_timeout: Duration,
     /// The largest request body accepted, in bytes (larger ones answer 413).
     pub body_limit: usize,
     /// Signed requests a key may make at once before the rate limit answers 429.
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             db: None,
             lease: Duration::from_secs(600),
             max_skew_seconds: 120,
+            request_timeout: Duration::from_secs(60),
             body_limit: 1 << 20,
             rate_burst: 30,
             rate_per_second: 5.0,
