@@ -18,6 +18,9 @@ pub enum MineError {
     /// Talking to the pool failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The pool has no task of this type for the miner now (it answered 404 to the request).
+    #[error("the pool has no {0:?} task for this miner now")]
+    NoTask(TaskType),
     /// The pool sent a task ncpc cannot work on.
     #[error("batch {batch}: {msg}")]
     BadTask {
@@ -142,11 +145,15 @@ impl Miner<'_> {
     /// Request a task; a pool that says the miner already has one gets reset_active first.
     fn request(&self, t: TaskType) -> Result<TaskBatch, MineError> {
         let _ = self.client.reset_active();
-        match self.retry(|| self.client.request_task(t)) {
+        let answer = match self.retry(|| self.client.request_task(t)) {
             Err(ClientError::ActiveTask { .. }) => {
                 self.retry(|| self.client.reset_active())?;
-                Ok(self.retry(|| self.client.request_task(t))?)
+                self.retry(|| self.client.request_task(t))
             }
+            other => other,
+        };
+        match answer {
+            Err(ClientError::Status { status: 404, .. }) => Err(MineError::NoTask(t)),
             other => Ok(other?),
         }
     }
@@ -314,10 +321,26 @@ impl Miner<'_> {
         {
             let mut attempt = 0;
             let mut pause = self.config.delay.max(Duration::from_millis(200));
+            let mut idle_since: Option<TaskType> = None;
             let outcome = loop {
                 let t0 = Instant::now();
                 match self.cycle(t, stop) {
                     Ok(o) => break (o, t0.elapsed().as_secs_f64()),
+                    // Nothing of this type to do: try the other type; when neither has work,
+                    // wait and ask again (not a failure).
+                    Err(MineError::NoTask(kind)) => {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(done);
+                        }
+                        if idle_since == Some(other(kind)) {
+                            warn(&MineError::NoTask(kind));
+                            sleep_unless(stop, self.config.delay.max(IDLE_WAIT));
+                            idle_since = None;
+                        } else {
+                            idle_since = Some(kind);
+                        }
+                        t = other(kind);
+                    }
                     Err(e) => {
                         attempt += 1;
                         if attempt >= self.config.retries.max(1) || stop.load(Ordering::Relaxed) {
@@ -335,16 +358,23 @@ impl Miner<'_> {
                 break;
             }
             if self.config.alternate {
-                t = match t {
-                    TaskType::Evolve => TaskType::Evaluate,
-                    TaskType::Evaluate => TaskType::Evolve,
-                };
+                t = other(t);
             }
             if self.config.cycles == 0 || done < self.config.cycles {
                 sleep_unless(stop, self.config.delay);
             }
         }
         Ok(done)
+    }
+}
+
+/// How long to wait when the pool has no task of either type.
+const IDLE_WAIT: Duration = Duration::from_secs(2);
+
+fn other(t: TaskType) -> TaskType {
+    match t {
+        TaskType::Evolve => TaskType::Evaluate,
+        TaskType::Evaluate => TaskType::Evolve,
     }
 }
 

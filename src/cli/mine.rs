@@ -31,11 +31,11 @@ pub struct MineArgs {
     /// Seconds between cycles.
     #[arg(long, default_value_t = 5.0)]
     pub delay: f64,
-    /// Evolution: population size.
-    #[arg(long, default_value_t = 50)]
+    /// Evolution: population size (AMM's default).
+    #[arg(long, default_value_t = 200)]
     pub population: usize,
-    /// Evolution: generations per evolve task.
-    #[arg(long, default_value_t = 5)]
+    /// Evolution: generations per evolve task (AMM's default).
+    #[arg(long, default_value_t = 10)]
     pub generations: usize,
     /// Evolution: search strategy.
     #[arg(long, value_enum, default_value = "steady-state")]
@@ -147,18 +147,18 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     }
 }
 
-/// Start the in-process pool for solo mining (MERGE-PENDING: the server lands with the
-/// pool-server branch).
-fn start_solo_pool(_db: Option<PathBuf>) -> Result<SoloPool, CliError> {
-    Err(
-        anyhow::anyhow!("solo mining needs the pool server, not merged yet; give --pool-url")
-            .into(),
-    )
-}
-
-struct SoloPool;
-impl SoloPool {
-    fn url(&self) -> &str {
-        ""
-    }
+/// Start the in-process pool for solo mining, on a free loopback port.
+fn start_solo_pool(db: Option<PathBuf>) -> Result<crate::pool::server::RunningPool, CliError> {
+    let config = crate::pool::server::ServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        db,
+        // Only this miner uses it: no rate limit worth the name.
+        rate_burst: 10_000,
+        rate_per_second: 10_000.0,
+        ..crate::pool::server::ServerConfig::default()
+    };
+    crate::pool::server::spawn_local(config).map_err(|e| CliError {
+        code: 1,
+        err: e.context("cannot start the in-process pool"),
+    })
 }

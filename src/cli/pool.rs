@@ -1,12 +1,16 @@
 //! `ncpc pool`: talk to a Neural Component Pool by hand (register, look up, request a task),
-//! to check a key and a pool URL before mining.
+//! to check a key and a pool URL before mining; and `ncpc pool serve`, which runs a pool.
 
 use super::CliError;
 use super::key::{KeySource, default_key_file};
 use crate::identity::Identity;
 use crate::pool::client::{PoolClient, with_retries};
 use crate::pool::protocol::TaskType;
+use crate::pool::server::{ServerConfig, serve};
 use clap::{Args, Subcommand};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of `ncpc pool`.
@@ -29,6 +33,15 @@ pub struct PoolArgs {
 
 #[derive(Subcommand, Debug)]
 enum PoolCommand {
+    /// Run a pool server (the AMM API) until Ctrl-C or SIGTERM; needs no key.
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The calls made with the miner's key.
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
     /// Register the miner (registering again is not an error).
     Register,
     /// Print what the pool knows about the miner.
@@ -45,8 +58,49 @@ enum PoolCommand {
     },
 }
 
+/// Arguments of `ncpc pool serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// The SQLite database file (created if missing).
+    #[arg(long, default_value = "pool.sqlite")]
+    db: PathBuf,
+    /// Seconds a miner holds a task before it is re-issued to others.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_seconds: u64,
+    /// The most seconds a request's auth timestamp may differ from the server's clock.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..=3600))]
+    max_skew_seconds: i64,
+    /// Refuse AMM's body-only auth: every signed call must carry ncpc's signed headers.
+    #[arg(long)]
+    require_signed_headers: bool,
+}
+
+fn run_server(a: ServeArgs) -> Result<(), CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let config = ServerConfig {
+        listen: a.listen,
+        db: Some(a.db),
+        lease: Duration::from_secs(a.lease_seconds),
+        max_skew_seconds: a.max_skew_seconds,
+        require_signed_headers: a.require_signed_headers,
+        ..ServerConfig::default()
+    };
+    serve(config).map_err(|err| CliError { code: 1, err })
+}
+
 /// Run `ncpc pool`.
 pub fn run(a: PoolArgs) -> Result<(), CliError> {
+    let command = match a.command {
+        PoolCommand::Serve(s) => return run_server(s),
+        PoolCommand::Client(c) => c,
+    };
     let id = match a.source.load()? {
         Some(id) => id,
         None => Identity::from_seed_file(&default_key_file()).map_err(|e| {
@@ -58,12 +112,12 @@ pub fn run(a: PoolArgs) -> Result<(), CliError> {
     let client = PoolClient::new(&a.pool_url, id)?;
     let retry =
         |op: &dyn Fn() -> Result<serde_json::Value, _>| with_retries(3, Duration::from_secs(1), op);
-    let answer = match a.command {
-        PoolCommand::Register => retry(&|| client.register())?,
-        PoolCommand::Info => retry(&|| client.miner_info())?,
-        PoolCommand::Balance => retry(&|| client.balance())?,
-        PoolCommand::ResetActive => retry(&|| client.reset_active())?,
-        PoolCommand::Request { task_type } => retry(&|| {
+    let answer = match command {
+        ClientCommand::Register => retry(&|| client.register())?,
+        ClientCommand::Info => retry(&|| client.miner_info())?,
+        ClientCommand::Balance => retry(&|| client.balance())?,
+        ClientCommand::ResetActive => retry(&|| client.reset_active())?,
+        ClientCommand::Request { task_type } => retry(&|| {
             client
                 .request_task(task_type)
                 .map(|b| serde_json::to_value(b).unwrap_or_default())

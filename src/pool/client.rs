@@ -1,6 +1,8 @@
 //! A blocking HTTP client for the Neural Component Pool API, speaking exactly what the AMM
-//! Python client speaks (see [`super::protocol`]), so it works with existing pools.
+//! Python client speaks (see [`super::protocol`]), so it works with existing pools. Every POST
+//! also carries the stronger signed headers ([`super::headers`]), which ncpc's pool checks.
 
+use super::headers::SignedHeaders;
 use super::protocol::{
     API_PREFIX, Auth, Evaluation, EvaluationSubmission, EvolutionMetadata, EvolutionSubmission,
     ParentRef, TaskBatch, TaskRequest, TaskType,
@@ -139,10 +141,24 @@ impl PoolClient {
                     msg: format!("encoding the request: {e}"),
                     body: String::new(),
                 })?;
-                self.http
+                // The stronger scheme's headers ride along; pools that do not know them
+                // ignore them and read the AMM auth fields in the body.
+                let path = reqwest::Url::parse(&url)
+                    .map(|u| u.path().to_string())
+                    .map_err(|e| ClientError::Transport {
+                        url: url.clone(),
+                        msg: format!("not a URL: {e}"),
+                    })?;
+                let signed =
+                    SignedHeaders::sign(&self.identity, "POST", &path, &json, (self.clock)());
+                let mut request = self
+                    .http
                     .post(&url)
-                    .header("content-type", "application/json")
-                    .body(json)
+                    .header("content-type", "application/json");
+                for (name, value) in signed.pairs() {
+                    request = request.header(name, value);
+                }
+                request.body(json)
             }
             None => self.http.get(&url),
         };

@@ -25,6 +25,9 @@ pub enum AuthError {
     /// The signature does not verify for the address.
     #[error("the signature does not verify for this address")]
     BadSignature,
+    /// The signed headers (see [`super::headers`]) are incomplete or malformed.
+    #[error("{0}")]
+    BadHeaders(String),
 }
 
 /// The auth fields every AMM request carries.

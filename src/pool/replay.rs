@@ -7,7 +7,11 @@
 //! `request`); the same call twice in the same second is refused, and AMM's own retries wait a
 //! second or more and re-sign. Entries expire with the skew window, so memory is bounded by
 //! (addresses × endpoints × window); a total cap bounds it against many addresses.
+//!
+//! Requests signed with the stronger header scheme ([`super::headers`]) are remembered by
+//! (address, nonce) instead, so one client may make the same call twice in a second.
 
+use super::headers::SignedHeaders;
 use super::protocol::{Auth, AuthError};
 use std::collections::{HashSet, VecDeque};
 
@@ -26,7 +30,7 @@ pub enum ReplayError {
     /// The auth fields do not verify.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// This address already used this message on this endpoint.
+    /// This address already used this message on this endpoint (or this header nonce).
     #[error("these auth fields were already used for this call; sign a fresh message")]
     Replayed,
     /// Too many live entries: the server is flooded; try again shortly.
@@ -56,14 +60,51 @@ impl ReplayGuard {
             endpoint.to_string(),
             auth.message.clone(),
         );
+        // `verify` succeeded, so the timestamp parses.
+        let t = auth.timestamp()?;
+        self.remember(key, t)
+    }
+
+    /// Verify signed headers for a request (`method`, `path`, `body`) at `now`, and remember
+    /// their nonce. The AMM auth fields in the body, if any, should be spent with [`spend`]
+    /// so that they cannot be replayed without the headers.
+    ///
+    /// [`spend`]: ReplayGuard::spend
+    pub fn check_headers(
+        &mut self,
+        h: &SignedHeaders,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), ReplayError> {
+        h.verify(method, path, body, now, self.max_skew)?;
+        self.expire(now);
+        let key = (h.address.clone(), "#nonce".to_string(), h.nonce.clone());
+        self.remember(key, h.timestamp)
+    }
+
+    /// Mark AMM auth fields as used for `endpoint` without verifying them (a request whose
+    /// signed headers verified carries them too). Already-spent or malformed fields are ignored.
+    pub fn spend(&mut self, auth: &Auth, endpoint: &str) {
+        let Ok(t) = auth.timestamp() else {
+            return;
+        };
+        let key = (
+            auth.public_address.clone(),
+            endpoint.to_string(),
+            auth.message.clone(),
+        );
+        let _ = self.remember(key, t);
+    }
+
+    fn remember(&mut self, key: (String, String, String), t: i64) -> Result<(), ReplayError> {
         if self.seen.contains(&key) {
             return Err(ReplayError::Replayed);
         }
         if self.seen.len() >= self.capacity {
             return Err(ReplayError::Busy);
         }
-        // `verify` succeeded, so the timestamp parses.
-        let t = auth.timestamp()?;
         self.seen.insert(key.clone());
         let at = self.order.partition_point(|(u, _)| *u <= t);
         self.order.insert(at, (t, key));

@@ -1,0 +1,64 @@
+//! Consensus over self-reported scores: a function's score is the median of at least
+//! [`MIN_EVALUATIONS`] evaluations by distinct miners, and an evaluation agrees with it when it
+//! lies within [`RELATIVE_TOLERANCE`] of the median (relative), or within [`ABSOLUTE_FLOOR`]
+//! when the median is near zero. One evaluator reporting a false score cannot move the median
+//! of three past the two honest ones.
+
+/// Evaluations by distinct miners needed before a function has a consensus score.
+pub const MIN_EVALUATIONS: usize = 3;
+
+/// How far (relative to the median) an agreeing evaluation may lie.
+pub const RELATIVE_TOLERANCE: f64 = 0.10;
+
+/// The smallest tolerance, for medians near zero.
+pub const ABSOLUTE_FLOOR: f64 = 1e-3;
+
+/// The median of `scores` (the mean of the middle two for an even count); `None` when empty
+/// or when a score is not finite.
+pub fn median(scores: &[f64]) -> Option<f64> {
+    if scores.is_empty() || scores.iter().any(|s| !s.is_finite()) {
+        return None;
+    }
+    let mut v = scores.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Whether `score` agrees with the consensus `median`.
+pub fn agrees(score: f64, median: f64) -> bool {
+    let tolerance = (RELATIVE_TOLERANCE * median.abs()).max(ABSOLUTE_FLOOR);
+    (score - median).abs() <= tolerance
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[0.9, 0.1, 0.5]), Some(0.5));
+        assert_eq!(median(&[0.4, 0.1, 0.5, 0.9]), Some(0.45));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[0.1, f64::NAN, 0.2]), None);
+    }
+
+    #[test]
+    fn one_liar_is_outvoted() {
+        let m = median(&[0.80, 0.82, 0.0]).unwrap();
+        assert_eq!(m, 0.80);
+        assert!(agrees(0.80, m) && agrees(0.82, m));
+        assert!(!agrees(0.0, m));
+    }
+
+    #[test]
+    fn tolerance_is_relative_with_a_floor() {
+        assert!(agrees(0.87, 0.80) && agrees(0.73, 0.80) && !agrees(0.89, 0.80));
+        assert!(agrees(0.0005, 0.0) && !agrees(0.002, 0.0));
+        assert!(agrees(-99999.0, -99999.0));
+    }
+}

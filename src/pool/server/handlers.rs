@@ -1,0 +1,369 @@
+//! The API's handlers: miners (register, info, balance), tasks (request, reset, submit), and
+//! the read-only leaderboard and OpenAPI document. Each parses its body itself so that every
+//! refusal, a too-large or malformed body included, answers `{"detail": ...}`.
+
+use super::error::ApiError;
+use super::genome;
+use super::state::{AppState, RawRequest, now_ms};
+use super::store::{NewEvaluation, TaskRow};
+use crate::pool::protocol::{Auth, EvaluationSubmission, EvolutionSubmission, TaskRequest};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The shared state as handlers receive it.
+pub type Shared = State<Arc<AppState>>;
+
+/// The hand-maintained OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../docs/pool-openapi.json");
+
+/// A signed call as it arrives: method, full path, headers, and the body read under the size
+/// limit (413 beyond it).
+pub struct Call {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |u| u.0.path())
+            .to_string();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("the request body is larger than the pool accepts".into())
+            } else {
+                ApiError::BadRequest(r.body_text())
+            }
+        })?;
+        Ok(Call {
+            method,
+            path,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Call {
+    /// The body as `T` (422 when it is not).
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::Unprocessable(format!("the request body is not valid: {e}")))
+    }
+
+    /// What authentication reads.
+    fn raw(&self) -> RawRequest<'_> {
+        RawRequest {
+            method: self.method.as_str(),
+            path: &self.path,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// A function id as clients send it: a number, or a number in a string.
+fn function_id(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn not_registered(address: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "miner {address} is not registered; POST /api/v1/miners/register first"
+    ))
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// `POST /miners/register`: registering again answers 200 with `already_registered: true`.
+pub async fn register(State(s): Shared, call: Call) -> Result<Json<Value>, ApiError> {
+    let auth: Auth = call.json()?;
+    s.authenticate(&auth.public_address, &auth, "register", &call.raw())?;
+    let address = auth.public_address.clone();
+    let now = now_ms();
+    let (already, at) = s.db(move |st| st.register(&address, now)).await?;
+    Ok(Json(json!({
+        "public_address": auth.public_address,
+        "status": "registered",
+        "already_registered": already,
+        "registered_at": seconds(at),
+    })))
+}
+
+/// `GET /miners/{ss58}`.
+pub async fn miner_info(
+    State(s): Shared,
+    Path(address): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = address.clone();
+    let now = now_ms();
+    let (miner, task) = s
+        .db(move |st| Ok((st.miner(&a)?, st.active_task(&a, now)?)))
+        .await?;
+    let Some(m) = miner else {
+        return Err(ApiError::NotFound(format!(
+            "miner {address} is not registered"
+        )));
+    };
+    let active = task.map(|t| {
+        json!({
+            "batch_id": t.batch_id,
+            "task_type": t.task_type,
+            "lease_expires_at": seconds(t.lease_until_ms),
+        })
+    });
+    Ok(Json(json!({
+        "public_address": address,
+        "registered_at": seconds(m.registered_at_ms),
+        "balance": m.balance,
+        "functions_evolved": m.functions_evolved,
+        "evaluations_submitted": m.evaluations_submitted,
+        "active_task": active,
+    })))
+}
+
+/// `GET /miners/{ss58}/balance`.
+pub async fn balance(
+    State(s): Shared,
+    Path(address): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = address.clone();
+    let balance = s
+        .db(move |st| {
+            if !st.is_registered(&a)? {
+                return Ok(None);
+            }
+            st.balance(&a).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("miner {address} is not registered")))?;
+    Ok(Json(json!({
+        "public_address": address,
+        "balance": balance,
+        "token": "alpha",
+    })))
+}
+
+/// `POST /tasks/{ss58}/reset_active`.
+pub async fn reset_active(
+    State(s): Shared,
+    Path(address): Path<String>,
+    call: Call,
+) -> Result<Json<Value>, ApiError> {
+    let auth: Auth = call.json()?;
+    s.authenticate(&address, &auth, "reset_active", &call.raw())?;
+    let a = address.clone();
+    let reset = s.db(move |st| st.reset_active(&a)).await?;
+    Ok(Json(json!({ "status": "ok", "reset": reset })))
+}
+
+fn batch_json(t: &TaskRow) -> Result<Value, ApiError> {
+    let functions = t
+        .functions
+        .iter()
+        .map(|f| {
+            let program: Value = serde_json::from_str(&f.program).map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("stored function {}: {e}", f.id))
+            })?;
+            Ok(json!({ "id": f.id, "function": program }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(json!({
+        "batch_id": t.batch_id,
+        "task_type": t.task_type,
+        "component_type": t.component_type,
+        "functions": functions,
+        "lease_expires_at": seconds(t.lease_until_ms),
+    }))
+}
+
+/// `POST /tasks/{ss58}/request`.
+pub async fn request_task(
+    State(s): Shared,
+    Path(address): Path<String>,
+    call: Call,
+) -> Result<Json<Value>, ApiError> {
+    let req: TaskRequest = call.json()?;
+    s.authenticate(&address, &req.auth, "request", &call.raw())?;
+    let config = s.config.clone();
+    let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX / 4);
+    let a = address.clone();
+    let now = now_ms();
+    let task = s
+        .db(move |st| {
+            if !st.is_registered(&a)? {
+                return Err(not_registered(&a));
+            }
+            st.issue_task(
+                &a,
+                req.task_type,
+                &config.component_type,
+                config.evaluate_batch_size,
+                lease_ms,
+                now,
+            )
+        })
+        .await?;
+    tracing::info!(miner = %address, batch = %task.batch_id, "issued {:?} task", task.task_type);
+    Ok(Json(batch_json(&task)?))
+}
+
+/// `POST /tasks/{ss58}/{batch_id}/submit_evolution`: the genome must pass the strict AMM front
+/// end (422 otherwise, nothing stored); a function the population already has is accepted
+/// as a duplicate and not credited.
+pub async fn submit_evolution(
+    State(s): Shared,
+    Path((address, batch_id)): Path<(String, String)>,
+    call: Call,
+) -> Result<Json<Value>, ApiError> {
+    let sub: EvolutionSubmission = call.json()?;
+    s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
+    let mut parents: Vec<i64> = sub
+        .parent_functions
+        .iter()
+        .filter_map(|p| function_id(&p.id))
+        .collect();
+    parents.extend(function_id(&sub.metadata.parent_id));
+    let metadata = serde_json::to_string(&sub.metadata)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding metadata: {e}")))?;
+    let fitness = sub.metadata.fitness.0;
+    let a = address.clone();
+    let b = batch_id.clone();
+    // Compiling is CPU work: do it off the async workers and outside the store's lock.
+    let text = sub.evolved_function;
+    let genome = tokio::task::spawn_blocking(move || genome::check(&text))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
+        .map_err(|e| {
+            ApiError::Unprocessable(format!(
+                "evolved_function is not a valid AMM program (strict): {e}"
+            ))
+        })?;
+    let outcome = s
+        .db(move |st| st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms()))
+        .await?;
+    tracing::info!(miner = %address, batch = %batch_id, function = outcome.function_id,
+        duplicate = outcome.duplicate, "evolution accepted");
+    let message = if outcome.duplicate {
+        format!(
+            "accepted as a duplicate of function {}: not credited",
+            outcome.function_id
+        )
+    } else {
+        format!(
+            "accepted as new function {}; more Alpha follows if its consensus score is good",
+            outcome.function_id
+        )
+    };
+    Ok(Json(json!({
+        "status": "accepted",
+        "batch_id": batch_id,
+        "function_id": outcome.function_id,
+        "duplicate": outcome.duplicate,
+        "credited": outcome.credited,
+        "message": message,
+    })))
+}
+
+/// `POST /tasks/{ss58}/{batch_id}/submit_evaluation`.
+pub async fn submit_evaluation(
+    State(s): Shared,
+    Path((address, batch_id)): Path<(String, String)>,
+    call: Call,
+) -> Result<Json<Value>, ApiError> {
+    let sub: EvaluationSubmission = call.json()?;
+    s.authenticate(&address, &sub.auth, "submit_evaluation", &call.raw())?;
+    if !sub.batch_id.is_empty() && sub.batch_id != batch_id {
+        return Err(ApiError::Unprocessable(format!(
+            "the body's batch_id {} is not the path's {batch_id}",
+            sub.batch_id
+        )));
+    }
+    let mut evaluations = Vec::with_capacity(sub.evaluations.len());
+    for (i, e) in sub.evaluations.iter().enumerate() {
+        let id = function_id(&e.function_id).ok_or_else(|| {
+            ApiError::Unprocessable(format!("evaluations[{i}].function_id is not a function id"))
+        })?;
+        if !e.score.is_finite() {
+            return Err(ApiError::Unprocessable(format!(
+                "evaluations[{i}].score is not finite"
+            )));
+        }
+        let criteria = serde_json::to_string(&e.criteria)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding criteria: {e}")))?;
+        evaluations.push(NewEvaluation {
+            function_id: id,
+            score: e.score,
+            criteria,
+        });
+    }
+    let n = evaluations.len();
+    let a = address.clone();
+    let b = batch_id.clone();
+    let formed = s
+        .db(move |st| st.submit_evaluations(&a, &b, &evaluations, now_ms()))
+        .await?;
+    tracing::info!(miner = %address, batch = %batch_id, evaluations = n, "evaluations accepted");
+    let consensus: Vec<Value> = formed
+        .iter()
+        .map(|c| json!({ "function_id": c.function_id, "score": c.score }))
+        .collect();
+    Ok(Json(json!({
+        "status": "accepted",
+        "batch_id": batch_id,
+        "evaluations_stored": n,
+        "consensus": consensus,
+    })))
+}
+
+/// `GET /leaderboard`: the best functions by consensus score and the richest miners.
+pub async fn leaderboard(State(s): Shared) -> Result<Json<Value>, ApiError> {
+    let (functions, miners) = s.db(|st| st.leaderboard(50)).await?;
+    let functions: Vec<Value> = functions
+        .into_iter()
+        .map(|f| {
+            json!({
+                "function_id": f.id,
+                "component_type": f.component_type,
+                "score": f.score,
+                "evolver": f.evolver,
+                "name": f.name,
+            })
+        })
+        .collect();
+    let miners: Vec<Value> = miners
+        .into_iter()
+        .map(|(a, b)| json!({ "public_address": a, "balance": b }))
+        .collect();
+    Ok(Json(json!({ "functions": functions, "miners": miners })))
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("Not Found".into())
+}

@@ -1,0 +1,343 @@
+//! The pool's durable state in SQLite: miners, the function population, tasks with leases,
+//! submissions, and the Alpha-token ledger. The database runs in WAL mode with
+//! `synchronous=FULL`, and every accepted submission is one transaction committed before the
+//! server answers, so an answered submission survives a crash.
+//!
+//! Methods that check a request against the state (is the task this miner's, is its lease
+//! live) and then write run under one lock and one transaction, so two requests cannot both
+//! pass a check that only one may pass.
+
+mod submissions;
+mod tasks;
+
+use super::error::ApiError;
+use super::genome::{SEEDS, check};
+use crate::pool::protocol::TaskType;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS miners (
+    address TEXT PRIMARY KEY,
+    registered_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS functions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    component_type TEXT NOT NULL,
+    program TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT,
+    evolver TEXT,
+    parent_id INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    evaluation_count INTEGER NOT NULL DEFAULT 0,
+    consensus_score REAL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    batch_id TEXT PRIMARY KEY,
+    miner TEXT NOT NULL,
+    task_type TEXT NOT NULL,
+    component_type TEXT NOT NULL,
+    function_ids TEXT NOT NULL,
+    issued_at_ms INTEGER NOT NULL,
+    lease_until_ms INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_miner ON tasks (miner, state);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, task_type);
+CREATE TABLE IF NOT EXISTS evolutions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id TEXT NOT NULL,
+    miner TEXT NOT NULL,
+    function_id INTEGER NOT NULL,
+    duplicate INTEGER NOT NULL,
+    claimed_fitness REAL,
+    metadata TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id TEXT NOT NULL,
+    function_id INTEGER NOT NULL,
+    evaluator TEXT NOT NULL,
+    score REAL NOT NULL,
+    criteria TEXT NOT NULL,
+    agrees INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    UNIQUE (function_id, evaluator)
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    miner TEXT NOT NULL,
+    amount REAL NOT NULL,
+    reason TEXT NOT NULL,
+    function_id INTEGER,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_miner ON ledger (miner);
+";
+
+/// How many rows each table holds (for tests and operators).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Registered miners.
+    pub miners: i64,
+    /// Functions in the population (seeds included).
+    pub functions: i64,
+    /// Tasks ever issued.
+    pub tasks: i64,
+    /// Accepted evolution submissions (duplicates included).
+    pub evolutions: i64,
+    /// Stored evaluations.
+    pub evaluations: i64,
+    /// Ledger entries.
+    pub ledger_entries: i64,
+}
+
+/// A function handed out in a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionRow {
+    /// Its id.
+    pub id: i64,
+    /// The AMM program, as JSON text.
+    pub program: String,
+}
+
+/// A task as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRow {
+    /// The batch id handed to the miner.
+    pub batch_id: String,
+    /// The miner holding it.
+    pub miner: String,
+    /// Evolve or evaluate.
+    pub task_type: TaskType,
+    /// The component type (`loss`).
+    pub component_type: String,
+    /// The functions handed out.
+    pub functions: Vec<FunctionRow>,
+    /// When its lease ends (unix milliseconds).
+    pub lease_until_ms: i64,
+}
+
+/// What happened to an evolution submission.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvolutionOutcome {
+    /// The function it is (an existing one when it was a duplicate).
+    pub function_id: i64,
+    /// Whether the population already had this function.
+    pub duplicate: bool,
+    /// Alpha credited now.
+    pub credited: f64,
+}
+
+/// One evaluation in a submission, already checked for shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvaluation {
+    /// The function.
+    pub function_id: i64,
+    /// Its score.
+    pub score: f64,
+    /// The criteria, as JSON text.
+    pub criteria: String,
+}
+
+/// A consensus that formed during a submission.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Consensus {
+    /// The function.
+    pub function_id: i64,
+    /// The median score.
+    pub score: f64,
+}
+
+/// A miner as the pool knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinerRow {
+    /// When it registered (unix milliseconds).
+    pub registered_at_ms: i64,
+    /// Its Alpha balance.
+    pub balance: f64,
+    /// New functions it evolved.
+    pub functions_evolved: i64,
+    /// Evaluations it submitted.
+    pub evaluations_submitted: i64,
+}
+
+/// One row of the function leaderboard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaderboardFunction {
+    /// The function.
+    pub id: i64,
+    /// Its component type.
+    pub component_type: String,
+    /// Its consensus score.
+    pub score: f64,
+    /// Who evolved it (`None` for seeds).
+    pub evolver: Option<String>,
+    /// The seed's name, for seeds.
+    pub name: Option<String>,
+}
+
+/// The pool database.
+pub struct Store {
+    conn: Connection,
+}
+
+fn task_type_name(t: TaskType) -> &'static str {
+    match t {
+        TaskType::Evolve => "evolve",
+        TaskType::Evaluate => "evaluate",
+    }
+}
+
+fn internal(msg: String) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(msg))
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path`, or an in-memory one for `None`, and
+    /// create the schema.
+    pub fn open(path: Option<&Path>) -> anyhow::Result<Store> {
+        use anyhow::Context;
+        let conn = match path {
+            Some(p) => Connection::open(p)
+                .with_context(|| format!("opening the pool database {}", p.display()))?,
+            None => Connection::open_in_memory().context("opening an in-memory database")?,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
+        // committed submission survives power loss, not only a process crash.
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating the pool database schema")?;
+        Ok(Store { conn })
+    }
+
+    /// Add the built-in losses to `component_type`'s population (once; they are deduplicated
+    /// by hash like any function).
+    pub fn seed(&mut self, component_type: &str, now_ms: i64) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for (name, program) in SEEDS {
+            let g = check(program)
+                .map_err(|e| anyhow::anyhow!("the built-in seed `{name}` does not compile: {e}"))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO functions (component_type, program, hash, name, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![component_type, g.program, g.hash, name, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Row counts of every table.
+    pub fn counts(&self) -> anyhow::Result<Counts> {
+        let n = |table: &str| -> anyhow::Result<i64> {
+            Ok(self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        };
+        Ok(Counts {
+            miners: n("miners")?,
+            functions: n("functions")?,
+            tasks: n("tasks")?,
+            evolutions: n("evolutions")?,
+            evaluations: n("evaluations")?,
+            ledger_entries: n("ledger")?,
+        })
+    }
+
+    /// Register `address`; returns whether it was already registered and when it registered.
+    pub fn register(&mut self, address: &str, now_ms: i64) -> Result<(bool, i64), ApiError> {
+        let inserted = self.conn.execute(
+            "INSERT OR IGNORE INTO miners (address, registered_at_ms) VALUES (?1, ?2)",
+            params![address, now_ms],
+        )?;
+        let at: i64 = self.conn.query_row(
+            "SELECT registered_at_ms FROM miners WHERE address = ?1",
+            [address],
+            |r| r.get(0),
+        )?;
+        Ok((inserted == 0, at))
+    }
+
+    /// Whether `address` is registered.
+    pub fn is_registered(&self, address: &str) -> Result<bool, ApiError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM miners WHERE address = ?1", [address], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    /// A miner's record, or `None` when it is not registered.
+    pub fn miner(&self, address: &str) -> Result<Option<MinerRow>, ApiError> {
+        let Some(registered_at_ms) = self
+            .conn
+            .query_row(
+                "SELECT registered_at_ms FROM miners WHERE address = ?1",
+                [address],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let count = |sql: &str| -> Result<i64, ApiError> {
+            Ok(self.conn.query_row(sql, [address], |r| r.get(0))?)
+        };
+        Ok(Some(MinerRow {
+            registered_at_ms,
+            balance: self.balance(address)?,
+            functions_evolved: count(
+                "SELECT COUNT(*) FROM evolutions WHERE miner = ?1 AND duplicate = 0",
+            )?,
+            evaluations_submitted: count("SELECT COUNT(*) FROM evaluations WHERE evaluator = ?1")?,
+        }))
+    }
+
+    /// The sum of a miner's ledger entries.
+    pub fn balance(&self, address: &str) -> Result<f64, ApiError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(amount), 0.0) FROM ledger WHERE miner = ?1",
+            [address],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The best functions by consensus score, and the miners with the largest balances.
+    #[allow(clippy::type_complexity)]
+    pub fn leaderboard(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<LeaderboardFunction>, Vec<(String, f64)>), ApiError> {
+        let limit = limit as i64;
+        let mut st = self.conn.prepare(
+            "SELECT id, component_type, consensus_score, evolver, name FROM functions
+             WHERE consensus_score IS NOT NULL ORDER BY consensus_score DESC, id LIMIT ?1",
+        )?;
+        let functions = st
+            .query_map([limit], |r| {
+                Ok(LeaderboardFunction {
+                    id: r.get(0)?,
+                    component_type: r.get(1)?,
+                    score: r.get(2)?,
+                    evolver: r.get(3)?,
+                    name: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut st = self.conn.prepare(
+            "SELECT miner, SUM(amount) AS total FROM ledger GROUP BY miner
+             ORDER BY total DESC, miner LIMIT ?1",
+        )?;
+        let miners = st
+            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((functions, miners))
+    }
+}

@@ -1,0 +1,295 @@
+//! Issuing tasks: the active-task rule, parents for evolve tasks, functions that still need
+//! evaluators for evaluate tasks, and the checks a submission's task must pass.
+
+use super::{FunctionRow, Store, TaskRow, internal, task_type_name};
+use crate::pool::protocol::TaskType;
+use crate::pool::server::consensus::MIN_EVALUATIONS;
+use crate::pool::server::error::ApiError;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+
+impl Store {
+    /// The miner's active task whose lease has not ended.
+    pub fn active_task(&self, miner: &str, now_ms: i64) -> Result<Option<TaskRow>, ApiError> {
+        let batch: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
+                 AND lease_until_ms > ?2 ORDER BY issued_at_ms DESC LIMIT 1",
+                params![miner, now_ms],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match batch {
+            Some(b) => load_task(&self.conn, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// End the miner's active tasks (leases live or not); returns how many there were.
+    pub fn reset_active(&mut self, miner: &str) -> Result<usize, ApiError> {
+        Ok(self.conn.execute(
+            "UPDATE tasks SET state = 'reset' WHERE miner = ?1 AND state = 'active'",
+            [miner],
+        )?)
+    }
+
+    /// Issue a task of `task_type` to `miner`: refuses when it holds a live one (400 with
+    /// AMM's "already has active task"), and answers 404 when no function needs evaluating.
+    /// Evolve tasks carry up to two parents: the best-scoring function and one other; evaluate
+    /// tasks carry up to `batch_size` functions that still need evaluations.
+    pub fn issue_task(
+        &mut self,
+        miner: &str,
+        task_type: TaskType,
+        component_type: &str,
+        batch_size: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<TaskRow, ApiError> {
+        let tx = self.conn.transaction()?;
+        let live: Option<String> = tx
+            .query_row(
+                "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
+                 AND lease_until_ms > ?2 LIMIT 1",
+                params![miner, now_ms],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(b) = live {
+            return Err(ApiError::BadRequest(format!(
+                "Miner already has active task {b}; submit it or call reset_active"
+            )));
+        }
+        // Tasks whose leases ended are no longer active; their functions go back to the pool.
+        tx.execute(
+            "UPDATE tasks SET state = 'expired' WHERE miner = ?1 AND state = 'active'",
+            [miner],
+        )?;
+        let functions = match task_type {
+            TaskType::Evolve => pick_parents(&tx, component_type)?,
+            TaskType::Evaluate => {
+                pick_for_evaluation(&tx, miner, component_type, batch_size, now_ms)?
+            }
+        };
+        if functions.is_empty() {
+            return Err(ApiError::NotFound(match task_type {
+                TaskType::Evaluate => {
+                    "no function needs an evaluation from this miner right now; request an evolve task or try later".into()
+                }
+                TaskType::Evolve => format!("the `{component_type}` population is empty"),
+            }));
+        }
+        let batch_id = new_batch_id();
+        let ids: Vec<i64> = functions.iter().map(|f| f.id).collect();
+        let ids_json = serde_json::to_string(&ids).map_err(|e| internal(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO tasks (batch_id, miner, task_type, component_type, function_ids,
+             issued_at_ms, lease_until_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active')",
+            params![
+                batch_id,
+                miner,
+                task_type_name(task_type),
+                component_type,
+                ids_json,
+                now_ms,
+                now_ms + lease_ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(TaskRow {
+            batch_id,
+            miner: miner.into(),
+            task_type,
+            component_type: component_type.into(),
+            functions,
+            lease_until_ms: now_ms + lease_ms,
+        })
+    }
+}
+
+/// A random UUID (version 4) as text.
+fn new_batch_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn load_task(conn: &Connection, batch_id: &str) -> Result<TaskRow, ApiError> {
+    let (miner, task_type, component_type, ids, lease_until_ms): (
+        String,
+        String,
+        String,
+        String,
+        i64,
+    ) = conn.query_row(
+        "SELECT miner, task_type, component_type, function_ids, lease_until_ms FROM tasks
+         WHERE batch_id = ?1",
+        [batch_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    let task_type = match task_type.as_str() {
+        "evolve" => TaskType::Evolve,
+        "evaluate" => TaskType::Evaluate,
+        other => return Err(internal(format!("task {batch_id} has type `{other}`"))),
+    };
+    let ids: Vec<i64> = serde_json::from_str(&ids)
+        .map_err(|e| internal(format!("task {batch_id}'s function ids: {e}")))?;
+    let mut functions = Vec::with_capacity(ids.len());
+    for id in ids {
+        let program: String =
+            conn.query_row("SELECT program FROM functions WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })?;
+        functions.push(FunctionRow { id, program });
+    }
+    Ok(TaskRow {
+        batch_id: batch_id.into(),
+        miner,
+        task_type,
+        component_type,
+        functions,
+        lease_until_ms,
+    })
+}
+
+/// The miner's task `batch_id` if it is of `task_type`, still active and inside its lease;
+/// otherwise the refusal to answer with.
+pub(super) fn live_task(
+    tx: &Transaction<'_>,
+    miner: &str,
+    batch_id: &str,
+    task_type: TaskType,
+    now_ms: i64,
+) -> Result<TaskRow, ApiError> {
+    let state: Option<(String, String)> = tx
+        .query_row(
+            "SELECT miner, state FROM tasks WHERE batch_id = ?1",
+            [batch_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((_, state)) = state.filter(|(owner, _)| owner == miner) else {
+        return Err(ApiError::NotFound(format!(
+            "this miner has no task {batch_id}"
+        )));
+    };
+    let task = load_task(tx, batch_id)?;
+    if task.task_type != task_type {
+        return Err(ApiError::BadRequest(format!(
+            "task {batch_id} is an {} task",
+            task_type_name(task.task_type)
+        )));
+    }
+    match state.as_str() {
+        "active" if task.lease_until_ms > now_ms => Ok(task),
+        "active" | "expired" => Err(ApiError::Conflict(format!(
+            "the lease of task {batch_id} ended; request a new task"
+        ))),
+        "done" => Err(ApiError::Conflict(format!(
+            "task {batch_id} was already submitted"
+        ))),
+        _ => Err(ApiError::Conflict(format!(
+            "task {batch_id} was reset; request a new task"
+        ))),
+    }
+}
+
+pub(super) fn close_task(tx: &Transaction<'_>, batch_id: &str) -> Result<(), ApiError> {
+    tx.execute(
+        "UPDATE tasks SET state = 'done' WHERE batch_id = ?1",
+        [batch_id],
+    )?;
+    Ok(())
+}
+
+/// The best-scoring function first (seeds and unscored functions after scored ones), then one
+/// other chosen at random among the next fifteen.
+fn pick_parents(tx: &Transaction<'_>, component_type: &str) -> Result<Vec<FunctionRow>, ApiError> {
+    let mut st = tx.prepare(
+        "SELECT id, program FROM functions WHERE component_type = ?1
+         ORDER BY consensus_score IS NULL, consensus_score DESC, id LIMIT 16",
+    )?;
+    let mut rows = st
+        .query_map([component_type], |r| {
+            Ok(FunctionRow {
+                id: r.get(0)?,
+                program: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.len() > 2 {
+        let other = rand::random_range(1..rows.len());
+        rows.swap(1, other);
+    }
+    rows.truncate(2);
+    Ok(rows)
+}
+
+/// Functions without consensus that this miner has not evaluated and that are not already
+/// promised to enough evaluators (stored evaluations plus live leases). A miner gets its own
+/// evolved functions only when nothing else needs evaluating.
+fn pick_for_evaluation(
+    tx: &Transaction<'_>,
+    miner: &str,
+    component_type: &str,
+    batch_size: usize,
+    now_ms: i64,
+) -> Result<Vec<FunctionRow>, ApiError> {
+    let mut held: HashMap<i64, i64> = HashMap::new();
+    {
+        let mut st = tx.prepare(
+            "SELECT function_ids FROM tasks WHERE state = 'active' AND task_type = 'evaluate'
+             AND lease_until_ms > ?1",
+        )?;
+        let rows = st.query_map([now_ms], |r| r.get::<_, String>(0))?;
+        for ids in rows {
+            let ids: Vec<i64> = serde_json::from_str(&ids?)
+                .map_err(|e| internal(format!("a task's function ids: {e}")))?;
+            for id in ids {
+                *held.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let mut st = tx.prepare(
+        "SELECT f.id, f.program, f.evaluation_count, f.evolver IS ?2 FROM functions f
+         WHERE f.component_type = ?1 AND f.consensus_score IS NULL
+         AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
+                         AND e.evaluator = ?2)
+         ORDER BY f.id",
+    )?;
+    let rows = st.query_map(params![component_type, miner], |r| {
+        Ok((
+            FunctionRow {
+                id: r.get(0)?,
+                program: r.get(1)?,
+            },
+            r.get::<_, i64>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
+    })?;
+    let (mut others, mut own) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (f, count, is_own) = row?;
+        if count + held.get(&f.id).copied().unwrap_or(0) >= MIN_EVALUATIONS as i64 {
+            continue;
+        }
+        if is_own {
+            own.push(f);
+        } else {
+            others.push(f);
+        }
+    }
+    let mut picked = if others.is_empty() { own } else { others };
+    picked.truncate(batch_size.max(1));
+    Ok(picked)
+}

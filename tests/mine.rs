@@ -1,0 +1,207 @@
+//! `ncpc mine` as a process against real pools on loopback: solo mining with no flags, two
+//! miners sharing an `ncpc` pool through evolve and evaluate cycles, and a miner killed in
+//! the middle of a task whose lease then lets another miner have it.
+
+use ncpc::identity::Identity;
+use ncpc::pool::client::PoolClient;
+use ncpc::pool::protocol::{Criteria, Evaluation, TaskBatch, TaskType};
+use ncpc::pool::server::{RunningPool, ServerConfig, spawn_local};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Small evolutions so cycles are quick in debug builds.
+const QUICK: &[&str] = &["--population", "16", "--generations", "2", "--delay", "0"];
+
+fn ncpc(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ncpc"));
+    c.env("HOME", home).env("NCPC_DATA", home.join("data"));
+    c
+}
+
+fn pool(lease: Duration) -> RunningPool {
+    spawn_local(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        lease,
+        rate_burst: 1000,
+        rate_per_second: 1000.0,
+        ..ServerConfig::default()
+    })
+    .unwrap()
+}
+
+fn key_file(dir: &Path, name: &str) -> String {
+    let path = dir.join(format!("{name}.key"));
+    std::fs::write(&path, format!("//{name}")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn client(p: &RunningPool, name: &str) -> PoolClient {
+    PoolClient::new(
+        p.url(),
+        Identity::from_secret(&format!("//{name}"), "test").unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn solo_mining_needs_no_flags_and_makes_a_key() {
+    let home = tempfile::tempdir().unwrap();
+    let out = ncpc(home.path())
+        .args(["mine", "--cycles", "2"])
+        .args(QUICK)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("cycle 1: evolve batch") && stdout.contains("cycle 2: evolve batch"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("in-process pool"), "{stderr}");
+    let key = home.path().join(".ncpc/miner-key");
+    assert!(key.exists(), "no key written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The mnemonic never reaches the terminal.
+    let mnemonic = std::fs::read_to_string(&key).unwrap();
+    assert!(!stderr.contains(mnemonic.trim()) && !stdout.contains(mnemonic.trim()));
+}
+
+#[test]
+fn two_miners_complete_evolve_and_evaluate_cycles_on_one_pool() {
+    let p = pool(Duration::from_secs(600));
+    let home = tempfile::tempdir().unwrap();
+    let miners: Vec<_> = ["Alice", "Bob"]
+        .iter()
+        .map(|name| {
+            ncpc(home.path())
+                .args([
+                    "mine",
+                    "--pool-url",
+                    p.url(),
+                    "--alternate",
+                    "--cycles",
+                    "4",
+                ])
+                .args(["--seed-file", &key_file(home.path(), name)])
+                .args(QUICK)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (name, m) in ["Alice", "Bob"].iter().zip(miners) {
+        let out = m.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.matches("cycle ").count(), 4, "{name}: {stdout}");
+        assert!(stdout.contains(": evolve batch"), "{name}: {stdout}");
+        assert!(stdout.contains(": evaluate batch"), "{name}: {stdout}");
+        let info = client(&p, name).miner_info().unwrap();
+        assert!(
+            info["functions_evolved"].as_u64().unwrap()
+                + info["evaluations_submitted"].as_u64().unwrap()
+                > 0,
+            "{info}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_miners_task_goes_to_another_after_its_lease() {
+    let p = pool(Duration::from_secs(2));
+    let home = tempfile::tempdir().unwrap();
+    // Alice and Bob evaluate both seed functions; Charlie, a real miner process, takes the
+    // third and last evaluation with a protocol slow enough to be killed mid-task.
+    let (alice, bob, dave) = (client(&p, "Alice"), client(&p, "Bob"), client(&p, "Dave"));
+    for c in [&alice, &bob, &dave] {
+        c.register().unwrap();
+    }
+    let held: Vec<TaskBatch> = [&alice, &bob]
+        .iter()
+        .map(|c| {
+            let batch = c.request_task(TaskType::Evaluate).unwrap();
+            let evals = batch
+                .functions
+                .iter()
+                .map(|f| Evaluation {
+                    function_id: f.id.clone(),
+                    score: 0.5,
+                    criteria: Criteria {
+                        accuracy: 0.5,
+                        stability: 1.0,
+                        efficiency: 1.0,
+                    },
+                })
+                .collect();
+            c.submit_evaluation(batch.batch_id.as_str().unwrap(), evals)
+                .unwrap();
+            batch
+        })
+        .collect();
+    let mut charlie = ncpc(home.path())
+        .args([
+            "mine",
+            "--pool-url",
+            p.url(),
+            "--task-type",
+            "evaluate",
+            "--cycles",
+            "1",
+        ])
+        .args([
+            "--protocol",
+            "standard",
+            "--steps",
+            "1000000",
+            "--seeds",
+            "1",
+        ])
+        .args(["--seed-file", &key_file(home.path(), "Charlie")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let charlie_client = client(&p, "Charlie");
+    let start = Instant::now();
+    loop {
+        let active = charlie_client
+            .miner_info()
+            .ok()
+            .and_then(|i| (!i["active_task"].is_null()).then_some(()));
+        if active.is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Charlie never took a task"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    charlie.kill().unwrap();
+    charlie.wait().unwrap();
+    // While Charlie's lease runs, the last evaluation is his.
+    assert!(dave.request_task(TaskType::Evaluate).is_err());
+    dave.reset_active().ok();
+    std::thread::sleep(Duration::from_millis(2300));
+    let reissued = dave
+        .request_task(TaskType::Evaluate)
+        .expect("the lease ended");
+    let ids = |b: &TaskBatch| b.functions.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&reissued), ids(&held[0]));
+}

@@ -1,0 +1,757 @@
+//! The pool server over real loopback sockets: ncpc's own PoolClient (what miners use) and raw
+//! HTTP for the refusals, against `spawn_local` servers and the `ncpc pool serve` binary.
+
+use ncpc::identity::Identity;
+use ncpc::pool::client::{ClientError, PoolClient};
+use ncpc::pool::protocol::*;
+use ncpc::pool::server::store::{Counts, Store};
+use ncpc::pool::server::{RunningPool, ServerConfig, spawn_local};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Mean absolute error: a valid program the seeds do not contain.
+const MAE: &str = "[[100,1,0],[100,2,1],[2,1,2,3],[9,3,4],[201,4,-1,9],[453,9]]";
+/// The MSE seed with other register numbers: the same function.
+const MSE_RENAMED: &str = "[[100,5,0],[100,6,1],[2,5,6,7],[10,7,8],[201,8,-1,9],[453,9]]";
+
+/// Auth timestamps for tests: strictly increasing across the whole test binary (so two calls
+/// to one endpoint never sign the same message), starting well inside the wide skew window the
+/// test servers allow.
+fn clock() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 3000;
+    let mut prev = LAST.load(Ordering::SeqCst);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
+}
+
+fn config(db: Option<PathBuf>) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db,
+        max_skew_seconds: 3600,
+        rate_burst: 1000,
+        rate_per_second: 1000.0,
+        ..ServerConfig::default()
+    }
+}
+
+fn pool(db: Option<PathBuf>) -> RunningPool {
+    spawn_local(config(db)).expect("pool starts")
+}
+
+fn id(name: &str) -> Identity {
+    Identity::from_secret(&format!("//{name}"), "test").unwrap()
+}
+
+fn client(p: &RunningPool, name: &str) -> PoolClient {
+    PoolClient::new(p.url(), id(name))
+        .unwrap()
+        .with_clock(clock)
+}
+
+fn registered(p: &RunningPool, name: &str) -> PoolClient {
+    let c = client(p, name);
+    c.register().expect("register");
+    c
+}
+
+fn counts(db: &Path) -> Counts {
+    Store::open(Some(db)).unwrap().counts().unwrap()
+}
+
+fn balance(c: &PoolClient) -> f64 {
+    c.balance().unwrap()["balance"].as_f64().unwrap()
+}
+
+fn metadata(parent: &Value) -> EvolutionMetadata {
+    EvolutionMetadata {
+        fitness: LenientF64(0.5),
+        generations: 3,
+        population_size: 8,
+        parent_id: parent.clone(),
+        genetic_code_length: 6,
+        total_evaluations: 24,
+        generation_stats: json!([]),
+        extra: Default::default(),
+    }
+}
+
+/// Request an evolve task and submit `program` for it.
+fn evolve(c: &PoolClient, program: &str) -> Result<Value, ClientError> {
+    let batch = c.request_task(TaskType::Evolve)?;
+    let parent = batch.functions[0].id.clone();
+    c.submit_evolution(
+        batch.batch_id.as_str().unwrap(),
+        program.into(),
+        vec![ParentRef { id: parent.clone() }],
+        metadata(&parent),
+    )
+}
+
+fn evaluation(function_id: &Value, score: f64) -> Evaluation {
+    Evaluation {
+        function_id: function_id.clone(),
+        score,
+        criteria: Criteria {
+            accuracy: score,
+            stability: 1.0,
+            efficiency: 1.0,
+        },
+    }
+}
+
+/// POST `body` to `path` (under /api/v1) as AMM does (auth fields in the body only), without
+/// the client's checks: (status, JSON answer).
+fn post(p: &RunningPool, path: &str, body: &Value) -> (u16, Value) {
+    post_raw(p, path, &serde_json::to_vec(body).unwrap(), &[])
+}
+
+/// POST `body` bytes with extra `headers`.
+fn post_raw(p: &RunningPool, path: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    let mut req = reqwest::blocking::Client::new()
+        .post(format!("{}{API_PREFIX}{path}", p.url()))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.body(body.to_vec()).send().unwrap();
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().unwrap()).unwrap())
+}
+
+fn get(p: &RunningPool, path: &str) -> (u16, Value) {
+    let resp = reqwest::blocking::get(format!("{}{API_PREFIX}{path}", p.url())).unwrap();
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().unwrap()).unwrap())
+}
+
+fn status_of(e: ClientError) -> u16 {
+    match e {
+        ClientError::Status { status, .. } => status,
+        ClientError::ActiveTask { .. } => 400,
+        other => panic!("expected a status, got {other}"),
+    }
+}
+
+#[test]
+fn register_info_and_balance() {
+    let p = pool(None);
+    let c = client(&p, "Alice");
+    let first = c.register().unwrap();
+    assert_eq!(first["already_registered"], false);
+    assert_eq!(first["public_address"], c.address());
+    assert_eq!(c.register().unwrap()["already_registered"], true);
+    let info = c.miner_info().unwrap();
+    assert_eq!(info["public_address"], c.address());
+    assert_eq!(info["balance"], 0.0);
+    assert_eq!(info["active_task"], Value::Null);
+    assert_eq!(balance(&c), 0.0);
+    let stranger = client(&p, "Bob");
+    assert_eq!(status_of(stranger.miner_info().unwrap_err()), 404);
+    assert_eq!(status_of(stranger.balance().unwrap_err()), 404);
+    assert_eq!(
+        status_of(stranger.request_task(TaskType::Evolve).unwrap_err()),
+        403,
+        "an unregistered miner gets no task"
+    );
+}
+
+#[test]
+fn evolve_cycle_credits_new_functions_and_not_duplicates() {
+    let p = pool(None);
+    let c = registered(&p, "Alice");
+    let batch = c.request_task(TaskType::Evolve).unwrap();
+    assert_eq!(batch.component_type, "loss");
+    assert_eq!(batch.functions.len(), 2, "the two seeds are the parents");
+    for f in &batch.functions {
+        f.program().expect("parents are AMM programs");
+    }
+    let parent = batch.functions[0].id.clone();
+    let batch_id = batch.batch_id.as_str().unwrap().to_string();
+    let answer = c
+        .submit_evolution(
+            &batch_id,
+            MAE.into(),
+            vec![ParentRef { id: parent.clone() }],
+            metadata(&parent),
+        )
+        .unwrap();
+    assert_eq!(answer["status"], "accepted");
+    assert_eq!(answer["duplicate"], false);
+    assert_eq!(answer["credited"], 1.0);
+    assert_eq!(balance(&c), 1.0);
+    // The same batch cannot be submitted twice.
+    let again = c
+        .submit_evolution(
+            &batch_id,
+            MAE.into(),
+            vec![ParentRef { id: parent.clone() }],
+            metadata(&parent),
+        )
+        .unwrap_err();
+    assert_eq!(status_of(again), 409);
+    // MSE with renamed registers is the MSE seed: accepted, not credited, and said so.
+    let dup = evolve(&c, MSE_RENAMED).unwrap();
+    assert_eq!(dup["duplicate"], true);
+    assert_eq!(dup["credited"], 0.0);
+    assert!(dup["message"].as_str().unwrap().contains("duplicate"));
+    assert_eq!(balance(&c), 1.0);
+    assert_eq!(c.miner_info().unwrap()["functions_evolved"], 1);
+}
+
+#[test]
+fn evaluate_cycle_outvotes_a_liar() {
+    let p = pool(None);
+    let evolver = registered(&p, "Eve");
+    let new = evolve(&evolver, MAE).unwrap();
+    let new_id = new["function_id"].clone();
+    assert_eq!(balance(&evolver), 1.0);
+    // Honest evaluators agree within 10%; the liar reports 0 for everything.
+    let honest = |f: &Value, jitter: f64| -> f64 {
+        let base = if *f == new_id { 0.80 } else { 0.70 };
+        base + jitter
+    };
+    let mut consensus = Vec::new();
+    for (name, jitter, liar) in [
+        ("Alice", 0.0, false),
+        ("Bob", 0.01, false),
+        ("Mallory", 0.0, true),
+    ] {
+        let c = registered(&p, name);
+        let batch = c.request_task(TaskType::Evaluate).unwrap();
+        assert_eq!(batch.functions.len(), 3, "two seeds and Eve's function");
+        let evals: Vec<Evaluation> = batch
+            .functions
+            .iter()
+            .map(|f| evaluation(&f.id, if liar { 0.0 } else { honest(&f.id, jitter) }))
+            .collect();
+        let answer = c
+            .submit_evaluation(batch.batch_id.as_str().unwrap(), evals)
+            .unwrap();
+        assert_eq!(answer["status"], "accepted");
+        assert_eq!(answer["evaluations_stored"], 3);
+        consensus = answer["consensus"].as_array().unwrap().clone();
+    }
+    assert_eq!(consensus.len(), 3, "the third evaluation forms consensus");
+    let score_of_new = consensus
+        .iter()
+        .find(|c| c["function_id"] == new_id)
+        .unwrap()["score"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (score_of_new - 0.80).abs() < 1e-9,
+        "median, not the liar: {score_of_new}"
+    );
+    let alice = client(&p, "Alice");
+    let bob = client(&p, "Bob");
+    let mallory = client(&p, "Mallory");
+    assert_eq!(balance(&alice), 3.0);
+    assert_eq!(balance(&bob), 3.0);
+    assert_eq!(balance(&mallory), 0.0, "the liar earns nothing");
+    // Eve: 1 for acceptance, 5 for scoring at least the median, 10 for the new best.
+    assert_eq!(balance(&evolver), 16.0);
+    let (status, board) = get(&p, "/leaderboard");
+    assert_eq!(status, 200);
+    assert_eq!(board["functions"][0]["function_id"], new_id);
+    assert_eq!(board["miners"][0]["public_address"], evolver.address());
+    // Nothing needs evaluation any more.
+    let late = registered(&p, "Dave");
+    assert_eq!(
+        status_of(late.request_task(TaskType::Evaluate).unwrap_err()),
+        404
+    );
+}
+
+#[test]
+fn evaluations_outside_the_batch_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.sqlite");
+    let p = pool(Some(db.clone()));
+    let c = registered(&p, "Alice");
+    let batch = c.request_task(TaskType::Evaluate).unwrap();
+    let batch_id = batch.batch_id.as_str().unwrap();
+    let stranger = vec![
+        evaluation(&batch.functions[0].id, 0.5),
+        evaluation(&json!(999), 0.5),
+    ];
+    assert_eq!(
+        status_of(c.submit_evaluation(batch_id, stranger).unwrap_err()),
+        422
+    );
+    let twice = vec![
+        evaluation(&batch.functions[0].id, 0.5),
+        evaluation(&batch.functions[0].id, 0.6),
+    ];
+    assert_eq!(
+        status_of(c.submit_evaluation(batch_id, twice).unwrap_err()),
+        422
+    );
+    assert_eq!(counts(&db).evaluations, 0);
+    // The task is still live: a correct submission is accepted.
+    let ok = vec![evaluation(&batch.functions[0].id, 0.5)];
+    c.submit_evaluation(batch_id, ok).unwrap();
+    assert_eq!(counts(&db).evaluations, 1);
+}
+
+#[test]
+fn an_active_task_answers_400_until_reset() {
+    let p = pool(None);
+    let c = registered(&p, "Alice");
+    let first = c.request_task(TaskType::Evolve).unwrap();
+    let err = c.request_task(TaskType::Evaluate).unwrap_err();
+    assert!(matches!(err, ClientError::ActiveTask { .. }), "{err}");
+    // What AMM reads: a 400 whose detail contains "already has active task".
+    let (status, body) = post(
+        &p,
+        &format!("/tasks/{}/request", c.address()),
+        &signed(&id("Alice"), json!({ "task_type": "evolve" })),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already has active task")
+    );
+    let info = c.miner_info().unwrap();
+    assert_eq!(info["active_task"]["batch_id"], first.batch_id);
+    assert_eq!(c.reset_active().unwrap()["reset"], 1);
+    c.request_task(TaskType::Evolve)
+        .expect("a task after the reset");
+    // The reset task can no longer be submitted.
+    let parent = first.functions[0].id.clone();
+    let late = c
+        .submit_evolution(
+            first.batch_id.as_str().unwrap(),
+            MAE.into(),
+            vec![ParentRef { id: parent.clone() }],
+            metadata(&parent),
+        )
+        .unwrap_err();
+    assert_eq!(status_of(late), 409);
+}
+
+/// `extra` (an object) with fresh auth fields of `who` added.
+fn signed(who: &Identity, extra: Value) -> Value {
+    let mut body = serde_json::to_value(Auth::sign(who, clock())).unwrap();
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body
+}
+
+#[test]
+fn an_expired_lease_is_reissued() {
+    let p = spawn_local(ServerConfig {
+        lease: Duration::from_secs(1),
+        ..config(None)
+    })
+    .unwrap();
+    let miners: Vec<PoolClient> = ["Alice", "Bob", "Charlie", "Dave"]
+        .iter()
+        .map(|n| registered(&p, n))
+        .collect();
+    // Three evaluators hold both seeds; a fourth finds nothing to evaluate.
+    let held: Vec<TaskBatch> = miners[..3]
+        .iter()
+        .map(|c| c.request_task(TaskType::Evaluate).unwrap())
+        .collect();
+    assert_eq!(
+        status_of(miners[3].request_task(TaskType::Evaluate).unwrap_err()),
+        404
+    );
+    std::thread::sleep(Duration::from_millis(1300));
+    // The leases ended: the functions go to the fourth miner.
+    let reissued = miners[3].request_task(TaskType::Evaluate).unwrap();
+    let ids = |b: &TaskBatch| b.functions.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&reissued), ids(&held[0]));
+    // A submission after the lease ended is refused; the late miner may request again at once.
+    let late = vec![evaluation(&held[0].functions[0].id, 0.5)];
+    let err = miners[0]
+        .submit_evaluation(held[0].batch_id.as_str().unwrap(), late)
+        .unwrap_err();
+    assert_eq!(status_of(err), 409);
+    miners[0]
+        .request_task(TaskType::Evolve)
+        .expect("no active task after expiry");
+}
+
+#[test]
+fn refusals_answer_the_right_status_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.sqlite");
+    let p = pool(Some(db.clone()));
+    let alice = id("Alice");
+    let bob = id("Bob");
+    let c = registered(&p, "Alice");
+    let before = counts(&db);
+    let request = format!("/tasks/{}/request", alice.ss58());
+
+    // Forged signature: Alice's address, signed by Bob.
+    let mut forged = Auth::sign(&bob, clock());
+    forged.public_address = alice.ss58();
+    let mut body = serde_json::to_value(&forged).unwrap();
+    body["task_type"] = json!("evolve");
+    let (status, answer) = post(&p, &request, &body);
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["detail"].as_str().unwrap().contains("signature"));
+    // A timestamp outside the skew window.
+    let stale = serde_json::to_value(Auth::sign(&alice, clock() - 7200)).unwrap();
+    assert_eq!(post(&p, "/miners/register", &stale).0, 401);
+    // Wrong key: Bob signs a request for Alice's path.
+    let (status, _) = post(
+        &p,
+        &request,
+        &signed(&bob, json!({ "task_type": "evolve" })),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(counts(&db), before, "nothing stored after the refusals");
+
+    // Replay: the same signed body twice; the second is refused, not served.
+    let body = signed(&alice, json!({ "task_type": "evolve" }));
+    let (status, batch) = post(&p, &request, &body);
+    assert_eq!(status, 200);
+    let (status, answer) = post(&p, &request, &body);
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(counts(&db).tasks, before.tasks + 1);
+
+    // A malformed genome: 422, nothing stored, and the task stays open.
+    let batch_id = batch["batch_id"].as_str().unwrap();
+    let parent = batch["functions"][0]["id"].clone();
+    let submit = |program: &str| {
+        c.submit_evolution(
+            batch_id,
+            program.into(),
+            vec![ParentRef { id: parent.clone() }],
+            metadata(&parent),
+        )
+    };
+    for bad in ["[[999, 1, 2]]", "not json", "[]", "[[100,1,0],[453,7]]"] {
+        assert_eq!(status_of(submit(bad).unwrap_err()), 422, "{bad}");
+    }
+    let after = counts(&db);
+    assert_eq!((after.functions, after.evolutions), (before.functions, 0));
+    assert_eq!(after.ledger_entries, 0);
+    submit(MAE).expect("the task is still open");
+    assert_eq!(counts(&db).functions, before.functions + 1);
+
+    // An oversized body: 413.
+    let (status, _) = post(
+        &p,
+        "/miners/register",
+        &signed(&bob, json!({ "padding": "x".repeat(2 << 20) })),
+    );
+    assert_eq!(status, 413);
+    assert_eq!(counts(&db).miners, before.miners, "Bob was not registered");
+}
+
+#[test]
+fn a_key_over_its_rate_limit_gets_429() {
+    let p = spawn_local(ServerConfig {
+        rate_burst: 3,
+        rate_per_second: 0.01,
+        ..config(None)
+    })
+    .unwrap();
+    let c = client(&p, "Alice");
+    c.register().unwrap();
+    c.reset_active().unwrap();
+    c.request_task(TaskType::Evolve).unwrap();
+    assert_eq!(status_of(c.reset_active().unwrap_err()), 429);
+    // Another key has its own budget.
+    registered(&p, "Bob");
+}
+
+#[test]
+fn a_restart_on_the_same_database_keeps_submissions_and_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.sqlite");
+    let p = pool(Some(db.clone()));
+    let c = registered(&p, "Alice");
+    let answer = evolve(&c, MAE).unwrap();
+    let open = c.request_task(TaskType::Evolve).unwrap();
+    let before = counts(&db);
+    drop(p);
+
+    let p = pool(Some(db.clone()));
+    let c = client(&p, "Alice");
+    assert_eq!(counts(&db), before, "the seeds are not added twice");
+    assert_eq!(balance(&c), 1.0);
+    let info = c.miner_info().unwrap();
+    assert_eq!(info["functions_evolved"], 1);
+    assert_eq!(
+        info["active_task"]["batch_id"], open.batch_id,
+        "leases survive too"
+    );
+    c.reset_active().unwrap();
+    let dup = evolve(&c, MAE).unwrap();
+    assert_eq!(dup["duplicate"], true);
+    assert_eq!(dup["function_id"], answer["function_id"]);
+}
+
+#[test]
+fn the_openapi_document_lists_every_endpoint() {
+    let p = pool(None);
+    let (status, doc) = get(&p, "/openapi.json");
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/miners/register",
+        "/miners/{ss58}",
+        "/miners/{ss58}/balance",
+        "/tasks/{ss58}/request",
+        "/tasks/{ss58}/reset_active",
+        "/tasks/{ss58}/{batch_id}/submit_evolution",
+        "/tasks/{ss58}/{batch_id}/submit_evaluation",
+        "/leaderboard",
+        "/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][format!("{API_PREFIX}{path}")].is_object(),
+            "{path}"
+        );
+    }
+    let (status, body) = get(&p, "/no/such/thing");
+    assert_eq!((status, body["detail"].as_str()), (404, Some("Not Found")));
+}
+
+/// A `ncpc pool serve` process, SIGKILLed when dropped.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the binary on `addr` with database `db`, and wait until it answers.
+fn serve_binary(addr: &str, db: &Path) -> Served {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args([
+            "pool",
+            "serve",
+            "--listen",
+            addr,
+            "--max-skew-seconds",
+            "3600",
+            "--db",
+        ])
+        .arg(db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ncpc starts");
+    let served = Served(child);
+    let url = format!("http://{addr}{API_PREFIX}/leaderboard");
+    for _ in 0..200 {
+        if reqwest::blocking::get(&url).is_ok_and(|r| r.status().is_success()) {
+            return served;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("ncpc pool serve did not answer on {addr} within 10 s");
+}
+
+#[test]
+fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.sqlite");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let url = format!("http://{addr}");
+    let miner = |name: &str| PoolClient::new(&url, id(name)).unwrap().with_clock(clock);
+    let mut server = serve_binary(&addr, &db);
+    let (alice, bob) = (miner("Alice"), miner("Bob"));
+    alice.register().unwrap();
+    bob.register().unwrap();
+    let evolved = evolve(&alice, MAE).unwrap();
+    let batch = bob.request_task(TaskType::Evaluate).unwrap();
+    let evals: Vec<Evaluation> = batch
+        .functions
+        .iter()
+        .map(|f| evaluation(&f.id, 0.5))
+        .collect();
+    let n = evals.len();
+    bob.submit_evaluation(batch.batch_id.as_str().unwrap(), evals)
+        .unwrap();
+    // SIGKILL straight after the answers: no graceful shutdown, no chance to flush.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    drop(server);
+
+    let _server = serve_binary(&addr, &db);
+    assert_eq!(balance(&alice), 1.0);
+    assert_eq!(alice.miner_info().unwrap()["functions_evolved"], 1);
+    assert_eq!(bob.miner_info().unwrap()["evaluations_submitted"], n as u64);
+    let again = evolve(&alice, MAE).unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["function_id"], evolved["function_id"]);
+}
+
+#[test]
+fn amm_body_only_auth_completes_a_cycle() {
+    let p = pool(None);
+    let alice = id("Alice");
+    let a = alice.ss58();
+    let (status, _) = post(&p, "/miners/register", &signed(&alice, json!({})));
+    assert_eq!(status, 200);
+    // AMM signs reset_active and request in the same second: both pass.
+    let now = clock();
+    let amm = |extra: Value| {
+        let mut body = serde_json::to_value(Auth::sign(&alice, now)).unwrap();
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        body
+    };
+    assert_eq!(
+        post(&p, &format!("/tasks/{a}/reset_active"), &amm(json!({}))).0,
+        200
+    );
+    let (status, batch) = post(
+        &p,
+        &format!("/tasks/{a}/request"),
+        &amm(json!({ "task_type": "evolve" })),
+    );
+    assert_eq!(status, 200, "{batch}");
+    let parent = batch["functions"][0].clone();
+    let (status, answer) = post(
+        &p,
+        &format!(
+            "/tasks/{a}/{}/submit_evolution",
+            batch["batch_id"].as_str().unwrap()
+        ),
+        &amm(json!({
+            "evolved_function": serde_json::to_string(&serde_json::from_str::<Value>(MAE).unwrap()).unwrap(),
+            "parent_functions": [parent],
+            "metadata": {
+                "fitness": "NaN", "generations": 1, "population_size": 4,
+                "parent_id": parent["id"], "genetic_code_length": 6,
+                "total_evaluations": 4, "generation_stats": [{"best": "-Infinity"}]
+            }
+        })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["duplicate"], false);
+    let (status, info) = get(&p, &format!("/miners/{a}/balance"));
+    assert_eq!((status, info["balance"].as_f64()), (200, Some(1.0)));
+}
+
+/// A moment fixed for the whole test binary (inside the test servers' skew window).
+fn frozen() -> i64 {
+    static T: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T.get_or_init(clock)
+}
+
+#[test]
+fn signed_headers_bind_the_body_and_refuse_replays() {
+    let p = pool(None);
+    let alice = id("Alice");
+    let a = alice.ss58();
+    // ncpc's client signs headers with a fresh nonce: the same call twice in the same second
+    // (here: with a frozen clock) is not a replay.
+    let c = PoolClient::new(p.url(), alice.clone())
+        .unwrap()
+        .with_clock(frozen);
+    c.register().unwrap();
+    c.reset_active().unwrap();
+    c.reset_active().unwrap();
+
+    let path = format!("{API_PREFIX}/tasks/{a}/request");
+    let body = serde_json::to_vec(&signed(&alice, json!({ "task_type": "evolve" }))).unwrap();
+    let headers = |h: &ncpc::pool::headers::SignedHeaders| {
+        h.pairs().into_iter().collect::<Vec<(&str, String)>>()
+    };
+    // A body other than the one signed: 401, nothing issued.
+    let h = ncpc::pool::headers::SignedHeaders::sign(&alice, "POST", &path, &body, clock());
+    let other = serde_json::to_vec(&signed(&alice, json!({ "task_type": "evaluate" }))).unwrap();
+    let (status, answer) = post_raw(&p, &format!("/tasks/{a}/request"), &other, &headers(&h));
+    assert_eq!(status, 401, "{answer}");
+    // Signed for another path: 401.
+    let elsewhere =
+        ncpc::pool::headers::SignedHeaders::sign(&alice, "POST", "/api/v1/x", &body, clock());
+    assert_eq!(
+        post_raw(
+            &p,
+            &format!("/tasks/{a}/request"),
+            &body,
+            &headers(&elsewhere)
+        )
+        .0,
+        401
+    );
+    // Signed by Bob for Alice's path: 403.
+    let bob = ncpc::pool::headers::SignedHeaders::sign(&id("Bob"), "POST", &path, &body, clock());
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&bob)).0,
+        403
+    );
+    // The right body: 200; the same headers again: 409; the body alone (AMM scheme): 409, its
+    // auth fields were spent by the signed request.
+    let (status, answer) = post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&h));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &headers(&h)).0,
+        409
+    );
+    assert_eq!(
+        post_raw(&p, &format!("/tasks/{a}/request"), &body, &[]).0,
+        409
+    );
+}
+
+#[test]
+fn a_pool_may_require_signed_headers() {
+    let p = spawn_local(ServerConfig {
+        require_signed_headers: true,
+        ..config(None)
+    })
+    .unwrap();
+    let (status, answer) = post(&p, "/miners/register", &signed(&id("Alice"), json!({})));
+    assert_eq!(status, 401);
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("signed headers")
+    );
+    registered(&p, "Alice");
+}
+
+#[test]
+fn a_body_sent_too_slowly_times_out_with_408() {
+    use std::io::{Read, Write};
+    let p = spawn_local(ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..config(None)
+    })
+    .unwrap();
+    let mut s = std::net::TcpStream::connect(p.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {API_PREFIX}/miners/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"public"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s
+        .read(&mut buf)
+        .expect("an answer before the client's own timeout");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
