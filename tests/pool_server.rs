@@ -38,12 +38,10 @@ fn clock() -> i64 {
 
 fn config(db: Option<PathBuf>) -> ServerConfig {
     ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db,
         max_skew_seconds: 3600,
         rate_burst: 1000,
         rate_per_second: 1000.0,
-        ..ServerConfig::default()
+        ..ServerConfig::local(db)
     }
 }
 
