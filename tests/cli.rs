@@ -304,14 +304,24 @@ fn mine_refuses_bad_flags_and_says_when_the_pool_is_unreachable() {
     std::fs::write(&key, "//Alice").unwrap();
     // Nothing listens on port 1: registration fails after its retries, with the URL named.
     let out = Command::new(env!("CARGO_BIN_EXE_ncpc"))
-        .args(["mine", "--pool-url", "http://127.0.0.1:1", "--cycles", "1", "--seed-file"])
+        .args([
+            "mine",
+            "--pool-url",
+            "http://127.0.0.1:1",
+            "--cycles",
+            "1",
+            "--seed-file",
+        ])
         .arg(&key)
         .env("HOME", home.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot register") && err.contains("127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot register") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
 }
 
 /// A loopback server answering one request with `body`; returns its URL and the request line.

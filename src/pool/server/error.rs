@@ -28,7 +28,7 @@ pub enum ApiError {
     /// 413: the body is larger than the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// 422: the body is not the JSON expected, or a genome does not pass the strict front end.
+    /// 422: the body is not the JSON expected, or a genome does not pass the pool's AMM check.
     #[error("{0}")]
     Unprocessable(String),
     /// 429: too many requests from this key (or the server's replay memory is full).

@@ -228,8 +228,8 @@ pub async fn request_task(
     Ok(Json(batch_json(&task)?))
 }
 
-/// `POST /tasks/{ss58}/{batch_id}/submit_evolution`: the genome must pass the strict AMM front
-/// end (422 otherwise, nothing stored); a function the population already has is accepted
+/// `POST /tasks/{ss58}/{batch_id}/submit_evolution`: the genome must pass the AMM check of
+/// `genome::check` (422 otherwise, nothing stored); a function the population already has is accepted
 /// as a duplicate and not credited.
 pub async fn submit_evolution(
     State(s): Shared,
@@ -255,9 +255,7 @@ pub async fn submit_evolution(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
         .map_err(|e| {
-            ApiError::Unprocessable(format!(
-                "evolved_function is not a valid AMM program (strict): {e}"
-            ))
+            ApiError::Unprocessable(format!("evolved_function is not a usable AMM program: {e}"))
         })?;
     let outcome = s
         .db(move |st| st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms()))

@@ -72,6 +72,18 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// A pool for this machine only (solo mining): a free port on 127.0.0.1, state in `db`
+    /// (`None`: in memory), defaults otherwise.
+    pub fn local(db: Option<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db,
+            ..ServerConfig::default()
+        }
+    }
+}
+
 /// A pool server running on a background thread; dropping it shuts the server down.
 pub struct RunningPool {
     url: String,
