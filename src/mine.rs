@@ -208,7 +208,7 @@ impl Miner<'_> {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         let mut engine = Engine::with_init(config.clone(), Init::From(code));
-        let score = |t: &str| self.prepared.score(t);
+        let score = |t: &str, stage| self.prepared.score_stage(t, stage);
         engine.run(&score, stop, &mut |_| {});
         if stop.load(Ordering::Relaxed) && engine.best().is_none() {
             return Ok(CycleOutcome::Abandoned {

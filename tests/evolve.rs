@@ -3,24 +3,23 @@
 
 mod common;
 
-use ncpc::evolve::engine::{Engine, EvolveConfig, Init, Strategy};
+use ncpc::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy};
 use ncpc::formats::CompileOptions;
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
-use ncpc::train::run::{EvalOptions, Genome, evaluate};
+use ncpc::train::run::{EvalOptions, Prepared};
 use ncpc::train::task::TaskData;
 use std::sync::atomic::AtomicBool;
 
-fn scorer<'a>(p: &'a Protocol, data: &'a TaskData) -> impl Fn(&str) -> f64 + Sync + 'a {
-    move |text: &str| {
-        let g = Genome {
-            name: "c".into(),
-            text: text.into(),
-            opts: CompileOptions::default(),
+fn scorer<'a>(p: &'a Protocol, data: &'a TaskData) -> impl Fn(&str, Stage) -> f64 + Sync + 'a {
+    move |text: &str, stage: Stage| {
+        let prepared = Prepared {
+            protocol: p.clone(),
+            data: data.clone(),
+            notes: Vec::new(),
+            opts: EvalOptions::default(),
         };
-        evaluate(&g, p, data, EvalOptions::default(), Vec::new(), &|| {})
-            .map(|r| r.score)
-            .unwrap_or(f64::NEG_INFINITY)
+        prepared.score_stage(text, stage)
     }
 }
 
@@ -49,15 +48,19 @@ fn runs_are_identical_with_one_or_two_threads() {
     p.steps = Some(20);
     p.curve_every = 10;
     p.hurdles.clear();
-    p.seeds = 1;
+    p.seeds = 2;
     p.baselines = false;
     for strategy in [Strategy::SteadyState, Strategy::Regularized] {
         let config = EvolveConfig {
             strategy,
             population: 20,
-            generations: 4,
+            generations: 10,
             round: 6,
             seed: 3,
+            hurdle: Some(HurdleConfig {
+                min_samples: 3,
+                ..HurdleConfig::default()
+            }),
             ..EvolveConfig::default()
         };
         let a = run_in(1, &config, Init::Random, &p, &data);
@@ -66,6 +69,12 @@ fn runs_are_identical_with_one_or_two_threads() {
         assert_eq!(a.population, b.population, "{strategy:?}");
         assert_eq!(a.fec.stats, b.fec.stats, "{strategy:?}");
         assert_eq!((a.evaluations, a.trained), (b.evaluations, b.trained));
+        assert_eq!(a.hurdle, b.hurdle);
+        assert!(
+            a.hurdle.stopped > 0 && a.hurdle.passed > 0,
+            "{strategy:?}: {:?}",
+            a.hurdle
+        );
         assert!(a.trained > 3, "{strategy:?}: only {} trained", a.trained);
         assert!(
             a.best().is_some_and(|f| f.fitness.is_finite()),
@@ -80,9 +89,10 @@ fn steady_state_from_mse_improves_on_the_amm_protocol() {
     let p = Protocol::preset(ProtocolName::Amm);
     let mut notes = Vec::new();
     let data = TaskData::for_protocol(&p, &std::env::temp_dir(), &mut notes).unwrap();
-    let mse_score = scorer(&p, &data)(&ncpc::evolve::amm_ops::to_text(
-        &ncpc::evolve::amm_ops::seed_mse(),
-    ));
+    let mse_score = scorer(&p, &data)(
+        &ncpc::evolve::amm_ops::to_text(&ncpc::evolve::amm_ops::seed_mse()),
+        Stage::Full,
+    );
     // One AMM evaluation is one seed of 10 steps: very noisy, so a run of 10 generations does
     // not always find better; of four searches (seeds 1-4) at least one must.
     let runs: Vec<Engine> = (1..=4)
@@ -254,4 +264,29 @@ fn evolve_cli_resumes_from_its_checkpoint() {
     ] {
         assert_eq!(ra[k], rb[k], "{k}");
     }
+}
+
+#[test]
+fn the_hurdle_completes_passing_candidates_to_their_full_score() {
+    let data = TaskData::from_dataset(&blobs(6, 300, 12, 3), 200, 0.5, 0.25);
+    let mut p = Protocol::preset(ProtocolName::Standard);
+    p.steps = Some(20);
+    p.curve_every = 10;
+    p.hurdles.clear();
+    p.baselines = false;
+    let s = scorer(&p, &data);
+    let mse = ncpc::evolve::amm_ops::to_text(&ncpc::evolve::amm_ops::seed_mse());
+    let first = s(&mse, Stage::First);
+    let combined = s(&mse, Stage::Rest { first });
+    let full = s(&mse, Stage::Full);
+    assert!((combined - full).abs() < 1e-12, "{combined} vs {full}");
+    assert_eq!(
+        s(
+            &mse,
+            Stage::Rest {
+                first: f64::NEG_INFINITY
+            }
+        ),
+        f64::NEG_INFINITY
+    );
 }

@@ -4,7 +4,9 @@ use super::CliError;
 use super::input::{read_source, write_output};
 use super::protocol_args::ProtocolArgs;
 use crate::evolve::amm_ops;
-use crate::evolve::engine::{Checkpoint, Engine, EvolveConfig, Init, Strategy};
+use crate::evolve::engine::{
+    Checkpoint, Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy,
+};
 use crate::train::protocol::Protocol;
 use anyhow::Context;
 use clap::Args;
@@ -35,6 +37,12 @@ pub struct EvolveArgs {
     /// Probability that a child comes from crossover.
     #[arg(long, default_value_t = 0.7)]
     pub crossover_rate: f64,
+    /// The two-stage hurdle: a new candidate trains under the protocol's other seeds only if
+    /// its first seed's score reaches this percentile of recent first-seed scores (0 turns it
+    /// off). Default 50 for protocols scored as a mean over several seeds (standard), off for
+    /// the others.
+    #[arg(long)]
+    pub hurdle_percentile: Option<f64>,
     /// Children per round of regularized evolution.
     #[arg(long, default_value_t = 16)]
     pub round: usize,
@@ -82,6 +90,7 @@ struct Outcome<'a> {
     trained: u64,
     fec: crate::evolve::fec::FecStats,
     fec_hit_rate: f64,
+    hurdle: crate::evolve::engine::HurdleStats,
     seconds: f64,
     evaluations_per_second: f64,
 }
@@ -151,6 +160,14 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 generations: a.generations.unwrap_or(5),
                 round: a.round,
                 seed: a.seed,
+                hurdle: match a.hurdle_percentile {
+                    Some(p) if p > 0.0 && setup.splits_by_seed() => Some(HurdleConfig {
+                        percentile: p.min(100.0),
+                        ..HurdleConfig::default()
+                    }),
+                    Some(_) => None,
+                    None => setup.splits_by_seed().then(HurdleConfig::default),
+                },
                 ..EvolveConfig::default()
             };
             let init = match seed {
@@ -173,7 +190,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let score = |t: &str| setup.score(t);
+    let score = |t: &str, stage: Stage| setup.score_stage(t, stage);
     let stop = super::stop::install("this generation, with a checkpoint");
     let mut save_error = None;
     engine.run(&score, &stop, &mut |e| {
@@ -205,6 +222,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         trained: engine.trained,
         fec: engine.fec.stats,
         fec_hit_rate: engine.fec.hit_rate(),
+        hurdle: engine.hurdle,
         seconds,
         evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
     };
@@ -229,6 +247,17 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         engine.fec.stats.fingerprint_hits,
         engine.fec.stats.degenerate
     );
+    if let Some(h) = config.hurdle {
+        let n = setup.protocol.seeds;
+        out += &format!(
+            "hurdle (first seed at or above the {}th percentile): {} passed, {} stopped and {} failed after 1 of {n} seeds ({} seed runs saved)\n",
+            h.percentile,
+            engine.hurdle.passed,
+            engine.hurdle.stopped,
+            engine.hurdle.failed,
+            (engine.hurdle.stopped + engine.hurdle.failed) * (n as u64 - 1)
+        );
+    }
     for s in &engine.stats {
         out += &format!(
             "gen {:>3}  best {:.4}  median {:.4}  mean {:.4}\n",

@@ -62,6 +62,9 @@ pub struct EvolveConfig {
     /// Most instructions in a program, prologue and RETURN included (AMM's insertion limit
     /// is 20; ncpc applies it to crossover children too).
     pub max_len: usize,
+    /// The two-stage hurdle (`None`: every candidate gets the full protocol).
+    #[serde(default)]
+    pub hurdle: Option<HurdleConfig>,
 }
 
 impl Default for EvolveConfig {
@@ -77,6 +80,7 @@ impl Default for EvolveConfig {
             seed: 42,
             hall_of_fame: 10,
             max_len: super::amm_ops::MAX_LEN,
+            hurdle: None,
         }
     }
 }
@@ -169,10 +173,65 @@ pub struct Checkpoint {
     trained: u64,
     evaluations: u64,
     generation: usize,
+    #[serde(default)]
+    hurdle_window: Vec<f64>,
+    #[serde(default)]
+    hurdle: HurdleStats,
+}
+
+/// Which part of the protocol a scorer runs.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// The whole protocol.
+    Full,
+    /// The first seed only: the cheap first stage of the hurdle.
+    First,
+    /// The other seeds of a candidate that passed the hurdle, combined with its first
+    /// seed's score into the full protocol's score.
+    Rest {
+        /// The first stage's score.
+        first: f64,
+    },
 }
 
 /// The scorer: a genome's fitness under the protocol (higher is better; `-inf` failed).
-pub type Scorer<'a> = dyn Fn(&str) -> f64 + Sync + 'a;
+pub type Scorer<'a> = dyn Fn(&str, Stage) -> f64 + Sync + 'a;
+
+/// The two-stage hurdle (AutoML-Zero's): every new candidate first trains under one seed;
+/// only those at or above the `percentile` of the last `window` first-stage scores train
+/// under the others. The rest keep their one-seed score as fitness.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HurdleConfig {
+    /// The percentile (0-100) a first-stage score must reach.
+    pub percentile: f64,
+    /// How many recent first-stage scores set the threshold.
+    pub window: usize,
+    /// Scores needed before the hurdle applies (until then every candidate passes).
+    pub min_samples: usize,
+}
+
+impl Default for HurdleConfig {
+    fn default() -> Self {
+        HurdleConfig {
+            percentile: 50.0,
+            window: 200,
+            min_samples: 20,
+        }
+    }
+}
+
+/// What the hurdle did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HurdleStats {
+    /// Candidates that went on to the full protocol.
+    pub passed: u64,
+    /// Candidates stopped after the first stage below the threshold.
+    pub stopped: u64,
+    /// Candidates that failed the first stage outright (NaN, a fault, the protocol's own
+    /// hurdle): the rest of the protocol is not run for them either.
+    #[serde(default)]
+    pub failed: u64,
+}
 
 /// A run's state.
 pub struct Engine {
@@ -193,6 +252,10 @@ pub struct Engine {
     pub evaluations: u64,
     /// Generations (or rounds) completed.
     pub generation: usize,
+    /// Recent first-stage scores (the hurdle's window).
+    hurdle_window: Vec<f64>,
+    /// What the hurdle did.
+    pub hurdle: HurdleStats,
 }
 
 fn finite_stats(generation: usize, fits: &[f64]) -> GenerationStats {
@@ -256,6 +319,8 @@ impl Engine {
             trained: 0,
             evaluations: 0,
             generation: 0,
+            hurdle_window: Vec::new(),
+            hurdle: HurdleStats::default(),
         }
     }
 
@@ -284,7 +349,52 @@ impl Engine {
                 }
             }
         }
-        let scored: Vec<f64> = todo.par_iter().map(|i| scorer(&texts[*i])).collect();
+        let scored: Vec<f64> = match self.config.hurdle {
+            None => todo
+                .par_iter()
+                .map(|i| scorer(&texts[*i], Stage::Full))
+                .collect(),
+            Some(h) => {
+                let first: Vec<f64> = todo
+                    .par_iter()
+                    .map(|i| scorer(&texts[*i], Stage::First))
+                    .collect();
+                // The threshold comes from earlier batches only, so it does not depend on
+                // the order work finishes in.
+                let threshold = self.hurdle_threshold(h);
+                let pass: Vec<bool> = first
+                    .iter()
+                    .map(|f| f.is_finite() && threshold.is_none_or(|t| *f >= t))
+                    .collect();
+                let full: Vec<f64> = todo
+                    .par_iter()
+                    .zip(&first)
+                    .zip(&pass)
+                    .map(|((i, f), p)| {
+                        if *p {
+                            scorer(&texts[*i], Stage::Rest { first: *f })
+                        } else {
+                            *f
+                        }
+                    })
+                    .collect();
+                for (f, p) in first.iter().zip(&pass) {
+                    if *p {
+                        self.hurdle.passed += 1;
+                    } else if f.is_finite() {
+                        self.hurdle.stopped += 1;
+                    } else {
+                        self.hurdle.failed += 1;
+                    }
+                    if f.is_finite() {
+                        self.hurdle_window.push(*f);
+                    }
+                }
+                let excess = self.hurdle_window.len().saturating_sub(h.window.max(1));
+                self.hurdle_window.drain(..excess);
+                full
+            }
+        };
         for (i, f) in todo.iter().zip(scored) {
             fits[*i] = f;
             self.fec.insert(&probes[*i], f);
@@ -301,6 +411,17 @@ impl Engine {
             self.remember(&texts[i], *f);
         }
         fits
+    }
+
+    /// The first-stage score a candidate must reach, once the window has enough scores.
+    fn hurdle_threshold(&self, h: HurdleConfig) -> Option<f64> {
+        if self.hurdle_window.len() < h.min_samples.max(1) {
+            return None;
+        }
+        let mut v = self.hurdle_window.clone();
+        v.sort_by(f64::total_cmp);
+        let k = ((h.percentile.clamp(0.0, 100.0) / 100.0) * (v.len() - 1) as f64).round() as usize;
+        Some(v[k])
     }
 
     /// Put a genome in the hall of fame if it earns a place (distinct genomes only).
@@ -465,6 +586,8 @@ impl Engine {
             trained: self.trained,
             evaluations: self.evaluations,
             generation: self.generation,
+            hurdle_window: self.hurdle_window.clone(),
+            hurdle: self.hurdle,
         }
     }
 
@@ -487,6 +610,8 @@ impl Engine {
             trained: c.trained,
             evaluations: c.evaluations,
             generation: c.generation,
+            hurdle_window: c.hurdle_window,
+            hurdle: c.hurdle,
         })
     }
 

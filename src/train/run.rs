@@ -497,6 +497,11 @@ impl Prepared {
     /// The protocol's fitness of an AMM-or-other genome text, without baselines;
     /// `-inf` for a genome that does not compile or fails.
     pub fn score(&self, text: &str) -> f64 {
+        self.score_seeds(text, 0, self.protocol.seeds)
+    }
+
+    /// The score under `count` of the protocol's seeds starting at its `skip`-th.
+    fn score_seeds(&self, text: &str, skip: usize, count: usize) -> f64 {
         let g = Genome {
             name: "candidate".into(),
             text: text.into(),
@@ -504,9 +509,39 @@ impl Prepared {
         };
         let mut p = self.protocol.clone();
         p.baselines = false;
+        p.seed += skip as u64;
+        p.seeds = count.max(1);
         match evaluate(&g, &p, &self.data, self.opts, Vec::new(), &|| {}) {
             Ok(r) if !r.score.is_nan() => r.score,
             _ => f64::NEG_INFINITY,
+        }
+    }
+
+    /// Whether the protocol's score is a mean over seeds of per-seed scores (so the first seed
+    /// is a cheap estimate and the rest complete it): several seeds, and a score that does
+    /// not depend on a baseline.
+    pub fn splits_by_seed(&self) -> bool {
+        self.protocol.seeds > 1 && !self.protocol.score_needs_baseline()
+    }
+
+    /// A stage of the score, for the evolution engine's hurdle: the full protocol, its first
+    /// seed, or the other seeds combined with the first seed's score into the full score
+    /// (the same value [`Prepared::score`] gives, up to the last bits of the mean).
+    pub fn score_stage(&self, text: &str, stage: crate::evolve::engine::Stage) -> f64 {
+        use crate::evolve::engine::Stage;
+        let n = self.protocol.seeds.max(1);
+        match stage {
+            Stage::Full => self.score(text),
+            Stage::First => self.score_seeds(text, 0, 1),
+            Stage::Rest { .. } if n == 1 => self.score(text),
+            Stage::Rest { first } => {
+                let rest = self.score_seeds(text, 1, n - 1);
+                if first.is_finite() && rest.is_finite() {
+                    (first + rest * (n - 1) as f64) / n as f64
+                } else {
+                    f64::NEG_INFINITY
+                }
+            }
         }
     }
 }
