@@ -307,10 +307,12 @@ impl Miner<'_> {
 
     /// Run cycles until `config.cycles` are done or `stop` is set. A failed cycle is retried
     /// (with a doubling pause) up to `retries` times before mining gives up with its error.
-    /// `report` gets each finished cycle.
+    /// `start` hears of each cycle (its number and task type) as it begins, `report` gets
+    /// each finished cycle.
     pub fn run(
         &self,
         stop: &AtomicBool,
+        start: &mut dyn FnMut(u64, TaskType),
         report: &mut dyn FnMut(u64, &CycleOutcome, f64),
         warn: &mut dyn FnMut(&MineError),
     ) -> Result<u64, MineError> {
@@ -324,6 +326,7 @@ impl Miner<'_> {
             let mut idle_since: Option<TaskType> = None;
             let outcome = loop {
                 let t0 = Instant::now();
+                start(done + 1, t);
                 match self.cycle(t, stop) {
                     Ok(o) => break (o, t0.elapsed().as_secs_f64()),
                     // Nothing of this type to do: try the other type; when neither has work,

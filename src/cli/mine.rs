@@ -128,11 +128,27 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             "cannot register with the pool: {e}\n  is the pool at {url} running and reachable?"
         )
     })?;
+    // A spinner on stderr while a cycle runs (hidden when stderr is not a terminal); one
+    // summary line per cycle on stdout.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
     let result = miner.run(
         &stop,
-        &mut |n, outcome, secs| println!("{}", summary(n, outcome, secs)),
-        &mut |e| eprintln!("ncpc: warning: {e}; retrying"),
+        &mut |n, t| {
+            bar.reset_elapsed();
+            bar.set_message(match t {
+                TaskType::Evolve => format!("cycle {n}: evolving"),
+                TaskType::Evaluate => format!("cycle {n}: evaluating"),
+            })
+        },
+        &mut |n, outcome, secs| bar.suspend(|| println!("{}", summary(n, outcome, secs))),
+        &mut |e| bar.suspend(|| eprintln!("ncpc: warning: {e}; retrying")),
     );
+    bar.finish_and_clear();
     match result {
         Ok(n) => {
             if let Ok(b) = client.balance() {
