@@ -9,6 +9,38 @@ const LANES: usize = 8;
 /// Outputs accumulated together in registers by the layer kernels (four AVX2 registers).
 const BLOCK: usize = 32;
 
+/// `row[o] += sum over (k, x) in entries of x * m[k * row.len() + o]`, the entries in order,
+/// for every output `o`: outputs are taken [`BLOCK`] at a time and held in registers across
+/// all entries. Every kernel of the layers is this, with different rows and entries.
+#[inline(always)]
+fn accumulate(row: &mut [f32], entries: impl Iterator<Item = (usize, f32)> + Clone, m: &[f32]) {
+    if entries.clone().next().is_none() {
+        return;
+    }
+    let outs = row.len();
+    let mut o0 = 0;
+    while o0 + BLOCK <= outs {
+        let mut acc = [0f32; BLOCK];
+        acc.copy_from_slice(&row[o0..o0 + BLOCK]);
+        for (k, x) in entries.clone() {
+            let at = k * outs + o0;
+            let mr = &m[at..at + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] += x * mr[l];
+            }
+        }
+        row[o0..o0 + BLOCK].copy_from_slice(&acc);
+        o0 += BLOCK;
+    }
+    for (o, out) in row.iter_mut().enumerate().skip(o0) {
+        let mut a = *out;
+        for (k, x) in entries.clone() {
+            a += x * m[k * outs + o];
+        }
+        *out = a;
+    }
+}
+
 /// `sum(a[i] * b[i])` with a fixed summation order (eight strided partial sums combined
 /// pairwise, then the tail in order).
 #[inline(always)]
@@ -143,28 +175,8 @@ fn forward_body(
     let mut buf = vec![(0usize, 0f32); ins];
     for (xr, yr) in x.chunks_exact(ins).zip(out.chunks_exact_mut(outs)).take(n) {
         let nz = compact(xr.iter().copied().enumerate(), scale, &mut buf);
-        // Blocks of outputs held in registers across the whole input; each output is still
-        // `bias + sum over inputs in order`.
-        let mut o0 = 0;
-        while o0 + BLOCK <= outs {
-            let mut acc = [0f32; BLOCK];
-            acc.copy_from_slice(&base[o0..o0 + BLOCK]);
-            for (i, xv) in nz {
-                let wr = &w[i * outs + o0..i * outs + o0 + BLOCK];
-                for l in 0..BLOCK {
-                    acc[l] += xv * wr[l];
-                }
-            }
-            yr[o0..o0 + BLOCK].copy_from_slice(&acc);
-            o0 += BLOCK;
-        }
-        for o in o0..outs {
-            let mut a = base[o];
-            for (i, xv) in nz {
-                a += xv * w[i * outs + o];
-            }
-            yr[o] = a;
-        }
+        yr.copy_from_slice(&base);
+        accumulate(yr, nz.iter().copied(), w);
     }
 }
 
@@ -192,29 +204,7 @@ fn backward_body(
     let mut buf = vec![(0usize, 0f32); n];
     for (i, dwr) in dw.chunks_exact_mut(outs).enumerate() {
         let nz = compact((0..n).map(|r| (r, x[r * ins + i])), scale, &mut buf);
-        if nz.is_empty() {
-            continue;
-        }
-        let mut o0 = 0;
-        while o0 + BLOCK <= outs {
-            let mut acc = [0f32; BLOCK];
-            acc.copy_from_slice(&dwr[o0..o0 + BLOCK]);
-            for (r, xv) in nz {
-                let g = &dy[r * outs + o0..r * outs + o0 + BLOCK];
-                for l in 0..BLOCK {
-                    acc[l] += xv * g[l];
-                }
-            }
-            dwr[o0..o0 + BLOCK].copy_from_slice(&acc);
-            o0 += BLOCK;
-        }
-        for o in o0..outs {
-            let mut a = dwr[o];
-            for (r, xv) in nz {
-                a += xv * dy[r * outs + o];
-            }
-            dwr[o] = a;
-        }
+        accumulate(dwr, nz.iter().copied(), dy);
     }
     bias_and_shift(dy, n, affine, dw, db);
     if let Some(dx) = dx {
@@ -351,28 +341,12 @@ fn sparse_forward_body(x: &SparseRows, w: &[f32], base: &[f32], scale: f32, out:
     let outs = base.len();
     for (r, yr) in out.chunks_exact_mut(outs).enumerate().take(x.rows()) {
         let (idx, val) = x.row(r);
-        let mut o0 = 0;
-        while o0 + BLOCK <= outs {
-            let mut acc = [0f32; BLOCK];
-            acc.copy_from_slice(&base[o0..o0 + BLOCK]);
-            for (i, v) in idx.iter().zip(val) {
-                let xv = scale * v;
-                let at = *i as usize * outs + o0;
-                let wr = &w[at..at + BLOCK];
-                for l in 0..BLOCK {
-                    acc[l] += xv * wr[l];
-                }
-            }
-            yr[o0..o0 + BLOCK].copy_from_slice(&acc);
-            o0 += BLOCK;
-        }
-        for o in o0..outs {
-            let mut a = base[o];
-            for (i, v) in idx.iter().zip(val) {
-                a += scale * v * w[*i as usize * outs + o];
-            }
-            yr[o] = a;
-        }
+        yr.copy_from_slice(base);
+        accumulate(
+            yr,
+            idx.iter().zip(val).map(|(i, v)| (*i as usize, scale * v)),
+            w,
+        );
     }
 }
 
@@ -405,31 +379,11 @@ pub fn sparse_linear_forward(
 fn sparse_backward_body(cols: &SparseRows, dy: &[f32], outs: usize, scale: f32, dw: &mut [f32]) {
     for (i, dwr) in dw.chunks_exact_mut(outs).enumerate() {
         let (rows, val) = cols.row(i);
-        if rows.is_empty() {
-            continue;
-        }
-        let mut o0 = 0;
-        while o0 + BLOCK <= outs {
-            let mut acc = [0f32; BLOCK];
-            acc.copy_from_slice(&dwr[o0..o0 + BLOCK]);
-            for (r, v) in rows.iter().zip(val) {
-                let xv = scale * v;
-                let at = *r as usize * outs + o0;
-                let g = &dy[at..at + BLOCK];
-                for l in 0..BLOCK {
-                    acc[l] += xv * g[l];
-                }
-            }
-            dwr[o0..o0 + BLOCK].copy_from_slice(&acc);
-            o0 += BLOCK;
-        }
-        for o in o0..outs {
-            let mut a = dwr[o];
-            for (r, v) in rows.iter().zip(val) {
-                a += scale * v * dy[*r as usize * outs + o];
-            }
-            dwr[o] = a;
-        }
+        accumulate(
+            dwr,
+            rows.iter().zip(val).map(|(r, v)| (*r as usize, scale * v)),
+            dy,
+        );
     }
 }
 
