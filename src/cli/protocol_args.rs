@@ -3,6 +3,7 @@
 use super::CliError;
 use crate::jit::MathMode;
 use crate::loss::Backend;
+use crate::train::custom::CustomData;
 use crate::train::data::{DatasetName, data_root};
 use crate::train::optim::OptimizerKind;
 use crate::train::protocol::{Metric, Protocol, ProtocolName};
@@ -60,6 +61,17 @@ pub struct ProtocolArgs {
     /// Data root (default: $NCPC_DATA, else the user's cache dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Your own data: a folder of IDX files (train-… and t10k-… or test-…, raw or gzip),
+    /// classes inferred from the labels.
+    #[arg(long, conflicts_with_all = ["dataset", "csv"])]
+    pub idx_dir: Option<PathBuf>,
+    /// Your own data: a CSV with a header row, numeric features and a label column (last by
+    /// default), split 80/20; classes inferred.
+    #[arg(long, conflicts_with = "dataset")]
+    pub csv: Option<PathBuf>,
+    /// The CSV's label column.
+    #[arg(long, requires = "csv")]
+    pub label_column: Option<String>,
 }
 
 fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
@@ -125,6 +137,26 @@ impl ProtocolArgs {
             backend,
             math: self.math,
         };
+        let custom = match (&self.idx_dir, &self.csv) {
+            (Some(dir), _) => Some(CustomData::IdxDir(dir.clone())),
+            (_, Some(path)) => Some(CustomData::Csv {
+                path: path.clone(),
+                label: self.label_column.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(c) = custom {
+            let data = crate::train::custom::load(&c)?;
+            return Ok(Prepared {
+                protocol: p,
+                notes: vec![format!(
+                    "your own data: {}; the protocol's split is not used",
+                    data.source
+                )],
+                data,
+                opts,
+            });
+        }
         Ok(Prepared::load(p, &root, self.dataset.is_some(), opts)?)
     }
 }

@@ -213,7 +213,7 @@ impl TaskData {
     }
 
     /// Add the sparse forms of the features where they pay.
-    fn with_sparse(mut self) -> TaskData {
+    pub(crate) fn with_sparse(mut self) -> TaskData {
         self.train_sparse = sparse_if_worth_it(&self.train_x, self.dim);
         self.val_sparse = sparse_if_worth_it(&self.val_x, self.dim);
         self

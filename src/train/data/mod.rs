@@ -270,7 +270,34 @@ fn idx_pair(name: &'static str, root: &Path, prefix: &str) -> Result<Dataset, Da
     let lab_file = get(format!("{prefix}-labels-idx1-ubyte"))?;
     let images = idx::read(&img_file)?;
     let labels = idx::read(&lab_file)?;
-    from_idx(name.to_string(), images, labels, &img_file, &lab_file)
+    from_idx(name.to_string(), images, labels, &img_file, &lab_file, 10)
+}
+
+/// A dataset from an IDX image file and an IDX label file, with any number of classes (one
+/// more than the largest label; at least 2).
+pub fn read_idx_pair(name: String, img_file: &Path, lab_file: &Path) -> Result<Dataset, DataError> {
+    let images = idx::read(img_file)?;
+    let labels = idx::read(lab_file)?;
+    let classes = labels
+        .data
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    if classes < 2 {
+        return Err(DataError::corrupt(
+            lab_file,
+            "fewer than two classes: a classifier needs at least two".into(),
+        ));
+    }
+    let mut d = from_idx(name, images, labels, img_file, lab_file, 256)?;
+    d.classes = classes;
+    Ok(d)
+}
+
+/// The IDX file `name` (raw or `.gz`) in `dir`, if there.
+pub fn find_idx(dir: &Path, name: &str) -> Option<PathBuf> {
+    find(dir, name)
 }
 
 fn from_idx(
@@ -279,6 +306,7 @@ fn from_idx(
     labels: idx::Idx,
     img_file: &Path,
     lab_file: &Path,
+    max_classes: usize,
 ) -> Result<Dataset, DataError> {
     if images.dims.len() < 2 {
         return Err(DataError::corrupt(
@@ -303,10 +331,18 @@ fn from_idx(
             ),
         ));
     }
-    if let Some((k, l)) = labels.data.iter().enumerate().find(|(_, l)| **l > 9) {
+    if let Some((k, l)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= max_classes)
+    {
         return Err(DataError::corrupt(
             lab_file,
-            format!("label {k} is {l}; these datasets have classes 0..9"),
+            format!(
+                "label {k} is {l}; these datasets have classes 0..{}",
+                max_classes - 1
+            ),
         ));
     }
     Ok(Dataset {
@@ -415,5 +451,5 @@ pub fn embedded_mnist(split: Split) -> Result<Dataset, DataError> {
     let lp = PathBuf::from(format!("<{what} labels>"));
     let images = idx::parse(&idx::maybe_gunzip(img.to_vec(), &ip)?, &ip)?;
     let labels = idx::parse(&idx::maybe_gunzip(lab.to_vec(), &lp)?, &lp)?;
-    from_idx("mnist (embedded)".into(), images, labels, &ip, &lp)
+    from_idx("mnist (embedded)".into(), images, labels, &ip, &lp, 10)
 }
