@@ -2,7 +2,7 @@
 //! compute it (evolve from the task's parent, or evaluate its functions under the AMM
 //! protocol), and submit, with retries and backoff, as the AMM client does.
 
-use crate::evolve::amm_ops::{Code, repair, to_text};
+use crate::evolve::amm_ops::{Code, from_program, to_text};
 use crate::evolve::engine::{Engine, EvolveConfig, Init};
 use crate::pool::client::{ClientError, PoolClient, with_retries};
 use crate::pool::protocol::{
@@ -193,15 +193,7 @@ impl Miner<'_> {
         let program = parent
             .program()
             .map_err(|e| bad(format!("parent {}: {e}", parent.id)))?;
-        let mut code: Code = program
-            .instrs
-            .into_iter()
-            .filter_map(|i| match i {
-                serde_json::Value::Array(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        repair(&mut code);
+        let code = from_program(program);
         // Different batches explore differently; the same batch is reproducible.
         let mut config = self.config.evolve.clone();
         config.seed ^= name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

@@ -297,10 +297,9 @@ pub fn crossover(a: &Code, b: &Code, rng: &mut impl Rng) -> Code {
     child
 }
 
-/// Parse AMM program text into [`Code`] (instructions that are not lists are dropped, as
-/// AMM's repair drops them), repaired.
-pub fn from_text(text: &str) -> Result<Code, crate::formats::FormatError> {
-    let prog = crate::formats::amm::parse_program(text)?;
+/// A parsed AMM program as [`Code`]: instructions that are not lists are dropped (as AMM's
+/// repair drops them), and the result is repaired.
+pub fn from_program(prog: crate::formats::amm::Program) -> Code {
     let mut code: Code = prog
         .instrs
         .into_iter()
@@ -310,7 +309,12 @@ pub fn from_text(text: &str) -> Result<Code, crate::formats::FormatError> {
         })
         .collect();
     repair(&mut code);
-    Ok(code)
+    code
+}
+
+/// Parse AMM program text into repaired [`Code`] (see [`from_program`]).
+pub fn from_text(text: &str) -> Result<Code, crate::formats::FormatError> {
+    Ok(from_program(crate::formats::amm::parse_program(text)?))
 }
 
 /// The program as compact JSON text.

@@ -141,7 +141,7 @@ fn compact(
 /// Whether the CPU runs AVX2 (checked once). Only the vector width changes with it: there is
 /// no fused multiply-add anywhere (Rust never contracts `a * b + c`), so results are
 /// bit-identical with and without it, on every machine.
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

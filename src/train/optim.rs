@@ -86,7 +86,7 @@ fn adam_body(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, 
 /// correctly rounded in every width, so the result is the same bits either way).
 fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, eps: f32) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if super::linalg::has_avx2() {
         #[target_feature(enable = "avx2")]
         fn avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: f32, eps: f32) {
             adam_body(p, g, m, v, step, eps)
