@@ -290,3 +290,24 @@ fn the_hurdle_completes_passing_candidates_to_their_full_score() {
         f64::NEG_INFINITY
     );
 }
+
+#[test]
+fn resume_refuses_what_is_not_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |d: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+            .args(["evolve", "--resume"])
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is this an `ncpc evolve --out` directory?")
+    );
+    std::fs::write(dir.path().join("checkpoint.json"), "{\"config\": 7}").unwrap();
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a valid checkpoint"));
+}

@@ -205,3 +205,57 @@ fn a_killed_miners_task_goes_to_another_after_its_lease() {
     let ids = |b: &TaskBatch| b.functions.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&reissued), ids(&held[0]));
 }
+
+/// A pool that answers every call with `{}` except task requests, which get `batch`.
+fn fake_pool(batch: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let (mut first, mut len) = (String::new(), 0usize);
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let _ = reader
+                .by_ref()
+                .take(len as u64)
+                .read_to_end(&mut Vec::new());
+            let body = if first.contains("/request") {
+                batch
+            } else {
+                "{}"
+            };
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn a_task_with_a_malformed_parent_is_refused_with_its_batch_named() {
+    let url =
+        fake_pool(r#"{"batch_id": "b-17", "functions": [{"id": 3, "function": "[[100, 1"}]}"#);
+    let home = tempfile::tempdir().unwrap();
+    let out = ncpc(home.path())
+        .args(["mine", "--pool-url", &url, "--cycles", "1"])
+        .args(["--seed-file", &key_file(home.path(), "Alice")])
+        .args(QUICK)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("batch b-17: parent 3:"), "{err}");
+}
