@@ -38,12 +38,9 @@ pub enum Emit {
 pub struct CompileArgs {
     /// Genome file, or `-` for stdin.
     pub genome: PathBuf,
-    /// Input format (detected by default).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// compat reproduces the public interpreter; strict rejects what it papers over.
-    #[arg(long, value_enum, default_value = "compat")]
-    pub mode: Mode,
+    /// How the genome is read.
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// What to write.
     #[arg(long, value_enum, default_value = "ir")]
     pub emit: Emit,
@@ -53,6 +50,29 @@ pub struct CompileArgs {
     /// Write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// How a genome file is read; every command that reads one flattens this.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ReadArgs {
+    /// Input format (detected by default).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// compat reproduces the public interpreter; strict rejects what it papers over.
+    #[arg(long, value_enum, default_value = "compat")]
+    pub mode: Mode,
+}
+
+impl ReadArgs {
+    /// Compile options for the genome file `genome` (its stem names the function).
+    pub fn options(self, genome: &std::path::Path) -> CompileOptions {
+        CompileOptions {
+            format: self.format.format(),
+            mode: self.mode,
+            name: stem(genome),
+            ..CompileOptions::default()
+        }
+    }
 }
 
 /// `--format`: a format or auto-detection.
@@ -86,12 +106,7 @@ impl FormatArg {
 /// Run `ncpc compile`.
 pub fn run(a: CompileArgs) -> Result<(), CliError> {
     let text = read_source(&a.genome)?;
-    let opts = CompileOptions {
-        format: a.format.format(),
-        mode: a.mode,
-        name: stem(&a.genome),
-        ..Default::default()
-    };
+    let opts = a.read.options(&a.genome);
     let compiled = formats::compile(&text, &opts)?;
     let oo = OptOptions {
         fast_math: FastMath {

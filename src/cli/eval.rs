@@ -1,10 +1,9 @@
 //! `ncpc eval`: score a genome by training networks with it under a protocol.
 
 use super::CliError;
-use super::compile::FormatArg;
+use super::compile::ReadArgs;
 use super::input::{read_source, stem, write_output};
 use super::protocol_args::ProtocolArgs;
-use crate::formats::{CompileOptions, Mode};
 use crate::train::run::{Genome, LossScore, Report, evaluate};
 use clap::Args;
 use std::path::PathBuf;
@@ -26,12 +25,9 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Genome format (detected by default).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// compat (behave as the public interpreters) or strict.
-    #[arg(long, value_enum, default_value = "compat")]
-    pub mode: Mode,
+    /// How the genome is read.
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// Run `ncpc eval`.
@@ -49,11 +45,7 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
     let genome = Genome {
         name: stem(&a.genome),
         text,
-        opts: CompileOptions {
-            format: a.format.format(),
-            mode: a.mode,
-            ..CompileOptions::default()
-        },
+        opts: a.read.options(&a.genome),
     };
     let runs = p.seeds
         * if p.baselines || p.score_needs_baseline() {

@@ -2,10 +2,9 @@
 //! genome as a PyTorch module, an AMM program, a DAML expression or IR).
 
 use super::CliError;
-use super::compile::{CompileArgs, Emit, FormatArg};
+use super::compile::{CompileArgs, Emit, ReadArgs};
 use super::input::{read_source, stem, write_output};
 use crate::explain::{Style, formula, pytorch_module};
-use crate::formats::{CompileOptions, Mode};
 use clap::{Args, ValueEnum};
 use ncp_ir::passes::{OptOptions, optimize};
 use std::path::PathBuf;
@@ -15,12 +14,9 @@ use std::path::PathBuf;
 pub struct ExplainArgs {
     /// Genome file, or `-` for stdin.
     pub genome: PathBuf,
-    /// Input format (detected by default).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// compat or strict.
-    #[arg(long, value_enum, default_value = "compat")]
-    pub mode: Mode,
+    /// How the genome is read.
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// What `ncpc export` writes.
@@ -44,29 +40,17 @@ pub struct ExportArgs {
     /// Target.
     #[arg(long, value_enum)]
     pub to: ExportTo,
-    /// Input format (detected by default).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// compat or strict.
-    #[arg(long, value_enum, default_value = "compat")]
-    pub mode: Mode,
+    /// How the genome is read.
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
-fn optimized(
-    genome: &std::path::Path,
-    format: FormatArg,
-    mode: Mode,
-) -> Result<ncp_ir::Function, CliError> {
+fn optimized(genome: &std::path::Path, read: ReadArgs) -> Result<ncp_ir::Function, CliError> {
     let text = read_source(genome)?;
-    let opts = CompileOptions {
-        format: format.format(),
-        mode,
-        name: stem(genome),
-        ..CompileOptions::default()
-    };
+    let opts = read.options(genome);
     let mut f = crate::formats::compile(&text, &opts)?.func;
     optimize(&mut f, OptOptions::default())?;
     Ok(f)
@@ -74,7 +58,7 @@ fn optimized(
 
 /// Run `ncpc explain`.
 pub fn run_explain(a: ExplainArgs) -> Result<(), CliError> {
-    let f = optimized(&a.genome, a.format, a.mode)?;
+    let f = optimized(&a.genome, a.read)?;
     let plain = formula(&f, Style::Plain)?;
     let latex = formula(&f, Style::Latex)?;
     let text = format!(
@@ -87,7 +71,7 @@ pub fn run_explain(a: ExplainArgs) -> Result<(), CliError> {
 pub fn run_export(a: ExportArgs) -> Result<(), CliError> {
     let emit = match a.to {
         ExportTo::Pytorch => {
-            let f = optimized(&a.genome, a.format, a.mode)?;
+            let f = optimized(&a.genome, a.read)?;
             let class = {
                 let mut s: String = stem(&a.genome)
                     .split(|c: char| !c.is_ascii_alphanumeric())
@@ -107,8 +91,7 @@ pub fn run_export(a: ExportArgs) -> Result<(), CliError> {
     };
     super::compile::run(CompileArgs {
         genome: a.genome,
-        format: a.format,
-        mode: a.mode,
+        read: a.read,
         emit,
         fast_math: false,
         output: a.output,

@@ -1,9 +1,8 @@
 //! `ncpc run`: a genome's loss and gradient on given inputs.
 
 use super::CliError;
-use super::compile::FormatArg;
-use super::input::{read_source, stem};
-use crate::formats::{CompileOptions, Mode};
+use super::compile::ReadArgs;
+use super::input::read_source;
 use crate::loss::{Backend, evaluate_genome_with};
 use crate::numbers::{decode_matrix, encode, encode_matrix};
 use anyhow::Context;
@@ -21,12 +20,9 @@ pub struct RunArgs {
     /// Print `{"loss": x, "grad_pred": [[...]] | null}`.
     #[arg(long)]
     pub json: bool,
-    /// Input format (detected by default).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// compat or strict.
-    #[arg(long, value_enum, default_value = "compat")]
-    pub mode: Mode,
+    /// How the genome is read.
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Run the IR as compiled, without the optimizer.
     #[arg(long)]
     pub no_opt: bool,
@@ -56,12 +52,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     };
     let y_pred = get("y_pred")?;
     let y_true = get("y_true")?;
-    let opts = CompileOptions {
-        format: a.format.format(),
-        mode: a.mode,
-        name: stem(&a.genome),
-        ..Default::default()
-    };
+    let opts = a.read.options(&a.genome);
     let (v, used) =
         evaluate_genome_with(a.backend, a.math, &text, &opts, &y_pred, &y_true, !a.no_opt)?;
     if a.json {
