@@ -8,7 +8,7 @@ use ncpc::formats::CompileOptions;
 use ncpc::loss::Backend;
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
-use ncpc::train::run::{EvalOptions, Genome, Report, evaluate};
+use ncpc::train::run::{Engine, EvalOptions, Genome, Report, evaluate};
 use ncpc::train::task::TaskData;
 use std::process::Command;
 
@@ -90,10 +90,10 @@ fn jit_and_interpreter_train_bit_identically() {
         let interp = run(&g, &p, &data, Backend::Interp);
         assert_eq!(
             jit.candidate.engine,
-            Backend::Jit,
+            Engine::Jit,
             "{name} did not use the JIT"
         );
-        assert_eq!(interp.candidate.engine, Backend::Interp);
+        assert_eq!(interp.candidate.engine, Engine::Interp);
         assert_eq!(
             json(&jit.candidate.runs),
             json(&interp.candidate.runs),

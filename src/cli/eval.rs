@@ -86,7 +86,7 @@ fn row(s: &LossScore) -> String {
         s.name,
         fmt_num(s.score),
         fmt_num(s.accuracy),
-        format!("{:?}", s.engine).to_lowercase(),
+        s.engine.name(),
         s.failure.as_deref().unwrap_or("")
     )
 }

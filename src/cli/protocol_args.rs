@@ -7,7 +7,7 @@ use crate::train::custom::CustomData;
 use crate::train::data::{DatasetName, data_root};
 use crate::train::optim::OptimizerKind;
 use crate::train::protocol::{Metric, Protocol, ProtocolName};
-use crate::train::run::{EvalOptions, Prepared};
+use crate::train::run::{BurnDevice, EvalOptions, Prepared};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -19,9 +19,10 @@ pub enum EvalBackend {
     Jit,
     /// The reference interpreter for the loss (slow; the oracle).
     Interp,
-    /// burn's CPU backend (not built yet).
+    /// burn's CPU backend (`flex`): the loss lowered to a burn graph, burn-autodiff, the
+    /// runs of one evaluation trained as one population (needs the `burn-cpu` feature).
     Cpu,
-    /// burn's wgpu backend (not built yet).
+    /// burn's wgpu backend with fusion, likewise on a GPU (needs the `wgpu` feature).
     Wgpu,
 }
 
@@ -90,21 +91,15 @@ impl ProtocolArgs {
     /// The protocol with the flags applied (`adjust` applies the caller's own flags), and
     /// its data loaded.
     pub fn resolve(&self, adjust: impl FnOnce(&mut Protocol)) -> Result<Prepared, CliError> {
-        let backend = match self.backend {
-            EvalBackend::Jit => Backend::Jit,
-            EvalBackend::Interp => Backend::Interp,
-            EvalBackend::Cpu | EvalBackend::Wgpu => {
-                let name = if self.backend == EvalBackend::Cpu {
-                    "cpu"
-                } else {
-                    "wgpu"
-                };
-                return Err(anyhow::anyhow!(
-                    "--backend {name} needs the burn lowering, which is not built yet; use jit (default) or interp"
-                )
-                .into());
-            }
+        let (backend, burn) = match self.backend {
+            EvalBackend::Jit => (Backend::Jit, None),
+            EvalBackend::Interp => (Backend::Interp, None),
+            EvalBackend::Cpu => (Backend::Jit, Some(BurnDevice::Cpu)),
+            EvalBackend::Wgpu => (Backend::Jit, Some(BurnDevice::Wgpu)),
         };
+        if let Some(dev) = burn {
+            crate::train::run::check_burn_device(dev)?;
+        }
         let mut p = Protocol::preset(self.protocol);
         if let Some(d) = self.dataset {
             p.dataset = d;
@@ -136,6 +131,7 @@ impl ProtocolArgs {
         let opts = EvalOptions {
             backend,
             math: self.math,
+            burn,
         };
         let custom = match (&self.idx_dir, &self.csv) {
             (Some(dir), _) => Some(CustomData::IdxDir(dir.clone())),

@@ -27,8 +27,9 @@ pub struct MlpSpec {
 }
 
 impl MlpSpec {
-    /// Layer sizes `(in, out)` in order.
-    fn layers(&self) -> Vec<(usize, usize)> {
+    /// Layer sizes `(in, out)` in order (parameters are stored in this order, each layer's
+    /// weights `[in][out]` then its bias).
+    pub fn layers(&self) -> Vec<(usize, usize)> {
         let mut sizes = vec![self.input];
         sizes.extend(&self.hidden);
         sizes.push(self.output);

@@ -51,6 +51,48 @@ pub struct SeedRun {
     pub failure: Option<String>,
 }
 
+impl SeedRun {
+    /// A run that has not trained yet.
+    pub(crate) fn new(seed: u64) -> SeedRun {
+        SeedRun {
+            seed,
+            steps: 0,
+            accuracy: f64::NAN,
+            cross_entropy: f64::NAN,
+            curve: Vec::new(),
+            losses: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// Record the final validation after `steps` steps.
+    pub(crate) fn finish(&mut self, p: &Protocol, steps: usize, acc: f64, ce: f64) {
+        self.accuracy = acc;
+        self.cross_entropy = ce;
+        if p.curve_every > 0 {
+            self.curve.push(CurvePoint {
+                step: steps,
+                accuracy: acc,
+            });
+        }
+    }
+}
+
+/// Correct predictions and summed cross-entropy (log-softmax in f64) of `logits` rows
+/// (`labels.len() x c`) against `labels`.
+pub(crate) fn score_logits(logits: &[f32], labels: &[u8], c: usize) -> (usize, f64) {
+    let (mut correct, mut ce) = (0usize, 0f64);
+    for (row, label) in logits.chunks_exact(c).zip(labels) {
+        let label = *label as usize;
+        correct += (argmax(row) == label) as usize;
+        // logsumexp - logit[label].
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v as f64));
+        let lse = m + row.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln();
+        ce += lse - row[label] as f64;
+    }
+    (correct, ce)
+}
+
 /// Validation accuracy and cross-entropy of the network.
 fn validate(model: &Mlp, data: &TaskData, ws: &mut Workspace) -> (f64, f64) {
     let n = data.val_y.len();
@@ -58,7 +100,6 @@ fn validate(model: &Mlp, data: &TaskData, ws: &mut Workspace) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let (mut correct, mut ce) = (0usize, 0f64);
-    let c = data.classes;
     let mut chunk = SparseRows::default();
     for start in (0..n).step_by(VAL_CHUNK) {
         let rows = VAL_CHUNK.min(n - start);
@@ -70,20 +111,67 @@ fn validate(model: &Mlp, data: &TaskData, ws: &mut Workspace) -> (f64, f64) {
             None => Input::Dense(&data.val_x[start * data.dim..(start + rows) * data.dim]),
         };
         let logits = model.forward_input(input, None, ws);
-        for (r, row) in logits.chunks_exact(c).enumerate() {
-            let label = data.val_y[start + r] as usize;
-            correct += (argmax(row) == label) as usize;
-            // log-softmax in f64: logsumexp - logit[label].
-            let m = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v as f64));
-            let lse = m + row.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln();
-            ce += lse - row[label] as f64;
-        }
+        let (k, e) = score_logits(logits, &data.val_y[start..start + rows], data.classes);
+        correct += k;
+        ce += e;
     }
     (correct as f64 / n as f64, ce / n as f64)
 }
 
+/// The protocol's early stop: tracks the best loss and says when patience has run out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Patience {
+    best: f32,
+    stale: usize,
+}
+
+impl Patience {
+    pub(crate) fn new() -> Patience {
+        Patience {
+            best: f32::INFINITY,
+            stale: 0,
+        }
+    }
+
+    /// Record the loss of 0-based `step`; the failure message when the run must stop.
+    pub(crate) fn update(&mut self, p: &Protocol, step: usize, value: f32) -> Option<String> {
+        let es = p.early_stop?;
+        if value < self.best - es.min_improvement {
+            self.best = value;
+            self.stale = 0;
+            return None;
+        }
+        self.stale += 1;
+        (self.stale >= es.patience).then(|| {
+            format!(
+                "step {}: early stop, {} steps without the loss improving by {}",
+                step + 1,
+                es.patience,
+                es.min_improvement
+            )
+        })
+    }
+}
+
+/// Whether validation is due after 0-based `step` of `steps` (the final one is separate).
+pub(crate) fn curve_due(p: &Protocol, step: usize, steps: usize) -> bool {
+    p.curve_every > 0 && (step + 1).is_multiple_of(p.curve_every) && step + 1 < steps
+}
+
+/// The hurdle failure at 0-based `step` for validation accuracy `acc`, if there is one.
+pub(crate) fn hurdle_failure(p: &Protocol, step: usize, acc: f64) -> Option<String> {
+    let h = p.hurdles.iter().find(|h| h.step == step + 1)?;
+    (acc.is_nan() || acc < h.min_accuracy).then(|| {
+        format!(
+            "step {}: hurdle, validation accuracy {acc:.4} below {}",
+            step + 1,
+            h.min_accuracy
+        )
+    })
+}
+
 /// Draws training batches in a protocol's order.
-struct Batches {
+pub(crate) struct Batches {
     rng: ChaCha8Rng,
     sampling: Sampling,
     n: usize,
@@ -92,7 +180,7 @@ struct Batches {
 }
 
 impl Batches {
-    fn new(sampling: Sampling, n: usize, seed: u64) -> Batches {
+    pub(crate) fn new(sampling: Sampling, n: usize, seed: u64) -> Batches {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
         Batches {
@@ -104,7 +192,7 @@ impl Batches {
         }
     }
 
-    fn next(&mut self, size: usize, out: &mut Vec<usize>) {
+    pub(crate) fn next(&mut self, size: usize, out: &mut Vec<usize>) {
         use rand::seq::SliceRandom;
         out.clear();
         match self.sampling {
@@ -136,19 +224,11 @@ pub fn train_run(loss: &mut CandidateLoss, data: &TaskData, p: &Protocol, seed: 
     dropout_rng.set_stream(2);
     let mut ws = Workspace::default();
     let steps = p.steps_for(data.train_y.len());
-    let mut run = SeedRun {
-        seed,
-        steps: 0,
-        accuracy: f64::NAN,
-        cross_entropy: f64::NAN,
-        curve: Vec::new(),
-        losses: Vec::new(),
-        failure: None,
-    };
+    let mut run = SeedRun::new(seed);
     let (mut idx, mut bx, mut by, mut grad) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut sparse_batch = SparseRows::default();
     let mut pgrads = vec![0f32; model.params.len()];
-    let (mut best, mut stale) = (f32::INFINITY, 0usize);
+    let mut patience = Patience::new();
     for step in 0..steps {
         batches.next(p.batch, &mut idx);
         let b = idx.len();
@@ -184,51 +264,25 @@ pub fn train_run(loss: &mut CandidateLoss, data: &TaskData, p: &Protocol, seed: 
         opt.step(&mut model.params, &pgrads);
         run.losses.push(value);
         run.steps = step + 1;
-        if let Some(es) = p.early_stop {
-            if value < best - es.min_improvement {
-                best = value;
-                stale = 0;
-            } else {
-                stale += 1;
-                if stale >= es.patience {
-                    run.failure = Some(format!(
-                        "step {}: early stop, {} steps without the loss improving by {}",
-                        step + 1,
-                        es.patience,
-                        es.min_improvement
-                    ));
-                    return run;
-                }
-            }
+        if let Some(stop) = patience.update(p, step, value) {
+            run.failure = Some(stop);
+            return run;
         }
-        if p.curve_every > 0 && (step + 1) % p.curve_every == 0 && step + 1 < steps {
+        if curve_due(p, step, steps) {
             let (acc, _) = validate(&model, data, &mut ws);
             run.curve.push(CurvePoint {
                 step: step + 1,
                 accuracy: acc,
             });
-            if let Some(h) = p.hurdles.iter().find(|h| h.step == step + 1)
-                && (acc.is_nan() || acc < h.min_accuracy)
-            {
+            if let Some(fail) = hurdle_failure(p, step, acc) {
                 run.accuracy = acc;
-                run.failure = Some(format!(
-                    "step {}: hurdle, validation accuracy {acc:.4} below {}",
-                    step + 1,
-                    h.min_accuracy
-                ));
+                run.failure = Some(fail);
                 return run;
             }
         }
     }
     let (acc, ce) = validate(&model, data, &mut ws);
-    run.accuracy = acc;
-    run.cross_entropy = ce;
-    if p.curve_every > 0 {
-        run.curve.push(CurvePoint {
-            step: steps,
-            accuracy: acc,
-        });
-    }
+    run.finish(p, steps, acc, ce);
     run
 }
 
@@ -261,13 +315,79 @@ pub fn baselines() -> Vec<Genome> {
     .collect()
 }
 
+/// A burn device to train on (the `burn-cpu` and `wgpu` features).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BurnDevice {
+    /// burn's pure-Rust CPU backend (`flex`).
+    Cpu,
+    /// burn's wgpu backend (Vulkan, Metal, DX12).
+    Wgpu,
+}
+
+impl BurnDevice {
+    /// The `--backend` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BurnDevice::Cpu => "cpu",
+            BurnDevice::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// What computed a loss's runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// The trainer's own backward pass, the loss from a Cranelift kernel.
+    Jit,
+    /// The trainer's own backward pass, the loss from the reference interpreter.
+    Interp,
+    /// burn on the CPU, the loss lowered to a burn graph, burn-autodiff.
+    BurnCpu,
+    /// burn on wgpu, likewise.
+    BurnWgpu,
+}
+
+impl Engine {
+    /// The name reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Jit => "jit",
+            Engine::Interp => "interp",
+            Engine::BurnCpu => "burn-cpu",
+            Engine::BurnWgpu => "burn-wgpu",
+        }
+    }
+}
+
+impl From<Backend> for Engine {
+    fn from(b: Backend) -> Engine {
+        match b {
+            Backend::Jit => Engine::Jit,
+            Backend::Interp => Engine::Interp,
+        }
+    }
+}
+
+impl From<BurnDevice> for Engine {
+    fn from(d: BurnDevice) -> Engine {
+        match d {
+            BurnDevice::Cpu => Engine::BurnCpu,
+            BurnDevice::Wgpu => Engine::BurnWgpu,
+        }
+    }
+}
+
 /// How to run an evaluation.
 #[derive(Clone, Copy, Debug)]
 pub struct EvalOptions {
-    /// Engine for the loss.
+    /// Engine for the loss on the trainer's own path.
     pub backend: Backend,
     /// Math mode of the JIT.
     pub math: MathMode,
+    /// Train on a burn device instead (then `backend` and `math` do not apply).
+    pub burn: Option<BurnDevice>,
 }
 
 impl Default for EvalOptions {
@@ -275,8 +395,20 @@ impl Default for EvalOptions {
         EvalOptions {
             backend: Backend::Jit,
             math: MathMode::Exact,
+            burn: None,
         }
     }
+}
+
+/// Why an evaluation did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A loss did not compile.
+    #[error(transparent)]
+    Loss(#[from] LossError),
+    /// The burn device asked for is not available.
+    #[error("{0}")]
+    Device(String),
 }
 
 /// The score of one loss (candidate or baseline) under a protocol.
@@ -295,7 +427,7 @@ pub struct LossScore {
     /// Why it failed, if it did (the first failing seed's reason).
     pub failure: Option<String>,
     /// Which engine computed the loss.
-    pub engine: Backend,
+    pub engine: Engine,
     /// Every run.
     pub runs: Vec<SeedRun>,
 }
@@ -334,7 +466,7 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 /// Score the runs of one loss (`ce_accuracy`: cross-entropy's, for HAZ scoring).
 fn score_runs(
     name: &str,
-    engine: Backend,
+    engine: Engine,
     runs: Vec<SeedRun>,
     p: &Protocol,
     ce_accuracy: Option<f64>,
@@ -389,7 +521,7 @@ pub fn evaluate(
     opts: EvalOptions,
     notes: Vec<String>,
     on_run: &(dyn Fn() + Sync),
-) -> Result<Report, LossError> {
+) -> Result<Report, EvalError> {
     use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let batch = p.batch.min(data.train_y.len()).max(1);
@@ -406,18 +538,21 @@ pub fn evaluate(
     let jobs: Vec<(usize, u64)> = (0..losses.len())
         .flat_map(|k| seeds.iter().map(move |s| (k, *s)))
         .collect();
-    let results: Vec<(Backend, SeedRun)> = jobs
-        .par_iter()
-        .map(|(k, seed)| {
-            let mut cand = CandidateLoss::new(funcs[*k].clone(), opts.backend, opts.math);
-            let run = train_run(&mut cand, data, p, *seed);
-            on_run();
-            (cand.engine(), run)
-        })
-        .collect();
-    let mut per_loss: Vec<(Backend, Vec<SeedRun>)> = losses
+    let results: Vec<(Engine, SeedRun)> = match opts.burn {
+        Some(dev) => burn_runs(dev, &funcs, &jobs, data, p, on_run)?,
+        None => jobs
+            .par_iter()
+            .map(|(k, seed)| {
+                let mut cand = CandidateLoss::new(funcs[*k].clone(), opts.backend, opts.math);
+                let run = train_run(&mut cand, data, p, *seed);
+                on_run();
+                (cand.engine().into(), run)
+            })
+            .collect(),
+    };
+    let mut per_loss: Vec<(Engine, Vec<SeedRun>)> = losses
         .iter()
-        .map(|_| (Backend::Interp, Vec::new()))
+        .map(|_| (Engine::Interp, Vec::new()))
         .collect();
     for ((k, _), (engine, run)) in jobs.iter().zip(results) {
         per_loss[*k].0 = engine;
@@ -445,6 +580,70 @@ pub fn evaluate(
         seconds: t0.elapsed().as_secs_f64(),
         notes,
     })
+}
+
+/// Every (loss, seed) job trained as one population on a burn device.
+#[cfg(feature = "burn-cpu")]
+fn burn_runs(
+    dev: BurnDevice,
+    funcs: &[ncp_ir::Function],
+    jobs: &[(usize, u64)],
+    data: &TaskData,
+    p: &Protocol,
+    on_run: &(dyn Fn() + Sync),
+) -> Result<Vec<(Engine, SeedRun)>, EvalError> {
+    use crate::burn_backend::population::{Member, train_population};
+    let device = crate::burn_backend::device(dev).map_err(|e| EvalError::Device(e.to_string()))?;
+    let members: Vec<Member> = jobs
+        .iter()
+        .map(|(k, seed)| Member {
+            func: funcs[*k].clone(),
+            seed: *seed,
+        })
+        .collect();
+    let runs = train_population(&members, data, p, &device);
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            on_run();
+            (dev.into(), r)
+        })
+        .collect())
+}
+
+#[cfg(not(feature = "burn-cpu"))]
+fn burn_runs(
+    dev: BurnDevice,
+    _funcs: &[ncp_ir::Function],
+    _jobs: &[(usize, u64)],
+    _data: &TaskData,
+    _p: &Protocol,
+    _on_run: &(dyn Fn() + Sync),
+) -> Result<Vec<(Engine, SeedRun)>, EvalError> {
+    check_burn_device(dev)?;
+    unreachable!("check_burn_device refuses every device without the burn-cpu feature")
+}
+
+/// Whether the burn device `dev` is built in and starts (a clear error when not).
+pub fn check_burn_device(dev: BurnDevice) -> Result<(), EvalError> {
+    #[cfg(feature = "burn-cpu")]
+    {
+        crate::burn_backend::device(dev)
+            .map(|_| ())
+            .map_err(|e| EvalError::Device(e.to_string()))
+    }
+    #[cfg(not(feature = "burn-cpu"))]
+    {
+        let feature = if dev == BurnDevice::Cpu {
+            "burn-cpu"
+        } else {
+            "wgpu"
+        };
+        Err(EvalError::Device(format!(
+            "--backend {} needs ncpc built with `--features {feature}`",
+            dev.name()
+        )))
+    }
 }
 
 /// A protocol ready to score genomes: its settings, its data loaded, the engine chosen.

@@ -1,0 +1,446 @@
+//! IR to burn: a loss function run as burn tensor operations on any burn device, so that
+//! burn-autodiff differentiates it together with the network that produced `y_pred`.
+//!
+//! Every IR value (rank 0 to 3) is held as a rank-3 burn tensor, right-aligned: a scalar is
+//! `[1, 1, 1]`, a vector of `n` is `[1, 1, n]`, a matrix `[r, c]` is `[1, r, c]`. numpy
+//! broadcasting of the IR then is burn's broadcasting of size-1 dims, and each value keeps
+//! its logical shape beside it for the ops that care (reductions, matmul, reshape).
+//!
+//! Control flow (AMM's jumps) is followed on the host: a `brif` reads its condition back
+//! from the device, which costs one synchronisation per branch taken. Fuel bounds the walk,
+//! as in the interpreter.
+
+use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use ncp_ir::function::{InstData, Terminator, TrapCode};
+use ncp_ir::interp::Dims;
+use ncp_ir::op::{Axis, ConstVal, Imm, Opcode};
+use ncp_ir::{DType, Function, Value};
+use std::collections::HashMap;
+
+/// Why a lowered loss could not produce a value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LowerError {
+    /// The program faulted (an AMM trap).
+    Trap(TrapCode),
+    /// The function does something this lowering does not take (rank above 2, ...).
+    Unsupported(String),
+    /// The walk over blocks ran out of fuel.
+    OutOfFuel,
+}
+
+impl std::fmt::Display for LowerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LowerError::Trap(t) => write!(f, "the program faulted ({t:?})"),
+            LowerError::Unsupported(m) => write!(f, "the burn lowering does not take this: {m}"),
+            LowerError::OutOfFuel => write!(f, "the program ran out of fuel"),
+        }
+    }
+}
+
+/// A value: its burn tensor (rank 2, right-aligned) and its logical IR shape.
+#[derive(Clone, Debug)]
+struct Val {
+    t: Tensor<3>,
+    shape: Vec<usize>,
+}
+
+/// The rank of the physical tensors; logical ranks above it are refused.
+const R: usize = 3;
+
+/// The physical shape of a logical shape (right-aligned, padded with 1s).
+fn physical(shape: &[usize]) -> [usize; R] {
+    let mut p = [1; R];
+    let pad = R.saturating_sub(shape.len());
+    for (slot, n) in p[pad..].iter_mut().zip(shape) {
+        *slot = *n;
+    }
+    p
+}
+
+/// The physical dim of logical axis `a` of a value of rank `rank`.
+fn phys_axis(rank: usize, a: u32) -> usize {
+    a as usize + R - rank
+}
+
+/// Result shape of numpy broadcasting (the verifier has checked that the shapes fit).
+fn broadcast(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            let x = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                1
+            };
+            x.max(y)
+        })
+        .collect()
+}
+
+fn expand_to(v: &Val, shape: &[usize]) -> Tensor<3> {
+    let p = physical(shape);
+    if v.t.dims() == p {
+        v.t.clone()
+    } else {
+        v.t.clone().expand(p)
+    }
+}
+
+fn scalar(x: f32, device: &Device) -> Tensor<3> {
+    Tensor::from_data(TensorData::new(vec![x], [1, 1, 1]), device)
+}
+
+/// Run `func` on `y_pred` and `y_true` (both `[b, c]`, on one device): the loss, a `[1, 1]`
+/// tensor tracked by autodiff when `y_pred` is.
+pub fn lower_loss(
+    func: &Function,
+    y_pred: Tensor<2>,
+    y_true: Tensor<2>,
+    fuel: u64,
+) -> Result<Tensor<2>, LowerError> {
+    let [b, c] = y_pred.dims();
+    let (y_pred, y_true) = (y_pred.unsqueeze::<3>(), y_true.unsqueeze::<3>());
+    let device = y_pred.device();
+    let dims = Dims { b, c };
+    let mut env: HashMap<Value, Val> = HashMap::new();
+    let mut block = func.entry();
+    let mut args = vec![
+        Val {
+            t: y_pred,
+            shape: vec![b, c],
+        },
+        Val {
+            t: y_true,
+            shape: vec![b, c],
+        },
+    ];
+    let mut fuel = fuel;
+    loop {
+        fuel = fuel.checked_sub(1).ok_or(LowerError::OutOfFuel)?;
+        let data = &func.blocks[block];
+        for (p, a) in data.params.iter().zip(args.drain(..)) {
+            env.insert(*p, a);
+        }
+        for &i in &data.insts {
+            fuel = fuel.checked_sub(1).ok_or(LowerError::OutOfFuel)?;
+            let inst = &func.insts[i];
+            let ops: Vec<&Val> = inst
+                .args
+                .iter()
+                .map(|a| env.get(a).ok_or_else(|| undefined(*a)))
+                .collect::<Result<_, _>>()?;
+            let out = lower_inst(func, inst, &ops, dims, &device)?;
+            env.insert(inst.result, out);
+        }
+        let get = |v: &Value| env.get(v).cloned().ok_or_else(|| undefined(*v));
+        match &data.term {
+            Terminator::Return(vs) => {
+                let first = vs.first().ok_or_else(|| {
+                    LowerError::Unsupported("a function returning nothing".into())
+                })?;
+                let loss = get(first)?;
+                if !loss.shape.is_empty() {
+                    return Err(LowerError::Unsupported(format!(
+                        "a loss of shape {:?} (a scalar is needed)",
+                        loss.shape
+                    )));
+                }
+                return Ok(loss.t.reshape([1, 1]));
+            }
+            Terminator::Trap(t) => return Err(LowerError::Trap(*t)),
+            Terminator::Jump(call) => {
+                args = call.args.iter().map(get).collect::<Result<_, _>>()?;
+                block = call.block;
+            }
+            Terminator::Brif(cond, then, els) => {
+                let c = get(cond)?;
+                let taken =
+                    c.t.into_data()
+                        .iter::<f32>()
+                        .next()
+                        .is_some_and(|x| x != 0.0);
+                let call = if taken { then } else { els };
+                args = call.args.iter().map(get).collect::<Result<_, _>>()?;
+                block = call.block;
+            }
+        }
+    }
+}
+
+fn undefined(v: Value) -> LowerError {
+    LowerError::Unsupported(format!("{v} is used before it is defined"))
+}
+
+fn axis_of(imm: &Imm) -> Axis {
+    match imm {
+        Imm::Axis(a) => *a,
+        _ => Axis::All,
+    }
+}
+
+/// Reduce with `f` (which keeps the reduced dim) over `axis`; the result is re-laid out
+/// right-aligned.
+fn reduce(x: &Val, axis: Axis, f: impl Fn(Tensor<3>, usize) -> Tensor<3>) -> Val {
+    match axis {
+        Axis::All => {
+            let n = x.t.dims().iter().product::<usize>();
+            let flat = x.t.clone().reshape([1, 1, n]);
+            Val {
+                t: f(flat, R - 1),
+                shape: Vec::new(),
+            }
+        }
+        Axis::Index(a) => {
+            let d = phys_axis(x.shape.len(), a);
+            let mut shape = x.shape.clone();
+            shape.remove(a as usize);
+            let t = f(x.t.clone(), d).reshape(physical(&shape));
+            Val { t, shape }
+        }
+    }
+}
+
+fn bool_to_f(t: Tensor<3, burn::tensor::Bool>) -> Tensor<3> {
+    t.float()
+}
+
+fn lower_inst(
+    func: &Function,
+    inst: &InstData,
+    a: &[&Val],
+    dims: Dims,
+    device: &Device,
+) -> Result<Val, LowerError> {
+    let ty = func.ty(inst.result);
+    if ty.rank() > R {
+        return Err(LowerError::Unsupported(format!(
+            "`{}` gives a rank-{} value (the lowering holds ranks up to {R})",
+            inst.op.name(),
+            ty.rank()
+        )));
+    }
+    let out_shape = dims.shape(ty);
+    let same = |t: Tensor<3>| Val {
+        t,
+        shape: a[0].shape.clone(),
+    };
+    let unary = |f: fn(Tensor<3>) -> Tensor<3>| same(f(a[0].t.clone()));
+    let binary = |f: fn(Tensor<3>, Tensor<3>) -> Tensor<3>| {
+        let shape = broadcast(&a[0].shape, &a[1].shape);
+        Val {
+            t: f(expand_to(a[0], &shape), expand_to(a[1], &shape)),
+            shape,
+        }
+    };
+    use Opcode as O;
+    Ok(match inst.op {
+        O::Const => match &inst.imm {
+            Imm::Const(ConstVal::F32(x)) => Val {
+                t: scalar(*x, device),
+                shape: Vec::new(),
+            },
+            Imm::Const(cv) => Val {
+                t: scalar(cv.as_f64() as f32, device),
+                shape: Vec::new(),
+            },
+            _ => return Err(LowerError::Unsupported("a const without a value".into())),
+        },
+        O::Dim => match &inst.imm {
+            Imm::Dim(d) => Val {
+                t: scalar(dims.size(*d) as f32, device),
+                shape: Vec::new(),
+            },
+            _ => return Err(LowerError::Unsupported("a dim without a dim".into())),
+        },
+        O::Neg => unary(|t| t.neg()),
+        O::Abs => unary(|t| t.abs()),
+        O::Sqrt => unary(|t| t.sqrt()),
+        O::Exp => unary(|t| t.exp()),
+        O::Log => unary(|t| t.log()),
+        O::Sin => unary(|t| t.sin()),
+        O::Cos => unary(|t| t.cos()),
+        O::Tan => unary(|t| t.tan()),
+        O::Asin => unary(|t| t.asin()),
+        O::Acos => unary(|t| t.acos()),
+        O::Atan => unary(|t| t.atan()),
+        O::Tanh => unary(|t| t.tanh()),
+        O::Sigmoid => unary(activation::sigmoid),
+        O::Relu => unary(activation::relu),
+        O::Floor => unary(|t| t.floor()),
+        O::Ceil => unary(|t| t.ceil()),
+        O::Round => unary(|t| t.round()),
+        O::Sign => unary(|t| t.sign()),
+        O::Recip => unary(|t| t.recip()),
+        O::Add => binary(|x, y| x.add(y)),
+        O::Sub => binary(|x, y| x.sub(y)),
+        O::Mul => binary(|x, y| x.mul(y)),
+        O::Div => binary(|x, y| x.div(y)),
+        O::Pow => binary(|x, y| x.powf(y)),
+        // torch.maximum / torch.minimum: NaN on either side gives NaN.
+        O::Max => binary(|x, y| {
+            let m = x.clone().lower(y.clone()).bool_or(y.clone().is_nan());
+            x.mask_where(m, y)
+        }),
+        O::Min => binary(|x, y| {
+            let m = x.clone().greater(y.clone()).bool_or(y.clone().is_nan());
+            x.mask_where(m, y)
+        }),
+        O::Rem => binary(|x, y| x.remainder(y)),
+        O::Hypot => binary(|x, y| x.hypot(y)),
+        O::ClampMin => binary(|x, lo| {
+            let m = x.clone().lower(lo.clone());
+            x.mask_where(m, lo)
+        }),
+        O::ClampMax => binary(|x, hi| {
+            let m = x.clone().greater(hi.clone());
+            x.mask_where(m, hi)
+        }),
+        O::Gt => binary(|x, y| bool_to_f(x.greater(y))),
+        O::Ge => binary(|x, y| bool_to_f(x.greater_equal(y))),
+        O::Eq => binary(|x, y| bool_to_f(x.equal(y))),
+        O::Select => {
+            let shape = broadcast(&broadcast(&a[0].shape, &a[1].shape), &a[2].shape);
+            let cond = expand_to(a[0], &shape).not_equal_elem(0.0);
+            let t = expand_to(a[2], &shape).mask_where(cond, expand_to(a[1], &shape));
+            Val { t, shape }
+        }
+        O::Cast => match (&inst.imm, ty.dtype) {
+            (_, DType::F32) => same(a[0].t.clone()),
+            (_, DType::I64) => same(a[0].t.clone().trunc()),
+            (_, DType::Bool) => same(bool_to_f(a[0].t.clone().not_equal_elem(0.0))),
+        },
+        O::OnesLike => same(Tensor::ones(a[0].t.dims(), device)),
+        O::ZerosLike => same(Tensor::zeros(a[0].t.dims(), device)),
+        O::Sum => reduce(a[0], axis_of(&inst.imm), |t, d| t.sum_dim(d)),
+        O::Mean => reduce(a[0], axis_of(&inst.imm), |t, d| t.mean_dim(d)),
+        O::RMax => reduce(a[0], axis_of(&inst.imm), |t, d| t.max_dim(d)),
+        O::RMin => reduce(a[0], axis_of(&inst.imm), |t, d| t.min_dim(d)),
+        O::Std => reduce(a[0], axis_of(&inst.imm), |t, d| t.var(d).sqrt()),
+        O::AnyNonzero => {
+            let any = a[0].t.clone().not_equal_elem(0.0).any().float();
+            Val {
+                t: any.reshape([1, 1, 1]),
+                shape: Vec::new(),
+            }
+        }
+        O::Matmul => matmul(a[0], a[1])?,
+        O::Transpose => Val {
+            t: a[0].t.clone().swap_dims(R - 2, R - 1),
+            shape: vec![a[0].shape[1], a[0].shape[0]],
+        },
+        O::Softmax => same(activation::softmax(a[0].t.clone(), R - 1)),
+        O::Reshape => Val {
+            t: a[0].t.clone().reshape(physical(&out_shape)),
+            shape: out_shape,
+        },
+        O::Expand => {
+            // Re-insert the reduced axis as size 1 (the same element order), then broadcast.
+            let like = &a[1].shape;
+            let p = physical(like);
+            let mut kept = p;
+            match axis_of(&inst.imm) {
+                Axis::All => kept = [1; R],
+                Axis::Index(k) => kept[phys_axis(like.len(), k)] = 1,
+            }
+            let t = a[0].t.clone().reshape(kept);
+            Val {
+                t: if kept == p { t } else { t.expand(p) },
+                shape: like.clone(),
+            }
+        }
+        O::BroadcastLike => Val {
+            t: expand_to(a[0], &a[1].shape),
+            shape: a[1].shape.clone(),
+        },
+        O::SumTo => {
+            let target = physical(&a[1].shape);
+            let mut t = a[0].t.clone();
+            for (d, want) in target.iter().enumerate() {
+                if *want == 1 && t.dims()[d] > 1 {
+                    t = t.sum_dim(d);
+                }
+            }
+            Val {
+                t,
+                shape: a[1].shape.clone(),
+            }
+        }
+        O::Count => {
+            let n = match axis_of(&inst.imm) {
+                Axis::All => a[0].shape.iter().product(),
+                Axis::Index(k) => a[0].shape[k as usize],
+            };
+            Val {
+                t: scalar(n as f32, device),
+                shape: Vec::new(),
+            }
+        }
+        O::MaxMask | O::MinMask => extremum_mask(a[0], axis_of(&inst.imm), inst.op == O::MaxMask),
+    })
+}
+
+/// `torch.matmul` for ranks 1 and 2, on the right-aligned layout.
+fn matmul(x: &Val, y: &Val) -> Result<Val, LowerError> {
+    if x.shape.len() > 2 || y.shape.len() > 2 {
+        return Err(LowerError::Unsupported("matmul of rank above 2".into()));
+    }
+    let lhs = x.t.clone();
+    // A vector on the right is a column.
+    let rhs = if y.shape.len() == 1 {
+        y.t.clone().reshape([1, y.shape[0], 1])
+    } else {
+        y.t.clone()
+    };
+    let prod = lhs.matmul(rhs);
+    let shape = match (x.shape.len(), y.shape.len()) {
+        (2, 2) => vec![x.shape[0], y.shape[1]],
+        (2, _) => vec![x.shape[0]],
+        (_, 2) => vec![y.shape[1]],
+        _ => Vec::new(),
+    };
+    Ok(Val {
+        t: prod.reshape(physical(&shape)),
+        shape,
+    })
+}
+
+/// The interpreter's extremum mask: along an axis, the first extremum of each slice; over
+/// everything, every element equal to the extremum. Constant for autodiff.
+fn extremum_mask(x: &Val, axis: Axis, max: bool) -> Val {
+    let t = x.t.clone().detach();
+    let dims = t.dims();
+    let mask = match axis {
+        Axis::All => {
+            let e = if max {
+                t.clone().max()
+            } else {
+                t.clone().min()
+            };
+            t.equal(e.reshape([1, 1, 1]).expand(dims)).float()
+        }
+        Axis::Index(a) => {
+            let d = phys_axis(x.shape.len(), a);
+            let idx = if max {
+                t.clone().argmax(d)
+            } else {
+                t.clone().argmin(d)
+            };
+            let mut along = [1; R];
+            along[d] = dims[d];
+            let iota = Tensor::<1, Int>::arange(0..dims[d] as i64, &t.device())
+                .reshape(along)
+                .expand(dims);
+            iota.equal(idx.expand(dims)).float()
+        }
+    };
+    Val {
+        t: mask,
+        shape: x.shape.clone(),
+    }
+}

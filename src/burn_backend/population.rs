@@ -1,0 +1,402 @@
+//! Population-batched training on a burn device: K networks, each with its own loss and seed,
+//! trained in lockstep, one batched pass per step.
+//!
+//! Each layer's weights of all K networks form one `[K, in, out]` tensor, so the forward
+//! and backward passes of the whole population are a few batched matmuls whatever K is; only
+//! the losses run per member (each is its own lowered graph on its slice of the logits).
+//! Summing the members' losses and calling burn-autodiff's `backward` once gives every
+//! member its own gradient, as the losses share no parameters.
+//!
+//! A member reproduces the trainer's own run ([`crate::train::run::train_run`]) under the same
+//! seed: the same initial weights, batch order, dropout masks and optimizer rule. Results agree
+//! within float rounding (summation orders differ), not to the bit.
+
+use super::lower::{LowerError, lower_loss};
+use crate::train::candidate::StepFault;
+use crate::train::model::Mlp;
+use crate::train::optim::OptimizerKind;
+use crate::train::protocol::Protocol;
+use crate::train::run::{
+    Batches, CurvePoint, Patience, SeedRun, curve_due, hurdle_failure, score_logits,
+};
+use crate::train::task::TaskData;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ncp_ir::Function;
+use ncp_ir::interp::DEFAULT_FUEL;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// One member of a population: its loss and its seed.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The loss, compiled for `[batch, classes]` inputs.
+    pub func: Function,
+    /// The seed (initial weights, batch order, dropout), as in the trainer's own runs.
+    pub seed: u64,
+}
+
+/// Validation rows per batched forward pass.
+const VAL_CHUNK: usize = 2000;
+
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const EPS: f32 = 1e-8;
+
+/// One layer of the population: weights `[K, in, out]`, bias `[K, 1, out]`, and Adam's
+/// moments for both.
+struct Layer {
+    w: Tensor<3>,
+    b: Tensor<3>,
+    moments: Option<[Tensor<3>; 4]>,
+}
+
+/// Per-member state on the host.
+struct MemberState {
+    run: SeedRun,
+    batches: Batches,
+    dropout: ChaCha8Rng,
+    patience: Patience,
+    done: bool,
+}
+
+fn upload3(data: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<3> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+fn upload2(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// Features with the task's normalisation applied, `[n, dim]` on the device.
+fn features(x: &[f32], data: &TaskData, device: &Device) -> Tensor<2> {
+    let a = data.input;
+    let v: Vec<f32> = x.iter().map(|v| v * a.scale + a.shift).collect();
+    upload2(v, [x.len() / data.dim.max(1), data.dim], device)
+}
+
+fn one_hot(y: &[u8], c: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; y.len() * c];
+    for (r, l) in y.iter().enumerate() {
+        v[r * c + *l as usize] = 1.0;
+    }
+    upload2(v, [y.len(), c], device)
+}
+
+fn to_vec(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+/// Forward pass of every member over `x` (`[K, n, in]`), with dropout masks per hidden layer
+/// (`[K, n, width]`, 0 or 1/(1-p)) while training: the logits, `[K, n, classes]`.
+fn forward(
+    layers: &[(Tensor<3>, Tensor<3>)],
+    x: Tensor<3>,
+    masks: Option<Vec<Tensor<3>>>,
+) -> Tensor<3> {
+    let mut h = x;
+    let depth = layers.len();
+    let mut masks = masks.map(|m| m.into_iter());
+    for (k, (w, b)) in layers.iter().enumerate() {
+        h = h.matmul(w.clone()).add(b.clone());
+        if k + 1 < depth {
+            h = burn::tensor::activation::relu(h);
+            if let Some(m) = masks.as_mut().and_then(|m| m.next()) {
+                h = h.mul(m);
+            }
+        }
+    }
+    h
+}
+
+/// Train every member; one [`SeedRun`] per member, in order.
+pub fn train_population(
+    members: &[Member],
+    data: &TaskData,
+    p: &Protocol,
+    device: &Device,
+) -> Vec<SeedRun> {
+    let k_all = members.len();
+    if k_all == 0 {
+        return Vec::new();
+    }
+    let c = data.classes;
+    let spec = p.model(data.dim, c);
+    let shapes = spec.layers();
+    // Initial weights: each member's from the trainer's own initialisation.
+    let inits: Vec<Vec<f32>> = members
+        .iter()
+        .map(|m| Mlp::new(spec.clone(), m.seed).params)
+        .collect();
+    let mut layers = Vec::new();
+    let mut off = 0;
+    for &(ins, outs) in &shapes {
+        let mut w = Vec::with_capacity(k_all * ins * outs);
+        let mut b = Vec::with_capacity(k_all * outs);
+        for init in &inits {
+            w.extend_from_slice(&init[off..off + ins * outs]);
+            b.extend_from_slice(&init[off + ins * outs..off + ins * outs + outs]);
+        }
+        off += ins * outs + outs;
+        layers.push(Layer {
+            w: upload3(w, [k_all, ins, outs], device),
+            b: upload3(b, [k_all, 1, outs], device),
+            moments: None,
+        });
+    }
+    let train_x = features(&data.train_x, data, device);
+    let train_y = one_hot(&data.train_y, c, device);
+    let val_x = features(&data.val_x, data, device);
+    let n = data.train_y.len();
+    let steps = p.steps_for(n);
+    let mut states: Vec<MemberState> = members
+        .iter()
+        .map(|m| {
+            let mut dropout = ChaCha8Rng::seed_from_u64(m.seed);
+            dropout.set_stream(2);
+            MemberState {
+                run: SeedRun::new(m.seed),
+                batches: Batches::new(p.sampling, n, m.seed),
+                dropout,
+                patience: Patience::new(),
+                done: false,
+            }
+        })
+        .collect();
+    let mut idx = Vec::new();
+    let mut all_idx: Vec<i64> = Vec::new();
+    for step in 0..steps {
+        if states.iter().all(|s| s.done) {
+            break;
+        }
+        // The batch of every member (failed members keep drawing so that nothing depends
+        // on who else is in the population).
+        all_idx.clear();
+        let mut b = 0;
+        for s in &mut states {
+            s.batches.next(p.batch, &mut idx);
+            b = idx.len();
+            all_idx.extend(idx.iter().map(|i| *i as i64));
+        }
+        let index =
+            Tensor::<1, Int>::from_data(TensorData::new(all_idx.clone(), [k_all * b]), device);
+        let x = train_x
+            .clone()
+            .select(0, index.clone())
+            .reshape([k_all, b, data.dim]);
+        let y = train_y.clone().select(0, index).reshape([k_all, b, c]);
+        let masks = (spec.dropout > 0.0)
+            .then(|| dropout_masks(&mut states, &spec.hidden, b, spec.dropout, device));
+        let tracked: Vec<(Tensor<3>, Tensor<3>)> = layers
+            .iter()
+            .map(|l| {
+                (
+                    l.w.clone().autodiff().require_grad(),
+                    l.b.clone().autodiff().require_grad(),
+                )
+            })
+            .collect();
+        let logits = forward(&tracked, x.autodiff(), masks);
+        // Each live member's loss on its slice.
+        let mut live: Vec<(usize, Tensor<2>)> = Vec::new();
+        for (k, (m, s)) in members.iter().zip(&mut states).enumerate() {
+            if s.done {
+                continue;
+            }
+            let pred = logits.clone().slice([k..k + 1, 0..b, 0..c]).reshape([b, c]);
+            let truth = y.clone().slice([k..k + 1, 0..b, 0..c]).reshape([b, c]);
+            let lowered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lower_loss(&m.func, pred, truth, DEFAULT_FUEL)
+            }));
+            let fault = match lowered {
+                Ok(Ok(t)) if t.is_tracked() => {
+                    live.push((k, t));
+                    continue;
+                }
+                Ok(Ok(_)) => StepFault::NoGradient,
+                Ok(Err(LowerError::Trap(t))) => StepFault::Trap(t),
+                Ok(Err(e)) => StepFault::Failed(e.to_string()),
+                Err(_) => StepFault::Failed("the burn backend panicked on this loss".into()),
+            };
+            s.run.failure = Some(format!("step {}: {fault}", step + 1));
+            s.done = true;
+        }
+        if live.is_empty() {
+            break;
+        }
+        let stacked = Tensor::cat(live.iter().map(|(_, t)| t.clone()).collect(), 0);
+        let values: Vec<f32> = stacked.clone().inner().into_data().iter::<f32>().collect();
+        let mut finite = Vec::new();
+        for ((k, t), v) in live.into_iter().zip(values) {
+            let s = &mut states[k];
+            if !v.is_finite() {
+                s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::NonFinite(v)));
+                s.done = true;
+                continue;
+            }
+            s.run.losses.push(v);
+            s.run.steps = step + 1;
+            finite.push(t);
+        }
+        if !finite.is_empty() {
+            let total = Tensor::cat(finite, 0).sum();
+            let grads = total.backward();
+            for (l, (tw, tb)) in layers.iter_mut().zip(&tracked) {
+                let gw = tw.grad(&grads);
+                let gb = tb.grad(&grads);
+                if let (Some(gw), Some(gb)) = (gw, gb) {
+                    update(l, gw, gb, p, step + 1);
+                }
+            }
+        }
+        // Early stops, then validation where the protocol asks for it.
+        for s in states.iter_mut() {
+            if s.done || s.run.steps != step + 1 {
+                continue;
+            }
+            let value = s.run.losses[step];
+            if let Some(stop) = s.patience.update(p, step, value) {
+                s.run.failure = Some(stop);
+                s.done = true;
+            }
+        }
+        if curve_due(p, step, steps) {
+            let accs = validate(&layers, &val_x, data, &states);
+            for (s, (acc, _)) in states.iter_mut().zip(accs) {
+                if s.done {
+                    continue;
+                }
+                s.run.curve.push(CurvePoint {
+                    step: step + 1,
+                    accuracy: acc,
+                });
+                if let Some(fail) = hurdle_failure(p, step, acc) {
+                    s.run.accuracy = acc;
+                    s.run.failure = Some(fail);
+                    s.done = true;
+                }
+            }
+        }
+    }
+    let finals = validate(&layers, &val_x, data, &states);
+    states
+        .into_iter()
+        .zip(finals)
+        .map(|(mut s, (acc, ce))| {
+            if !s.done {
+                s.run.finish(p, steps, acc, ce);
+            }
+            s.run
+        })
+        .collect()
+}
+
+/// Dropout masks of this step for every member, drawn in the trainer's own order (per hidden
+/// layer, row-major), so a member sees the masks its native run would.
+fn dropout_masks(
+    states: &mut [MemberState],
+    hidden: &[usize],
+    b: usize,
+    prob: f32,
+    device: &Device,
+) -> Vec<Tensor<3>> {
+    let keep = 1.0 / (1.0 - prob);
+    let k_all = states.len();
+    let mut per_layer: Vec<Vec<f32>> = hidden
+        .iter()
+        .map(|w| Vec::with_capacity(k_all * b * w))
+        .collect();
+    for s in states.iter_mut() {
+        for (layer, w) in per_layer.iter_mut().zip(hidden) {
+            layer.extend((0..b * w).map(|_| {
+                if s.dropout.random::<f32>() < prob {
+                    0.0
+                } else {
+                    keep
+                }
+            }));
+        }
+    }
+    per_layer
+        .into_iter()
+        .zip(hidden)
+        .map(|(m, w)| upload3(m, [k_all, b, *w], device))
+        .collect()
+}
+
+/// One optimizer step of a layer (the same rules as [`crate::train::optim::Optimizer`]).
+fn update(l: &mut Layer, gw: Tensor<3>, gb: Tensor<3>, p: &Protocol, t: usize) {
+    match p.optimizer {
+        OptimizerKind::Sgd => {
+            l.w = l.w.clone().sub(gw.mul_scalar(p.lr));
+            l.b = l.b.clone().sub(gb.mul_scalar(p.lr));
+        }
+        OptimizerKind::Adam => {
+            let [mw, vw, mb, vb] = l.moments.take().unwrap_or_else(|| {
+                [
+                    l.w.zeros_like(),
+                    l.w.zeros_like(),
+                    l.b.zeros_like(),
+                    l.b.zeros_like(),
+                ]
+            });
+            let bc1 = 1.0 - BETA1.powi(t as i32);
+            let bc2_sqrt = (1.0 - BETA2.powi(t as i32)).sqrt();
+            let step = p.lr * bc2_sqrt / bc1;
+            let eps = EPS * bc2_sqrt;
+            let adam = |param: Tensor<3>, g: Tensor<3>, m: Tensor<3>, v: Tensor<3>| {
+                let m = m.mul_scalar(BETA1).add(g.clone().mul_scalar(1.0 - BETA1));
+                let v = v
+                    .mul_scalar(BETA2)
+                    .add(g.clone().mul(g).mul_scalar(1.0 - BETA2));
+                let delta = m
+                    .clone()
+                    .div(v.clone().sqrt().add_scalar(eps))
+                    .mul_scalar(step);
+                (param.sub(delta), m, v)
+            };
+            let (w, mw, vw) = adam(l.w.clone(), gw, mw, vw);
+            let (b, mb, vb) = adam(l.b.clone(), gb, mb, vb);
+            l.w = w;
+            l.b = b;
+            l.moments = Some([mw, vw, mb, vb]);
+        }
+    }
+}
+
+/// Validation accuracy and cross-entropy of every member (NaN for members already done).
+fn validate(
+    layers: &[Layer],
+    val_x: &Tensor<2>,
+    data: &TaskData,
+    states: &[MemberState],
+) -> Vec<(f64, f64)> {
+    let k_all = states.len();
+    let n = data.val_y.len();
+    let c = data.classes;
+    if n == 0 || states.iter().all(|s| s.done) {
+        return vec![(f64::NAN, f64::NAN); k_all];
+    }
+    let plain: Vec<(Tensor<3>, Tensor<3>)> =
+        layers.iter().map(|l| (l.w.clone(), l.b.clone())).collect();
+    let mut correct = vec![0usize; k_all];
+    let mut ce = vec![0f64; k_all];
+    for start in (0..n).step_by(VAL_CHUNK) {
+        let rows = VAL_CHUNK.min(n - start);
+        let x = val_x
+            .clone()
+            .slice([start..start + rows, 0..data.dim])
+            .unsqueeze_dim::<3>(0)
+            .expand([k_all, rows, data.dim]);
+        let logits = to_vec(forward(&plain, x, None));
+        for (k, chunk) in logits.chunks_exact(rows * c).enumerate() {
+            let (hit, e) = score_logits(chunk, &data.val_y[start..start + rows], c);
+            correct[k] += hit;
+            ce[k] += e;
+        }
+    }
+    correct
+        .into_iter()
+        .zip(ce)
+        .map(|(hit, e)| (hit as f64 / n as f64, e / n as f64))
+        .collect()
+}
