@@ -3,11 +3,17 @@
 //! and unsigned balance reads, from a fixed number of client threads on the same machine.
 //! Requests are signed before the clock starts, so the client's signing cost is not measured.
 //!
-//! `cargo bench --bench pool_load -- [MINERS] [REQUESTS_PER_MINER] [THREADS]`
-//! (defaults 1000, 10, 16). Prints requests per second and latency percentiles.
+//! A second phase runs whole evolve cycles through ncpc's client, as miners do: request an
+//! evolve task, then submit a new program for it (signed with the stronger header scheme,
+//! signing included in the time; the server checks every genome with the AMM front end and
+//! its probes, deduplicates it and stores it durably).
+//!
+//! `cargo bench --bench pool_load -- [MINERS] [REQUESTS_PER_MINER] [THREADS] [CYCLE_MINERS]`
+//! (defaults 1000, 10, 16, 200). Prints requests per second and latency percentiles.
 
 use ncpc::identity::Identity;
-use ncpc::pool::protocol::{API_PREFIX, Auth};
+use ncpc::pool::client::PoolClient;
+use ncpc::pool::protocol::{API_PREFIX, Auth, EvolutionMetadata, LenientF64, ParentRef, TaskType};
 use ncpc::pool::server::{ServerConfig, spawn_local};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -106,19 +112,110 @@ fn main() -> anyhow::Result<()> {
         failed += f;
     }
     let elapsed = start.elapsed();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    report(
+        &format!(
+            "{} requests ({} signed) from {miners} miners",
+            all.len(),
+            all.len().div_ceil(2)
+        ),
+        all,
+        elapsed,
+        failed,
+    );
+    cycles(pool.url(), &ids[..arg(4, 200).min(ids.len())], threads)?;
+    drop(pool);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn report(what: &str, mut lat: Vec<Duration>, elapsed: Duration, failed: usize) {
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "{} requests ({} signed) from {miners} miners in {:.2} s: {:.0} requests/s; latency p50 {:?}, p99 {:?}, max {:?}; {failed} failed",
-        all.len(),
-        all.len().div_ceil(2),
+        "{what} in {:.2} s: {:.0} requests/s; latency p50 {:?}, p99 {:?}, max {:?}; {failed} failed",
         elapsed.as_secs_f64(),
-        all.len() as f64 / elapsed.as_secs_f64(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.99),
         pct(1.0),
     );
-    drop(pool);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One evolve cycle per miner (request, then submit a program of its own), `threads` miners
+/// at a time: requests per second and latency of both calls together.
+fn cycles(url: &str, ids: &[Identity], threads: usize) -> anyhow::Result<()> {
+    let clients: Vec<PoolClient> = ids
+        .iter()
+        .map(|id| PoolClient::new(url, id.clone()))
+        .collect::<Result<_, _>>()?;
+    let start = Instant::now();
+    let chunks: Vec<Vec<(usize, PoolClient)>> = {
+        let mut c: Vec<Vec<(usize, PoolClient)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, cl) in clients.into_iter().enumerate() {
+            c[i % threads].push((i, cl));
+        }
+        c
+    };
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|mine| {
+            std::thread::spawn(move || -> (Vec<Duration>, usize) {
+                let mut lat = Vec::new();
+                let mut failed = 0;
+                for (i, client) in mine {
+                    let t = Instant::now();
+                    let task = client.request_task(TaskType::Evolve);
+                    lat.push(t.elapsed());
+                    let Ok(task) = task else {
+                        failed += 1;
+                        continue;
+                    };
+                    let parent = task.functions.first().map(|f| f.id.clone()).unwrap_or_default();
+                    // A program of this miner's own: MSE plus a constant unique to it.
+                    let c = 1.0 + i as f64 / 1000.0;
+                    let program = format!(
+                        "[[100, 1, 0], [100, 2, 1], [2, 1, 2, 3], [10, 3, 4], [201, 4, -1, 9], [20, 9, {c}, 9], [453, 9]]"
+                    );
+                    let meta = EvolutionMetadata {
+                        fitness: LenientF64(0.5),
+                        generations: 1,
+                        population_size: 1,
+                        parent_id: parent.clone(),
+                        genetic_code_length: 8,
+                        total_evaluations: 1,
+                        generation_stats: serde_json::Value::Null,
+                        extra: Default::default(),
+                    };
+                    let batch = task.batch_id.as_str().map(str::to_string).unwrap_or_else(|| task.batch_id.to_string());
+                    let t = Instant::now();
+                    let r = client.submit_evolution(&batch, program, vec![ParentRef { id: parent }], meta);
+                    lat.push(t.elapsed());
+                    if r.is_err() {
+                        failed += 1;
+                    }
+                }
+                (lat, failed)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for h in handles {
+        let (lat, f) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
+        all.extend(lat);
+        failed += f;
+    }
+    report(
+        &format!(
+            "{} evolve cycles (request + submit_evolution, {} requests)",
+            ids.len(),
+            all.len()
+        ),
+        all,
+        start.elapsed(),
+        failed,
+    );
     Ok(())
 }

@@ -200,7 +200,8 @@ impl Miner<'_> {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         let mut engine = Engine::with_init(config.clone(), Init::From(code));
-        let score = |t: &str, stage| self.prepared.score_stage(t, stage);
+        let score =
+            |items: &[(&str, crate::evolve::engine::Stage)]| self.prepared.score_batch(items);
         engine.run(&score, stop, &mut |_| {});
         if stop.load(Ordering::Relaxed) && engine.best().is_none() {
             return Ok(CycleOutcome::Abandoned {

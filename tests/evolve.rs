@@ -3,7 +3,7 @@
 
 mod common;
 
-use ncpc::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy};
+use ncpc::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy, each};
 use ncpc::formats::CompileOptions;
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
@@ -36,7 +36,7 @@ fn run_in(
         .unwrap()
         .install(|| {
             let mut e = Engine::with_init(config.clone(), init);
-            e.run(&scorer(p, data), &AtomicBool::new(false), &mut |_| {});
+            e.run(&each(scorer(p, data)), &AtomicBool::new(false), &mut |_| {});
             e
         })
 }
@@ -214,7 +214,13 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| resumed.run(&scorer(&p, &data), &AtomicBool::new(false), &mut |_| {}));
+            .install(|| {
+                resumed.run(
+                    &each(scorer(&p, &data)),
+                    &AtomicBool::new(false),
+                    &mut |_| {},
+                )
+            });
         assert_eq!(
             serde_json::to_string(&resumed.checkpoint()).unwrap(),
             serde_json::to_string(&whole.checkpoint()).unwrap(),
@@ -310,4 +316,90 @@ fn resume_refuses_what_is_not_a_checkpoint() {
     let out = run(dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a valid checkpoint"));
+}
+
+fn evolve_cli(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .arg("evolve")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A TOML config sets the search, flags override it, `--evaluations` ends the run after the
+/// generation that reaches the budget, `--events` prints one JSON line per generation, and
+/// the effective config.toml repeats the run exactly.
+#[test]
+fn evolve_cli_takes_a_config_file_budgets_and_json_events() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("search.toml"),
+        "population = 10\ntournament = 4\nseed = 7\nmutation-rate = 0.3\n",
+    )
+    .unwrap();
+    let out = evolve_cli(
+        &[
+            "--config",
+            "search.toml",
+            "--protocol",
+            "amm",
+            "--seed",
+            "9",
+            "--evaluations",
+            "25",
+            "--events",
+            "--out",
+            "run1",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The run stops after the first generation that reaches 25 evaluations.
+    let evals: Vec<u64> = events
+        .iter()
+        .map(|e| e["evaluations"].as_u64().unwrap())
+        .collect();
+    assert!(evals.len() >= 2, "{stdout}");
+    assert!(
+        evals[evals.len() - 1] >= 25 && evals[evals.len() - 2] < 25,
+        "{evals:?}"
+    );
+    assert!(events.iter().all(|e| e["event"] == "generation"));
+    let config = std::fs::read_to_string(dir.path().join("run1/config.toml")).unwrap();
+    assert!(config.contains("population = 10"), "{config}");
+    assert!(
+        config.contains("seed = 9"),
+        "the flag overrides the file: {config}"
+    );
+    assert!(config.contains("evaluations = 25"), "{config}");
+    // The effective config alone repeats the run.
+    let again = evolve_cli(
+        &["--config", "run1/config.toml", "--out", "run2"],
+        dir.path(),
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let best = |d: &str| std::fs::read_to_string(dir.path().join(d).join("best.json")).unwrap();
+    assert_eq!(best("run1"), best("run2"));
+    // A misspelt key is named.
+    std::fs::write(dir.path().join("bad.toml"), "populaton = 10\n").unwrap();
+    let bad = evolve_cli(&["--config", "bad.toml"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("populaton"));
+    let bad = evolve_cli(&["--time", "10 parsecs"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
 }

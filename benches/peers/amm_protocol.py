@@ -56,7 +56,7 @@ def run_once(interp_cls, program, data, seed):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     interp = interp_cls()
     try:
         interp.load_program(program)
@@ -64,7 +64,7 @@ def run_once(interp_cls, program, data, seed):
         return None, f"load: {e}"
     best, stale = float("inf"), 0
     for step in range(10):
-        idx_ = torch.randint(0, train_x.size(0), (32,), generator=gen)
+        idx_ = torch.randint(0, train_x.size(0), (32,), generator=gen, device="cpu")
         bx, by = train_x[idx_], train_y[idx_]
         opt.zero_grad()
         pred = model(bx)
@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--first-seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (0: torch's default, as the AMM client runs)")
+    ap.add_argument("--device", default="cpu",
+                    help="torch device (cuda: AMM's code on the GPU, as a GPU miner runs it)")
     ap.add_argument("genomes", nargs="*", default=["mse", "cross_entropy", "baikal", "bce", "mae"])
     a = ap.parse_args()
     if a.threads > 0:
@@ -105,6 +107,9 @@ def main():
 
     logging.disable(logging.CRITICAL)
     data = dataset()
+    if a.device != "cpu":
+        torch.set_default_device(a.device)
+        data = tuple(t.to(a.device) for t in data)
     # Warm up (first-call costs of torch and the interpreter are not the protocol's).
     run_once(GeneticInterpreter, [[100, 1, 0], [100, 2, 1], [350, 1, 2, 9], [453, 9]], data, 0)
     out = {}

@@ -10,7 +10,7 @@
 //! from the device, which costs one synchronisation per branch taken. Fuel bounds the walk,
 //! as in the interpreter.
 
-use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Device, Int, Tensor, activation};
 use ncp_ir::function::{InstData, Terminator, TrapCode};
 use ncp_ir::interp::Dims;
 use ncp_ir::op::{Axis, ConstVal, Imm, Opcode};
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 pub enum LowerError {
     /// The program faulted (an AMM trap).
     Trap(TrapCode),
-    /// The function does something this lowering does not take (rank above 2, ...).
+    /// The function does something this lowering does not take (rank above 3, inputs of the wrong shape, ...).
     Unsupported(String),
     /// The walk over blocks ran out of fuel.
     OutOfFuel,
@@ -38,7 +38,7 @@ impl std::fmt::Display for LowerError {
     }
 }
 
-/// A value: its burn tensor (rank 2, right-aligned) and its logical IR shape.
+/// A value: its burn tensor (rank 3, right-aligned) and its logical IR shape.
 #[derive(Clone, Debug)]
 struct Val {
     t: Tensor<3>,
@@ -92,8 +92,28 @@ fn expand_to(v: &Val, shape: &[usize]) -> Tensor<3> {
     }
 }
 
+/// A constant: a fill, which fusion folds into the kernels that use it (an upload would not).
 fn scalar(x: f32, device: &Device) -> Tensor<3> {
-    Tensor::from_data(TensorData::new(vec![x], [1, 1, 1]), device)
+    Tensor::full([1, 1, 1], x, device)
+}
+
+/// An arithmetic op with a constant operand as burn's scalar form (`add_scalar`, ...), which
+/// fused kernels take as a parameter instead of a tensor input.
+fn with_constant(op: Opcode, a: &[&Val], k: [Option<f32>; 2]) -> Option<Val> {
+    let (x, t) = match (op, k) {
+        (Opcode::Add, [_, Some(c)]) => (a[0], a[0].t.clone().add_scalar(c)),
+        (Opcode::Add, [Some(c), None]) => (a[1], a[1].t.clone().add_scalar(c)),
+        (Opcode::Mul, [_, Some(c)]) => (a[0], a[0].t.clone().mul_scalar(c)),
+        (Opcode::Mul, [Some(c), None]) => (a[1], a[1].t.clone().mul_scalar(c)),
+        (Opcode::Sub, [_, Some(c)]) => (a[0], a[0].t.clone().sub_scalar(c)),
+        (Opcode::Div, [_, Some(c)]) => (a[0], a[0].t.clone().div_scalar(c)),
+        (Opcode::Pow, [_, Some(c)]) => (a[0], a[0].t.clone().powf_scalar(c)),
+        _ => return None,
+    };
+    Some(Val {
+        t,
+        shape: x.shape.clone(),
+    })
 }
 
 /// Run `func` on `y_pred` and `y_true` (both `[b, c]`, on one device): the loss, a `[1, 1]`
@@ -105,10 +125,19 @@ pub fn lower_loss(
     fuel: u64,
 ) -> Result<Tensor<2>, LowerError> {
     let [b, c] = y_pred.dims();
+    // The interpreter's checks of the input shapes against the parameter types (a fixed dim
+    // must match; symbolic B and C must differ), on shapes alone.
+    let shape_only = ncp_ir::tensor::Tensor {
+        dtype: DType::F32,
+        shape: vec![b, c],
+        data: Vec::new(),
+    };
+    let dims = ncp_ir::interp::bind_dims(func, &[shape_only.clone(), shape_only])
+        .map_err(|e| LowerError::Unsupported(e.to_string()))?;
     let (y_pred, y_true) = (y_pred.unsqueeze::<3>(), y_true.unsqueeze::<3>());
     let device = y_pred.device();
-    let dims = Dims { b, c };
     let mut env: HashMap<Value, Val> = HashMap::new();
+    let mut constants: HashMap<Value, f32> = HashMap::new();
     let mut block = func.entry();
     let mut args = vec![
         Val {
@@ -135,7 +164,14 @@ pub fn lower_loss(
                 .iter()
                 .map(|a| env.get(a).ok_or_else(|| undefined(*a)))
                 .collect::<Result<_, _>>()?;
-            let out = lower_inst(func, inst, &ops, dims, &device)?;
+            let k = |i: usize| inst.args.get(i).and_then(|v| constants.get(v)).copied();
+            let out = match with_constant(inst.op, &ops, [k(0), k(1)]) {
+                Some(v) => v,
+                None => lower_inst(func, inst, &ops, dims, &device)?,
+            };
+            if let (Opcode::Const, Imm::Const(ConstVal::F32(x))) = (inst.op, &inst.imm) {
+                constants.insert(inst.result, *x);
+            }
             env.insert(inst.result, out);
         }
         let get = |v: &Value| env.get(v).cloned().ok_or_else(|| undefined(*v));
@@ -270,18 +306,18 @@ fn lower_inst(
         O::Acos => unary(|t| t.acos()),
         O::Atan => unary(|t| t.atan()),
         O::Tanh => unary(|t| t.tanh()),
-        O::Sigmoid => unary(activation::sigmoid),
-        O::Relu => unary(activation::relu),
+        O::Sigmoid => unary(|t| keep_nan(activation::sigmoid(t.clone()), t)),
+        O::Relu => unary(|t| keep_nan(activation::relu(t.clone()), t)),
         O::Floor => unary(|t| t.floor()),
         O::Ceil => unary(|t| t.ceil()),
         O::Round => unary(|t| t.round()),
-        O::Sign => unary(|t| t.sign()),
+        O::Sign => unary(|t| keep_nan(t.clone().sign(), t)),
         O::Recip => unary(|t| t.recip()),
         O::Add => binary(|x, y| x.add(y)),
         O::Sub => binary(|x, y| x.sub(y)),
         O::Mul => binary(|x, y| x.mul(y)),
         O::Div => binary(|x, y| x.div(y)),
-        O::Pow => binary(|x, y| x.powf(y)),
+        O::Pow => binary(pow),
         // torch.maximum / torch.minimum: NaN on either side gives NaN.
         O::Max => binary(|x, y| {
             let m = x.clone().lower(y.clone()).bool_or(y.clone().is_nan());
@@ -383,6 +419,21 @@ fn lower_inst(
         }
         O::MaxMask | O::MinMask => extremum_mask(a[0], axis_of(&inst.imm), inst.op == O::MaxMask),
     })
+}
+
+/// NaN where `x` is NaN (torch's sigmoid, relu and sign propagate NaN; some burn backends'
+/// kernels do not).
+fn keep_nan(out: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
+    out.mask_where(x.clone().is_nan(), x)
+}
+
+/// `x ** y` with the gradient IR's derivative at `x == 0`: no gradient into the exponent there
+/// (burn-autodiff's `x^y ln x` would be `0 * -inf`, NaN).
+fn pow(x: Tensor<3>, y: Tensor<3>) -> Tensor<3> {
+    let zero = x.clone().equal_elem(0.0);
+    let at_zero = x.clone().powf(y.clone().detach());
+    let safe = x.mask_where(zero.clone(), at_zero.ones_like());
+    safe.powf(y).mask_where(zero, at_zero)
 }
 
 /// `torch.matmul` for ranks 1 and 2, on the right-aligned layout.

@@ -35,7 +35,8 @@ pub struct Member {
     pub seed: u64,
 }
 
-/// Validation rows per batched forward pass.
+/// Validation rows per batched forward pass, at most (fewer for large populations, so that a
+/// chunk's inputs stay near 16M floats).
 const VAL_CHUNK: usize = 2000;
 
 const BETA1: f32 = 0.9;
@@ -378,10 +379,11 @@ fn validate(
     }
     let plain: Vec<(Tensor<3>, Tensor<3>)> =
         layers.iter().map(|l| (l.w.clone(), l.b.clone())).collect();
+    let chunk_rows = (16_000_000 / (k_all * data.dim).max(1)).clamp(1, VAL_CHUNK);
     let mut correct = vec![0usize; k_all];
     let mut ce = vec![0f64; k_all];
-    for start in (0..n).step_by(VAL_CHUNK) {
-        let rows = VAL_CHUNK.min(n - start);
+    for start in (0..n).step_by(chunk_rows) {
+        let rows = chunk_rows.min(n - start);
         let x = val_x
             .clone()
             .slice([start..start + rows, 0..data.dim])

@@ -1,6 +1,7 @@
 //! `ncpc evolve`: search for better losses.
 
 use super::CliError;
+use super::evolve_config::{ConfigFile, parse_duration};
 use super::input::{read_source, write_output};
 use super::protocol_args::ProtocolArgs;
 use crate::evolve::amm_ops;
@@ -18,37 +19,53 @@ pub struct EvolveArgs {
     /// Genome format searched (AMM programs; DAML and HAZ operators are not built yet).
     #[arg(long, value_enum, default_value = "amm")]
     pub format: SearchFormat,
-    /// Search strategy.
-    #[arg(long, value_enum, default_value = "steady-state")]
-    pub strategy: Strategy,
-    /// Population size.
-    #[arg(long, default_value_t = 50)]
-    pub population: usize,
-    /// Generations (steady-state) or rounds (regularized); default 5 (on --resume: the saved
-    /// run's, or more).
+    /// Search strategy [default: steady-state].
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// Population size [default: 50].
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Generations (steady-state) or rounds (regularized); default 5, or no limit when
+    /// --evaluations or --time is given (on --resume: the saved run's, or more).
     #[arg(long)]
     pub generations: Option<usize>,
-    /// Tournament size.
-    #[arg(long, default_value_t = 10)]
-    pub tournament: usize,
-    /// Per-instruction mutation probability.
-    #[arg(long, default_value_t = 0.2)]
-    pub mutation_rate: f64,
-    /// Probability that a child comes from crossover.
-    #[arg(long, default_value_t = 0.7)]
-    pub crossover_rate: f64,
+    /// Stop after the generation in which this many candidates have been evaluated.
+    #[arg(long)]
+    pub evaluations: Option<u64>,
+    /// Stop after the generation that runs past this much time, e.g. 90s, 30m, 2h.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Tournament size [default: 10].
+    #[arg(long)]
+    pub tournament: Option<usize>,
+    /// Per-instruction mutation probability [default: 0.2].
+    #[arg(long)]
+    pub mutation_rate: Option<f64>,
+    /// Probability that a child comes from crossover [default: 0.7].
+    #[arg(long)]
+    pub crossover_rate: Option<f64>,
     /// The two-stage hurdle: a new candidate trains under the protocol's other seeds only if
     /// its first seed's score reaches this percentile of recent first-seed scores (0 turns it
     /// off). Default 50 for protocols scored as a mean over several seeds (standard), off for
     /// the others.
     #[arg(long)]
     pub hurdle_percentile: Option<f64>,
-    /// Children per round of regularized evolution.
-    #[arg(long, default_value_t = 16)]
-    pub round: usize,
-    /// Seed of the search.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Children per round of regularized evolution [default: 16].
+    #[arg(long)]
+    pub round: Option<usize>,
+    /// Seed of the search [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Settings from a TOML file (the keys are the flags' names, plus `max-len`,
+    /// `hall-of-fame`, a `[hurdle]` table and a full `[protocol]` table, which replaces the
+    /// --protocol preset); flags override it.
+    /// `--out` writes the effective settings as config.toml, which this reads back.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print one JSON line per generation on stdout (generation, best, evaluations,
+    /// evaluations per second, FEC hit rate, hurdle counts) before the result.
+    #[arg(long)]
+    pub events: bool,
     /// Start from this genome (default: MSE).
     #[arg(long, conflicts_with = "random")]
     pub from: Option<PathBuf>,
@@ -113,6 +130,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError>
 
 fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(v).map_err(anyhow::Error::from)?;
+    write_atomically(dir, name, &text)
+}
+
+fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), CliError> {
     let path = dir.join(name);
     // Write then rename, so a reader never sees half a file.
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -123,11 +144,32 @@ fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), C
 
 /// Run `ncpc evolve`.
 pub fn run(a: EvolveArgs) -> Result<(), CliError> {
-    if a.population < 2 || a.tournament == 0 || a.generations == Some(0) {
+    let file = match &a.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
+    };
+    let time = a.time.clone().or_else(|| file.time.clone());
+    let deadline = time
+        .as_deref()
+        .map(|t| parse_duration(t).context("--time"))
+        .transpose()?;
+    let evaluations = a.evaluations.or(file.evaluations);
+    let generations = a.generations.or(file.generations);
+    let population = a.population.or(file.population).unwrap_or(50);
+    let tournament = a.tournament.or(file.tournament).unwrap_or(10);
+    if population < 2 || tournament == 0 || generations == Some(0) || evaluations == Some(0) {
         return Err(anyhow::anyhow!(
-            "--population must be at least 2, --tournament and --generations at least 1"
+            "--population must be at least 2, --tournament, --generations and --evaluations at least 1"
         )
         .into());
+    }
+    for (name, v) in [
+        ("--mutation-rate", a.mutation_rate.or(file.mutation_rate)),
+        ("--crossover-rate", a.crossover_rate.or(file.crossover_rate)),
+    ] {
+        if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            return Err(anyhow::anyhow!("{name} must be between 0 and 1").into());
+        }
     }
     let out_dir = a.out.clone().or_else(|| a.resume.clone());
     if let Some(dir) = &out_dir {
@@ -138,8 +180,14 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             let cp: Checkpoint = read_json(&dir.join(CHECKPOINT))?;
             let protocol: Protocol = read_json(&dir.join(PROTOCOL))?;
             let setup = a.protocol.resolve(|p| *p = protocol.clone())?;
-            let engine = Engine::resume(cp, a.generations)
+            // A budget without --generations lifts the saved run's generation limit.
+            let generations =
+                generations.or((evaluations.is_some() || deadline.is_some()).then_some(usize::MAX));
+            let mut engine = Engine::resume(cp, generations)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CHECKPOINT).display()))?;
+            if evaluations.is_some() {
+                engine.config.max_evaluations = evaluations;
+            }
             (engine, setup)
         }
         None => {
@@ -150,25 +198,42 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 ),
                 None => None,
             };
-            let setup = a.protocol.resolve(|_| {})?;
+            let setup = a.protocol.resolve_from(file.protocol.clone(), |_| {})?;
+            let d = EvolveConfig::default();
+            let percentile = a
+                .hurdle_percentile
+                .or(file.hurdle.as_ref().and_then(|h| h.percentile));
             let config = EvolveConfig {
-                strategy: a.strategy,
-                population: a.population,
-                tournament: a.tournament,
-                crossover_rate: a.crossover_rate,
-                mutation_rate: a.mutation_rate,
-                generations: a.generations.unwrap_or(5),
-                round: a.round,
-                seed: a.seed,
-                hurdle: match a.hurdle_percentile {
-                    Some(p) if p > 0.0 && setup.splits_by_seed() => Some(HurdleConfig {
-                        percentile: p.min(100.0),
-                        ..HurdleConfig::default()
-                    }),
+                strategy: a.strategy.or(file.strategy).unwrap_or(d.strategy),
+                population,
+                tournament,
+                crossover_rate: a
+                    .crossover_rate
+                    .or(file.crossover_rate)
+                    .unwrap_or(d.crossover_rate),
+                mutation_rate: a
+                    .mutation_rate
+                    .or(file.mutation_rate)
+                    .unwrap_or(d.mutation_rate),
+                generations: generations.unwrap_or(
+                    if evaluations.is_some() || deadline.is_some() {
+                        usize::MAX
+                    } else {
+                        5
+                    },
+                ),
+                round: a.round.or(file.round).unwrap_or(d.round),
+                seed: a.seed.or(file.seed).unwrap_or(d.seed),
+                max_len: file.max_len.unwrap_or(d.max_len).clamp(4, 1000),
+                hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
+                max_evaluations: evaluations,
+                hurdle: match percentile {
+                    Some(p) if p > 0.0 && setup.splits_by_seed() => Some(file.hurdle_config(p)),
                     Some(_) => None,
-                    None => setup.splits_by_seed().then(HurdleConfig::default),
+                    None => setup
+                        .splits_by_seed()
+                        .then(|| file.hurdle_config(HurdleConfig::default().percentile)),
                 },
-                ..EvolveConfig::default()
             };
             let init = match seed {
                 _ if a.random => Init::Random,
@@ -178,20 +243,34 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             (Engine::with_init(config, init), setup)
         }
     };
+    let config = engine.config.clone();
     if let Some(dir) = &out_dir {
         write_json(dir, PROTOCOL, &setup.protocol)?;
+        let text = ConfigFile::effective(&config, time.as_deref(), &setup.protocol).to_toml()?;
+        write_atomically(dir, "config.toml", &text)?;
     }
-    let config = engine.config.clone();
     let t0 = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new(config.generations as u64);
+    let bar = indicatif::ProgressBar::new(if config.generations == usize::MAX {
+        0
+    } else {
+        config.generations as u64
+    });
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} gen {pos}/{len} [{bar:30}] {msg} {elapsed}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let score = |t: &str, stage: Stage| setup.score_stage(t, stage);
+    let score = |items: &[(&str, Stage)]| setup.score_batch(items);
     let stop = super::stop::install("this generation, with a checkpoint");
+    if let Some(limit) = deadline {
+        // The time budget ends the run as Ctrl-C does: after the current generation.
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
     let mut save_error = None;
     engine.run(&score, &stop, &mut |e| {
         bar.set_position(e.generation as u64);
@@ -201,6 +280,20 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             100.0 * e.fec.hit_rate()
         ));
+        if a.events {
+            let event = serde_json::json!({
+                "event": "generation",
+                "generation": e.generation,
+                "best": e.best().map(|b| b.fitness),
+                "evaluations": e.evaluations,
+                "trained": e.trained,
+                "evaluations_per_second": e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                "fec_hit_rate": e.fec.hit_rate(),
+                "hurdle": e.hurdle,
+                "seconds": t0.elapsed().as_secs_f64(),
+            });
+            bar.suspend(|| println!("{event}"));
+        }
         if let Some(dir) = &out_dir
             && let Err(err) = write_json(dir, CHECKPOINT, &e.checkpoint())
         {

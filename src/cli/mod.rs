@@ -4,6 +4,7 @@ mod compile;
 mod data;
 mod eval;
 mod evolve;
+mod evolve_config;
 mod explain;
 mod input;
 mod key;

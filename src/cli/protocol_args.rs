@@ -91,6 +91,16 @@ impl ProtocolArgs {
     /// The protocol with the flags applied (`adjust` applies the caller's own flags), and
     /// its data loaded.
     pub fn resolve(&self, adjust: impl FnOnce(&mut Protocol)) -> Result<Prepared, CliError> {
+        self.resolve_from(None, adjust)
+    }
+
+    /// Like [`ProtocolArgs::resolve`], starting from `base` instead of the `--protocol`
+    /// preset (a config file's protocol); the other flags still apply on top.
+    pub fn resolve_from(
+        &self,
+        base: Option<Protocol>,
+        adjust: impl FnOnce(&mut Protocol),
+    ) -> Result<Prepared, CliError> {
         let (backend, burn) = match self.backend {
             EvalBackend::Jit => (Backend::Jit, None),
             EvalBackend::Interp => (Backend::Interp, None),
@@ -100,7 +110,7 @@ impl ProtocolArgs {
         if let Some(dev) = burn {
             crate::train::run::check_burn_device(dev)?;
         }
-        let mut p = Protocol::preset(self.protocol);
+        let mut p = base.unwrap_or_else(|| Protocol::preset(self.protocol));
         if let Some(d) = self.dataset {
             p.dataset = d;
         }

@@ -65,6 +65,10 @@ pub struct EvolveConfig {
     /// The two-stage hurdle (`None`: every candidate gets the full protocol).
     #[serde(default)]
     pub hurdle: Option<HurdleConfig>,
+    /// Stop after the generation in which this many candidates have been evaluated (cache
+    /// hits included); `None`: no such budget.
+    #[serde(default)]
+    pub max_evaluations: Option<u64>,
 }
 
 impl Default for EvolveConfig {
@@ -81,6 +85,7 @@ impl Default for EvolveConfig {
             hall_of_fame: 10,
             max_len: super::amm_ops::MAX_LEN,
             hurdle: None,
+            max_evaluations: None,
         }
     }
 }
@@ -194,8 +199,20 @@ pub enum Stage {
     },
 }
 
-/// The scorer: a genome's fitness under the protocol (higher is better; `-inf` failed).
-pub type Scorer<'a> = dyn Fn(&str, Stage) -> f64 + Sync + 'a;
+/// The scorer: the fitness of each genome of a batch under the protocol (higher is better;
+/// `-inf` failed), in order. A batch lets a GPU backend train all of it as one population;
+/// [`each`] makes a scorer from a one-genome function, run in parallel.
+pub type Scorer<'a> = dyn Fn(&[(&str, Stage)]) -> Vec<f64> + Sync + 'a;
+
+/// A batch scorer from a one-genome scorer, the batch run in parallel (rayon).
+pub fn each<'a>(
+    f: impl Fn(&str, Stage) -> f64 + Sync + 'a,
+) -> impl Fn(&[(&str, Stage)]) -> Vec<f64> + Sync + 'a {
+    move |items: &[(&str, Stage)]| {
+        use rayon::prelude::*;
+        items.par_iter().map(|(t, s)| f(t, *s)).collect()
+    }
+}
 
 /// The two-stage hurdle (AutoML-Zero's): every new candidate first trains under one seed;
 /// only those at or above the `percentile` of the last `window` first-stage scores train
@@ -324,7 +341,7 @@ impl Engine {
         }
     }
 
-    /// Fitness of each program: the cache first, then the scorer in parallel for the rest.
+    /// Fitness of each program: the cache first, then the scorer, one batch per stage.
     /// Applied in order, so the cache's contents do not depend on scheduling.
     fn evaluate(&mut self, codes: &[Code], scorer: &Scorer) -> Vec<f64> {
         use rayon::prelude::*;
@@ -350,15 +367,19 @@ impl Engine {
             }
         }
         let scored: Vec<f64> = match self.config.hurdle {
-            None => todo
-                .par_iter()
-                .map(|i| scorer(&texts[*i], Stage::Full))
-                .collect(),
+            None => scorer(
+                &todo
+                    .iter()
+                    .map(|i| (texts[*i].as_str(), Stage::Full))
+                    .collect::<Vec<_>>(),
+            ),
             Some(h) => {
-                let first: Vec<f64> = todo
-                    .par_iter()
-                    .map(|i| scorer(&texts[*i], Stage::First))
-                    .collect();
+                let first: Vec<f64> = scorer(
+                    &todo
+                        .iter()
+                        .map(|i| (texts[*i].as_str(), Stage::First))
+                        .collect::<Vec<_>>(),
+                );
                 // The threshold comes from earlier batches only, so it does not depend on
                 // the order work finishes in.
                 let threshold = self.hurdle_threshold(h);
@@ -366,13 +387,20 @@ impl Engine {
                     .iter()
                     .map(|f| f.is_finite() && threshold.is_none_or(|t| *f >= t))
                     .collect();
-                let full: Vec<f64> = todo
-                    .par_iter()
+                let rest_items: Vec<(&str, Stage)> = todo
+                    .iter()
                     .zip(&first)
                     .zip(&pass)
-                    .map(|((i, f), p)| {
+                    .filter(|(_, p)| **p)
+                    .map(|((i, f), _)| (texts[*i].as_str(), Stage::Rest { first: *f }))
+                    .collect();
+                let mut rest = scorer(&rest_items).into_iter();
+                let full: Vec<f64> = first
+                    .iter()
+                    .zip(&pass)
+                    .map(|(f, p)| {
                         if *p {
-                            scorer(&texts[*i], Stage::Rest { first: *f })
+                            rest.next().unwrap_or(f64::NEG_INFINITY)
                         } else {
                             *f
                         }
@@ -395,6 +423,11 @@ impl Engine {
                 full
             }
         };
+        assert_eq!(
+            scored.len(),
+            todo.len(),
+            "the scorer must return one fitness per genome"
+        );
         for (i, f) in todo.iter().zip(scored) {
             fits[*i] = f;
             self.fec.insert(&probes[*i], f);
@@ -568,7 +601,13 @@ impl Engine {
     /// Run the configured number of generations, stopping early when `stop` is set. Calls
     /// `on_step` after each generation.
     pub fn run(&mut self, scorer: &Scorer, stop: &AtomicBool, on_step: &mut dyn FnMut(&Engine)) {
-        while self.generation < self.config.generations && !stop.load(Ordering::Relaxed) {
+        while self.generation < self.config.generations
+            && self
+                .config
+                .max_evaluations
+                .is_none_or(|m| self.evaluations < m)
+            && !stop.load(Ordering::Relaxed)
+        {
             self.step(scorer);
             on_step(self);
         }

@@ -522,7 +522,6 @@ pub fn evaluate(
     notes: Vec<String>,
     on_run: &(dyn Fn() + Sync),
 ) -> Result<Report, EvalError> {
-    use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let batch = p.batch.min(data.train_y.len()).max(1);
     let c = data.classes;
@@ -538,18 +537,7 @@ pub fn evaluate(
     let jobs: Vec<(usize, u64)> = (0..losses.len())
         .flat_map(|k| seeds.iter().map(move |s| (k, *s)))
         .collect();
-    let results: Vec<(Engine, SeedRun)> = match opts.burn {
-        Some(dev) => burn_runs(dev, &funcs, &jobs, data, p, on_run)?,
-        None => jobs
-            .par_iter()
-            .map(|(k, seed)| {
-                let mut cand = CandidateLoss::new(funcs[*k].clone(), opts.backend, opts.math);
-                let run = train_run(&mut cand, data, p, *seed);
-                on_run();
-                (cand.engine().into(), run)
-            })
-            .collect(),
-    };
+    let results = train_jobs(&funcs, &jobs, data, p, opts, on_run)?;
     let mut per_loss: Vec<(Engine, Vec<SeedRun>)> = losses
         .iter()
         .map(|_| (Engine::Interp, Vec::new()))
@@ -582,6 +570,31 @@ pub fn evaluate(
     })
 }
 
+/// Train every `(loss index, seed)` job: in parallel on the trainer's own path, or as one
+/// population on a burn device. Runs come back in job order.
+fn train_jobs(
+    funcs: &[ncp_ir::Function],
+    jobs: &[(usize, u64)],
+    data: &TaskData,
+    p: &Protocol,
+    opts: EvalOptions,
+    on_run: &(dyn Fn() + Sync),
+) -> Result<Vec<(Engine, SeedRun)>, EvalError> {
+    use rayon::prelude::*;
+    Ok(match opts.burn {
+        Some(dev) => burn_runs(dev, funcs, jobs, data, p, on_run)?,
+        None => jobs
+            .par_iter()
+            .map(|(k, seed)| {
+                let mut cand = CandidateLoss::new(funcs[*k].clone(), opts.backend, opts.math);
+                let run = train_run(&mut cand, data, p, *seed);
+                on_run();
+                (cand.engine().into(), run)
+            })
+            .collect(),
+    })
+}
+
 /// Every (loss, seed) job trained as one population on a burn device.
 #[cfg(feature = "burn-cpu")]
 fn burn_runs(
@@ -601,7 +614,22 @@ fn burn_runs(
             seed: *seed,
         })
         .collect();
-    let runs = train_population(&members, data, p, &device);
+    // A panic inside burn (a kernel failing when fusion runs it) fails every member of
+    // this population with the reason, instead of the process.
+    let runs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_population(&members, data, p, &device)
+    }))
+    .unwrap_or_else(|e| {
+        let why = crate::burn_backend::panic_text_of(e.as_ref());
+        members
+            .iter()
+            .map(|m| {
+                let mut r = SeedRun::new(m.seed);
+                r.failure = Some(format!("the {} backend failed: {why}", dev.name()));
+                r
+            })
+            .collect()
+    });
     Ok(runs
         .into_iter()
         .map(|r| {
@@ -714,6 +742,95 @@ impl Prepared {
             Ok(r) if !r.score.is_nan() => r.score,
             _ => f64::NEG_INFINITY,
         }
+    }
+
+    /// The scores of a batch of genomes and stages (see [`Prepared::score_stage`]), in order.
+    /// On a burn device the whole batch trains as one population (every candidate and seed
+    /// in lockstep); otherwise candidates run in parallel. Protocols scored against a
+    /// baseline go one candidate at a time.
+    pub fn score_batch(&self, items: &[(&str, crate::evolve::engine::Stage)]) -> Vec<f64> {
+        use crate::evolve::engine::Stage;
+        use rayon::prelude::*;
+        if self.opts.burn.is_none() {
+            return items
+                .par_iter()
+                .map(|(t, st)| self.score_stage(t, *st))
+                .collect();
+        }
+        if self.protocol.score_needs_baseline() {
+            // One population per candidate (with its baselines), one after another on the device.
+            return items
+                .iter()
+                .map(|(t, st)| self.score_stage(t, *st))
+                .collect();
+        }
+        let n = self.protocol.seeds.max(1);
+        let c = self.data.classes;
+        let batch = self.protocol.batch.min(self.data.train_y.len()).max(1);
+        // Which seeds each item trains: (first seed offset, count).
+        let spans: Vec<(usize, usize)> = items
+            .iter()
+            .map(|(_, st)| match st {
+                Stage::First => (0, 1),
+                Stage::Rest { .. } if n > 1 => (1, n - 1),
+                _ => (0, n),
+            })
+            .collect();
+        let funcs: Vec<Option<ncp_ir::Function>> = items
+            .par_iter()
+            .map(|(t, _)| compile_for_inputs(t, &CompileOptions::default(), batch, c, true).ok())
+            .collect();
+        let mut compiled = Vec::new();
+        let mut jobs = Vec::new();
+        let mut owner = Vec::new();
+        for (i, f) in funcs.into_iter().enumerate() {
+            let Some(f) = f else { continue };
+            compiled.push(f);
+            for j in 0..spans[i].1 {
+                jobs.push((
+                    compiled.len() - 1,
+                    self.protocol.seed + (spans[i].0 + j) as u64,
+                ));
+                owner.push(i);
+            }
+        }
+        let mut p = self.protocol.clone();
+        p.baselines = false;
+        let Ok(results) = train_jobs(&compiled, &jobs, &self.data, &p, self.opts, &|| {}) else {
+            return vec![f64::NEG_INFINITY; items.len()];
+        };
+        let mut runs: Vec<Vec<SeedRun>> = vec![Vec::new(); items.len()];
+        let mut engines = vec![Engine::Interp; items.len()];
+        for (i, (engine, run)) in owner.into_iter().zip(results) {
+            engines[i] = engine;
+            runs[i].push(run);
+        }
+        items
+            .iter()
+            .zip(runs)
+            .zip(engines)
+            .map(|(((_, st), rs), engine)| {
+                if rs.is_empty() {
+                    return f64::NEG_INFINITY;
+                }
+                let score = score_runs("candidate", engine, rs, &p, None).score;
+                let score = match st {
+                    Stage::Rest { first } if n > 1 => {
+                        if first.is_finite() && score.is_finite() {
+                            (first + score * (n - 1) as f64) / n as f64
+                        } else {
+                            f64::NEG_INFINITY
+                        }
+                    }
+                    _ => score,
+                };
+                if score.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    score
+                }
+            })
+            .collect()
     }
 
     /// Whether the protocol's score is a mean over seeds of per-seed scores (so the first seed
