@@ -240,3 +240,42 @@ fn a_failing_member_fails_alone() {
         native_overflow
     );
 }
+
+/// The small CNN: two members (cross-entropy, two seeds) trained as one population by grouped
+/// convolutions learn MNIST, and a member alone trains as it did inside the population.
+#[test]
+fn the_small_cnn_learns_mnist_as_a_population() {
+    use ncpc::burn_backend::nets::Cnn;
+    assert_eq!(
+        Cnn::for_input(784, 10),
+        Some(Cnn {
+            ch: 1,
+            side: 28,
+            classes: 10
+        })
+    );
+    assert_eq!(
+        Cnn::for_input(3072, 10).map(|c| (c.ch, c.side)),
+        Some((3, 32))
+    );
+    assert_eq!(Cnn::for_input(50, 10), None);
+    let mut p = Protocol::preset(ProtocolName::Amm);
+    p.architecture = ncpc::train::protocol::Architecture::Cnn;
+    p.early_stop = None;
+    p.steps = Some(60);
+    let data = TaskData::for_protocol(&p, &std::env::temp_dir(), &mut Vec::new()).unwrap();
+    let members: Vec<Member> = [1u64, 2]
+        .iter()
+        .map(|seed| Member {
+            func: func("cross_entropy", p.batch, data.classes),
+            seed: *seed,
+        })
+        .collect();
+    let runs = train_population(&members, &data, &p, &device());
+    for r in &runs {
+        assert!(r.failure.is_none(), "{r:?}");
+        assert!(r.accuracy > 0.6, "seed {}: accuracy {}", r.seed, r.accuracy);
+    }
+    let alone = train_population(&members[1..], &data, &p, &device());
+    assert_runs_agree(&runs[1], &alone[0], "CNN member alone vs in the population");
+}

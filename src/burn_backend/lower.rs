@@ -169,6 +169,7 @@ pub fn lower_loss(
                 Some(v) => v,
                 None => lower_inst(func, inst, &ops, dims, &device)?,
             };
+            let out = round_to_dtype(out, func.ty(inst.result).dtype, inst.op);
             if let (Opcode::Const, Imm::Const(ConstVal::F32(x))) = (inst.op, &inst.imm) {
                 constants.insert(inst.result, *x);
             }
@@ -318,25 +319,12 @@ fn lower_inst(
         O::Mul => binary(|x, y| x.mul(y)),
         O::Div => binary(|x, y| x.div(y)),
         O::Pow => binary(pow),
-        // torch.maximum / torch.minimum: NaN on either side gives NaN.
-        O::Max => binary(|x, y| {
-            let m = x.clone().lower(y.clone()).bool_or(y.clone().is_nan());
-            x.mask_where(m, y)
-        }),
-        O::Min => binary(|x, y| {
-            let m = x.clone().greater(y.clone()).bool_or(y.clone().is_nan());
-            x.mask_where(m, y)
-        }),
+        O::Max => binary(|x, y| extremum(x, y, true)),
+        O::Min => binary(|x, y| extremum(x, y, false)),
         O::Rem => binary(|x, y| x.remainder(y)),
         O::Hypot => binary(|x, y| x.hypot(y)),
-        O::ClampMin => binary(|x, lo| {
-            let m = x.clone().lower(lo.clone());
-            x.mask_where(m, lo)
-        }),
-        O::ClampMax => binary(|x, hi| {
-            let m = x.clone().greater(hi.clone());
-            x.mask_where(m, hi)
-        }),
+        O::ClampMin => binary(|x, lo| clamp(x, lo, true)),
+        O::ClampMax => binary(|x, hi| clamp(x, hi, false)),
         O::Gt => binary(|x, y| bool_to_f(x.greater(y))),
         O::Ge => binary(|x, y| bool_to_f(x.greater_equal(y))),
         O::Eq => binary(|x, y| bool_to_f(x.equal(y))),
@@ -348,7 +336,7 @@ fn lower_inst(
         }
         O::Cast => match (&inst.imm, ty.dtype) {
             (_, DType::F32) => same(a[0].t.clone()),
-            (_, DType::I64) => same(a[0].t.clone().trunc()),
+            (_, DType::I64) => same(to_i64(a[0].t.clone())),
             (_, DType::Bool) => same(bool_to_f(a[0].t.clone().not_equal_elem(0.0))),
         },
         O::OnesLike => same(Tensor::ones(a[0].t.dims(), device)),
@@ -419,6 +407,65 @@ fn lower_inst(
         }
         O::MaxMask | O::MinMask => extremum_mask(a[0], axis_of(&inst.imm), inst.op == O::MaxMask),
     })
+}
+
+/// torch.maximum / torch.minimum with the gradient IR's derivative: NaN on either side gives
+/// NaN; on a tie each side gets half the gradient.
+fn extremum(x: Tensor<3>, y: Tensor<3>, max: bool) -> Tensor<3> {
+    let y_wins = if max {
+        x.clone().lower(y.clone())
+    } else {
+        x.clone().greater(y.clone())
+    };
+    let tie = x.clone().equal(y.clone());
+    let halves = x.clone().mul_scalar(0.5).add(y.clone().mul_scalar(0.5));
+    x.mask_where(y_wins.bool_or(y.clone().is_nan()), y)
+        .mask_where(tie, halves)
+}
+
+/// torch.clamp with a bound (`lower`: clamp_min): NaN from the clamped value propagates, a NaN
+/// bound leaves the value alone (as the interpreter), and the gradient flows into the value
+/// only strictly inside the bound and never into the bound (a Python-number bound in PyTorch).
+fn clamp(x: Tensor<3>, bound: Tensor<3>, lower: bool) -> Tensor<3> {
+    let inside = if lower {
+        x.clone().greater(bound.clone())
+    } else {
+        x.clone().lower(bound.clone())
+    };
+    let keep = inside
+        .bool_or(x.clone().is_nan())
+        .bool_or(bound.clone().is_nan());
+    bound.detach().mask_where(keep, x)
+}
+
+/// The interpreter's rounding of a result to its dtype (every value is held as f32 here):
+/// bools are 0 or 1, integers truncated, NaN 0, saturated at the i64 range. Ops whose results
+/// already are (comparisons, constants, casts) are left alone.
+fn round_to_dtype(v: Val, dtype: DType, op: Opcode) -> Val {
+    use ncp_ir::op::Class;
+    let exact = matches!(
+        op.info().class,
+        Class::Compare | Class::Leaf | Class::Cast | Class::Like
+    ) || matches!(
+        op,
+        Opcode::Reshape | Opcode::Transpose | Opcode::Expand | Opcode::BroadcastLike
+    );
+    let t = match dtype {
+        DType::F32 => return v,
+        _ if exact => return v,
+        DType::Bool => bool_to_f(v.t.not_equal_elem(0.0)),
+        DType::I64 => to_i64(v.t),
+    };
+    Val { t, shape: v.shape }
+}
+
+/// f32 values as the interpreter stores an i64: truncated, NaN as 0, saturated.
+fn to_i64(t: Tensor<3>) -> Tensor<3> {
+    let nan = t.clone().is_nan();
+    let z = t.zeros_like();
+    t.trunc()
+        .mask_where(nan, z)
+        .clamp(-9.223_372e18_f32, 9.223_372e18_f32)
 }
 
 /// NaN where `x` is NaN (torch's sigmoid, relu and sign propagate NaN; some burn backends'

@@ -7,6 +7,7 @@
 //! chosen in one place, [`device`].
 
 pub mod lower;
+pub mod nets;
 pub mod population;
 
 use crate::train::run::BurnDevice;

@@ -12,8 +12,8 @@
 //! within float rounding (summation orders differ), not to the bit.
 
 use super::lower::{LowerError, lower_loss};
+use super::nets::Net;
 use crate::train::candidate::StepFault;
-use crate::train::model::Mlp;
 use crate::train::optim::OptimizerKind;
 use crate::train::protocol::Protocol;
 use crate::train::run::{
@@ -87,28 +87,6 @@ fn to_vec(t: Tensor<3>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
-/// Forward pass of every member over `x` (`[K, n, in]`), with dropout masks per hidden layer
-/// (`[K, n, width]`, 0 or 1/(1-p)) while training: the logits, `[K, n, classes]`.
-fn forward(
-    layers: &[(Tensor<3>, Tensor<3>)],
-    x: Tensor<3>,
-    masks: Option<Vec<Tensor<3>>>,
-) -> Tensor<3> {
-    let mut h = x;
-    let depth = layers.len();
-    let mut masks = masks.map(|m| m.into_iter());
-    for (k, (w, b)) in layers.iter().enumerate() {
-        h = h.matmul(w.clone()).add(b.clone());
-        if k + 1 < depth {
-            h = burn::tensor::activation::relu(h);
-            if let Some(m) = masks.as_mut().and_then(|m| m.next()) {
-                h = h.mul(m);
-            }
-        }
-    }
-    h
-}
-
 /// Train every member; one [`SeedRun`] per member, in order.
 pub fn train_population(
     members: &[Member],
@@ -121,29 +99,41 @@ pub fn train_population(
         return Vec::new();
     }
     let c = data.classes;
-    let spec = p.model(data.dim, c);
-    let shapes = spec.layers();
-    // Initial weights: each member's from the trainer's own initialisation.
-    let inits: Vec<Vec<f32>> = members
-        .iter()
-        .map(|m| Mlp::new(spec.clone(), m.seed).params)
-        .collect();
-    let mut layers = Vec::new();
-    let mut off = 0;
-    for &(ins, outs) in &shapes {
-        let mut w = Vec::with_capacity(k_all * ins * outs);
-        let mut b = Vec::with_capacity(k_all * outs);
-        for init in &inits {
-            w.extend_from_slice(&init[off..off + ins * outs]);
-            b.extend_from_slice(&init[off + ins * outs..off + ins * outs + outs]);
+    let net = match Net::for_protocol(p, data.dim, c) {
+        Ok(net) => net,
+        Err(why) => {
+            return members
+                .iter()
+                .map(|m| {
+                    let mut r = SeedRun::new(m.seed);
+                    r.failure = Some(why.clone());
+                    r
+                })
+                .collect();
         }
-        off += ins * outs + outs;
-        layers.push(Layer {
-            w: upload3(w, [k_all, ins, outs], device),
-            b: upload3(b, [k_all, 1, outs], device),
+    };
+    // Initial weights: each member's from its seed (the native trainer's for the MLP),
+    // stacked member after member.
+    let inits: Vec<Vec<(Vec<f32>, Vec<f32>)>> = members.iter().map(|m| net.init(m.seed)).collect();
+    let layers: Vec<Layer> = net
+        .shapes(k_all)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ws, bs))| Layer {
+            w: upload3(
+                inits.iter().flat_map(|l| l[i].0.iter().copied()).collect(),
+                ws,
+                device,
+            ),
+            b: upload3(
+                inits.iter().flat_map(|l| l[i].1.iter().copied()).collect(),
+                bs,
+                device,
+            ),
             moments: None,
-        });
-    }
+        })
+        .collect();
+    let mut layers = layers;
     let train_x = features(&data.train_x, data, device);
     let train_y = one_hot(&data.train_y, c, device);
     let val_x = features(&data.val_x, data, device);
@@ -185,8 +175,9 @@ pub fn train_population(
             .select(0, index.clone())
             .reshape([k_all, b, data.dim]);
         let y = train_y.clone().select(0, index).reshape([k_all, b, c]);
-        let masks = (spec.dropout > 0.0)
-            .then(|| dropout_masks(&mut states, &spec.hidden, b, spec.dropout, device));
+        let widths = net.dropout_widths();
+        let masks =
+            (!widths.is_empty()).then(|| dropout_masks(&mut states, &widths, b, p.dropout, device));
         let tracked: Vec<(Tensor<3>, Tensor<3>)> = layers
             .iter()
             .map(|l| {
@@ -196,7 +187,7 @@ pub fn train_population(
                 )
             })
             .collect();
-        let logits = forward(&tracked, x.autodiff(), masks);
+        let logits = net.forward(&tracked, x.autodiff(), masks);
         // Each live member's loss on its slice.
         let mut live: Vec<(usize, Tensor<2>)> = Vec::new();
         for (k, (m, s)) in members.iter().zip(&mut states).enumerate() {
@@ -261,7 +252,7 @@ pub fn train_population(
             }
         }
         if curve_due(p, step, steps) {
-            let accs = validate(&layers, &val_x, data, &states);
+            let accs = validate(&net, &layers, &val_x, data, &states);
             for (s, (acc, _)) in states.iter_mut().zip(accs) {
                 if s.done {
                     continue;
@@ -278,7 +269,7 @@ pub fn train_population(
             }
         }
     }
-    let finals = validate(&layers, &val_x, data, &states);
+    let finals = validate(&net, &layers, &val_x, data, &states);
     states
         .into_iter()
         .zip(finals)
@@ -366,6 +357,7 @@ fn update(l: &mut Layer, gw: Tensor<3>, gb: Tensor<3>, p: &Protocol, t: usize) {
 
 /// Validation accuracy and cross-entropy of every member (NaN for members already done).
 fn validate(
+    net: &Net,
     layers: &[Layer],
     val_x: &Tensor<2>,
     data: &TaskData,
@@ -389,7 +381,7 @@ fn validate(
             .slice([start..start + rows, 0..data.dim])
             .unsqueeze_dim::<3>(0)
             .expand([k_all, rows, data.dim]);
-        let logits = to_vec(forward(&plain, x, None));
+        let logits = to_vec(net.forward(&plain, x, None));
         for (k, chunk) in logits.chunks_exact(rows * c).enumerate() {
             let (hit, e) = score_logits(chunk, &data.val_y[start..start + rows], c);
             correct[k] += hit;

@@ -6,7 +6,7 @@ use crate::loss::Backend;
 use crate::train::custom::CustomData;
 use crate::train::data::{DatasetName, data_root};
 use crate::train::optim::OptimizerKind;
-use crate::train::protocol::{Metric, Protocol, ProtocolName};
+use crate::train::protocol::{Architecture, Metric, Protocol, ProtocolName};
 use crate::train::run::{BurnDevice, EvalOptions, Prepared};
 use clap::Args;
 use std::path::PathBuf;
@@ -32,6 +32,10 @@ pub struct ProtocolArgs {
     /// The evaluation protocol.
     #[arg(long, value_enum, default_value = "standard")]
     pub protocol: ProtocolName,
+    /// The network: the protocol's MLP, or a small CNN (conv 8 - pool - conv 16 - pool -
+    /// linear; burn backends only).
+    #[arg(long, value_enum)]
+    pub model: Option<Architecture>,
     /// Dataset (default: the protocol's; daml-mlp falls back to MNIST without CIFAR-10).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
@@ -117,6 +121,9 @@ impl ProtocolArgs {
         if let Some(n) = positive(self.seeds, "--seeds")? {
             p.seeds = n;
         }
+        if let Some(m) = self.model {
+            p.architecture = m;
+        }
         if let Some(o) = self.optimizer {
             p.optimizer = o;
         }
@@ -137,6 +144,9 @@ impl ProtocolArgs {
             p.batch = b;
         }
         adjust(&mut p);
+        if p.architecture == Architecture::Cnn && burn.is_none() {
+            return Err(anyhow::anyhow!(crate::train::run::CNN_NEEDS_BURN).into());
+        }
         let root = data_root(self.data_dir.as_deref());
         let opts = EvalOptions {
             backend,

@@ -102,6 +102,18 @@ pub struct Hurdle {
     pub min_accuracy: f64,
 }
 
+/// The network a protocol trains.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// The protocol's MLP (`hidden` widths, `dropout`).
+    #[default]
+    Mlp,
+    /// A small CNN: conv 3x3 (8) - ReLU - max-pool 2 - conv 3x3 (16) - ReLU - max-pool 2 -
+    /// linear, on square images with 1 or 3 channels (burn backends only).
+    Cnn,
+}
+
 /// Everything that defines a protocol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
@@ -111,6 +123,9 @@ pub struct Protocol {
     pub dataset: DatasetName,
     /// Train/validation split.
     pub split: SplitRule,
+    /// The network (`mlp` unless said otherwise).
+    #[serde(default)]
+    pub architecture: Architecture,
     /// Hidden layer widths of the MLP.
     pub hidden: Vec<usize>,
     /// Dropout after each hidden layer.
@@ -154,6 +169,7 @@ impl Protocol {
                 total: 2000,
                 train: 1800,
             },
+            architecture: Architecture::Mlp,
             hidden: vec![64],
             dropout: 0.0,
             optimizer: OptimizerKind::Adam,

@@ -400,6 +400,10 @@ impl Default for EvalOptions {
     }
 }
 
+/// The refusal of the CNN on the trainer's own path.
+pub const CNN_NEEDS_BURN: &str =
+    "the CNN (--model cnn) trains on the burn backends only: add --backend cpu or --backend wgpu";
+
 /// Why an evaluation did not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -523,6 +527,9 @@ pub fn evaluate(
     on_run: &(dyn Fn() + Sync),
 ) -> Result<Report, EvalError> {
     let t0 = std::time::Instant::now();
+    if p.architecture == super::protocol::Architecture::Cnn && opts.burn.is_none() {
+        return Err(EvalError::Device(CNN_NEEDS_BURN.into()));
+    }
     let batch = p.batch.min(data.train_y.len()).max(1);
     let c = data.classes;
     let mut losses = vec![genome.clone()];
@@ -560,7 +567,12 @@ pub fn evaluate(
     Ok(Report {
         protocol: p.clone(),
         data: data.source.clone(),
-        model: p.model(data.dim, c).describe(),
+        model: match p.architecture {
+            super::protocol::Architecture::Mlp => p.model(data.dim, c).describe(),
+            super::protocol::Architecture::Cnn => {
+                "small CNN: conv3x3(8)-pool, conv3x3(16)-pool, linear".into()
+            }
+        },
         score: candidate.score,
         accuracy: candidate.accuracy,
         candidate,
