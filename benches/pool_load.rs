@@ -102,15 +102,7 @@ fn main() -> anyhow::Result<()> {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut failed = 0;
-    for h in handles {
-        let (lat, f) = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
-        all.extend(lat);
-        failed += f;
-    }
+    let (all, failed) = gather(handles)?;
     let elapsed = start.elapsed();
     report(
         &format!(
@@ -126,6 +118,25 @@ fn main() -> anyhow::Result<()> {
     drop(pool);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// What a client thread measured: latencies, and how many requests failed.
+type Measured = (Vec<Duration>, usize);
+
+/// Latencies and failure counts of every client thread, together.
+fn gather(
+    handles: Vec<std::thread::JoinHandle<anyhow::Result<Measured>>>,
+) -> anyhow::Result<Measured> {
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for h in handles {
+        let (lat, f) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        all.extend(lat);
+        failed += f;
+    }
+    Ok((all, failed))
 }
 
 fn report(what: &str, mut lat: Vec<Duration>, elapsed: Duration, failed: usize) {
@@ -159,7 +170,7 @@ fn cycles(url: &str, ids: &[Identity], threads: usize) -> anyhow::Result<()> {
     let handles: Vec<_> = chunks
         .into_iter()
         .map(|mine| {
-            std::thread::spawn(move || -> (Vec<Duration>, usize) {
+            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, usize)> {
                 let mut lat = Vec::new();
                 let mut failed = 0;
                 for (i, client) in mine {
@@ -194,19 +205,11 @@ fn cycles(url: &str, ids: &[Identity], threads: usize) -> anyhow::Result<()> {
                         failed += 1;
                     }
                 }
-                (lat, failed)
+                Ok((lat, failed))
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut failed = 0;
-    for h in handles {
-        let (lat, f) = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
-        all.extend(lat);
-        failed += f;
-    }
+    let (all, failed) = gather(handles)?;
     report(
         &format!(
             "{} evolve cycles (request + submit_evolution, {} requests)",

@@ -230,6 +230,11 @@ fn eval_cli_refuses_bad_input_clearly() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mse = common::root().join("tests/corpus/amm/mse.json");
+    // The CNN trains on burn backends only; the trainer's own path says so.
+    let out = ncpc(&["eval", mse.to_str().unwrap(), "--model", "cnn"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trains on the burn backends only"), "{err}");
     #[cfg(not(feature = "wgpu"))]
     {
         let out = ncpc(&["eval", mse.to_str().unwrap(), "--backend", "wgpu"]);

@@ -64,23 +64,9 @@ fn phys_axis(rank: usize, a: u32) -> usize {
 }
 
 /// Result shape of numpy broadcasting (the verifier has checked that the shapes fit).
-fn broadcast(a: &[usize], b: &[usize]) -> Vec<usize> {
-    let n = a.len().max(b.len());
-    (0..n)
-        .map(|i| {
-            let x = if i + a.len() >= n {
-                a[i + a.len() - n]
-            } else {
-                1
-            };
-            let y = if i + b.len() >= n {
-                b[i + b.len() - n]
-            } else {
-                1
-            };
-            x.max(y)
-        })
-        .collect()
+fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, LowerError> {
+    ncp_ir::tensor::broadcast_shapes(a, b)
+        .ok_or_else(|| LowerError::Unsupported(format!("shapes {a:?} and {b:?} do not broadcast")))
 }
 
 fn expand_to(v: &Val, shape: &[usize]) -> Tensor<3> {
@@ -268,12 +254,12 @@ fn lower_inst(
         shape: a[0].shape.clone(),
     };
     let unary = |f: fn(Tensor<3>) -> Tensor<3>| same(f(a[0].t.clone()));
-    let binary = |f: fn(Tensor<3>, Tensor<3>) -> Tensor<3>| {
-        let shape = broadcast(&a[0].shape, &a[1].shape);
-        Val {
+    let binary = |f: fn(Tensor<3>, Tensor<3>) -> Tensor<3>| -> Result<Val, LowerError> {
+        let shape = broadcast(&a[0].shape, &a[1].shape)?;
+        Ok(Val {
             t: f(expand_to(a[0], &shape), expand_to(a[1], &shape)),
             shape,
-        }
+        })
     };
     use Opcode as O;
     Ok(match inst.op {
@@ -314,22 +300,22 @@ fn lower_inst(
         O::Round => unary(|t| t.round()),
         O::Sign => unary(|t| keep_nan(t.clone().sign(), t)),
         O::Recip => unary(|t| t.recip()),
-        O::Add => binary(|x, y| x.add(y)),
-        O::Sub => binary(|x, y| x.sub(y)),
-        O::Mul => binary(|x, y| x.mul(y)),
-        O::Div => binary(|x, y| x.div(y)),
-        O::Pow => binary(pow),
-        O::Max => binary(|x, y| extremum(x, y, true)),
-        O::Min => binary(|x, y| extremum(x, y, false)),
-        O::Rem => binary(|x, y| x.remainder(y)),
-        O::Hypot => binary(|x, y| x.hypot(y)),
-        O::ClampMin => binary(|x, lo| clamp(x, lo, true)),
-        O::ClampMax => binary(|x, hi| clamp(x, hi, false)),
-        O::Gt => binary(|x, y| bool_to_f(x.greater(y))),
-        O::Ge => binary(|x, y| bool_to_f(x.greater_equal(y))),
-        O::Eq => binary(|x, y| bool_to_f(x.equal(y))),
+        O::Add => binary(|x, y| x.add(y))?,
+        O::Sub => binary(|x, y| x.sub(y))?,
+        O::Mul => binary(|x, y| x.mul(y))?,
+        O::Div => binary(|x, y| x.div(y))?,
+        O::Pow => binary(pow)?,
+        O::Max => binary(|x, y| extremum(x, y, true))?,
+        O::Min => binary(|x, y| extremum(x, y, false))?,
+        O::Rem => binary(|x, y| x.remainder(y))?,
+        O::Hypot => binary(|x, y| x.hypot(y))?,
+        O::ClampMin => binary(|x, lo| clamp(x, lo, true))?,
+        O::ClampMax => binary(|x, hi| clamp(x, hi, false))?,
+        O::Gt => binary(|x, y| bool_to_f(x.greater(y)))?,
+        O::Ge => binary(|x, y| bool_to_f(x.greater_equal(y)))?,
+        O::Eq => binary(|x, y| bool_to_f(x.equal(y)))?,
         O::Select => {
-            let shape = broadcast(&broadcast(&a[0].shape, &a[1].shape), &a[2].shape);
+            let shape = broadcast(&broadcast(&a[0].shape, &a[1].shape)?, &a[2].shape)?;
             let cond = expand_to(a[0], &shape).not_equal_elem(0.0);
             let t = expand_to(a[2], &shape).mask_where(cond, expand_to(a[1], &shape));
             Val { t, shape }

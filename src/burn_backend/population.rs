@@ -14,7 +14,8 @@
 use super::lower::{LowerError, lower_loss};
 use super::nets::Net;
 use crate::train::candidate::StepFault;
-use crate::train::optim::OptimizerKind;
+use crate::train::model::extend_dropout_mask;
+use crate::train::optim::{BETA1, BETA2, OptimizerKind, adam_step};
 use crate::train::protocol::Protocol;
 use crate::train::run::{
     Batches, CurvePoint, Patience, SeedRun, curve_due, hurdle_failure, score_logits,
@@ -23,7 +24,7 @@ use crate::train::task::TaskData;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ncp_ir::Function;
 use ncp_ir::interp::DEFAULT_FUEL;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// One member of a population: its loss and its seed.
@@ -38,10 +39,6 @@ pub struct Member {
 /// Validation rows per batched forward pass, at most (fewer for large populations, so that a
 /// chunk's inputs stay near 16M floats).
 const VAL_CHUNK: usize = 2000;
-
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const EPS: f32 = 1e-8;
 
 /// One layer of the population: weights `[K, in, out]`, bias `[K, 1, out]`, and Adam's
 /// moments for both.
@@ -104,11 +101,7 @@ pub fn train_population(
         Err(why) => {
             return members
                 .iter()
-                .map(|m| {
-                    let mut r = SeedRun::new(m.seed);
-                    r.failure = Some(why.clone());
-                    r
-                })
+                .map(|m| SeedRun::failed(m.seed, why.clone()))
                 .collect();
         }
     };
@@ -291,7 +284,6 @@ fn dropout_masks(
     prob: f32,
     device: &Device,
 ) -> Vec<Tensor<3>> {
-    let keep = 1.0 / (1.0 - prob);
     let k_all = states.len();
     let mut per_layer: Vec<Vec<f32>> = hidden
         .iter()
@@ -299,13 +291,7 @@ fn dropout_masks(
         .collect();
     for s in states.iter_mut() {
         for (layer, w) in per_layer.iter_mut().zip(hidden) {
-            layer.extend((0..b * w).map(|_| {
-                if s.dropout.random::<f32>() < prob {
-                    0.0
-                } else {
-                    keep
-                }
-            }));
+            extend_dropout_mask(&mut s.dropout, prob, b * w, layer);
         }
     }
     per_layer
@@ -331,10 +317,7 @@ fn update(l: &mut Layer, gw: Tensor<3>, gb: Tensor<3>, p: &Protocol, t: usize) {
                     l.b.zeros_like(),
                 ]
             });
-            let bc1 = 1.0 - BETA1.powi(t as i32);
-            let bc2_sqrt = (1.0 - BETA2.powi(t as i32)).sqrt();
-            let step = p.lr * bc2_sqrt / bc1;
-            let eps = EPS * bc2_sqrt;
+            let (step, eps) = adam_step(p.lr, t as i32);
             let adam = |param: Tensor<3>, g: Tensor<3>, m: Tensor<3>, v: Tensor<3>| {
                 let m = m.mul_scalar(BETA1).add(g.clone().mul_scalar(1.0 - BETA1));
                 let v = v

@@ -102,6 +102,13 @@ pub enum Input<'a> {
     Sparse(&'a SparseRows),
 }
 
+/// Append `n` dropout multipliers (0 with probability `p`, else 1/(1-p)) drawn from `rng`,
+/// in the order the trainer draws them (every backend must draw the same masks).
+pub(crate) fn extend_dropout_mask(rng: &mut ChaCha8Rng, p: f32, n: usize, mask: &mut Vec<f32>) {
+    let keep = 1.0 / (1.0 - p);
+    mask.extend((0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }));
+}
+
 impl Mlp {
     /// A freshly initialised network.
     pub fn new(spec: MlpSpec, seed: u64) -> Mlp {
@@ -187,11 +194,7 @@ impl Mlp {
                 let mask = &mut ws.masks[k];
                 mask.clear();
                 if let Some(rng) = rng.as_deref_mut() {
-                    let keep = 1.0 / (1.0 - p);
-                    mask.extend(
-                        (0..rest[0].len())
-                            .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }),
-                    );
+                    extend_dropout_mask(rng, p, rest[0].len(), mask);
                     for (v, m) in rest[0].iter_mut().zip(mask.iter()) {
                         *v *= m;
                     }

@@ -33,9 +33,22 @@ pub enum Optimizer {
     },
 }
 
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
+/// Adam's β1.
+pub(crate) const BETA1: f32 = 0.9;
+/// Adam's β2.
+pub(crate) const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
+
+/// Adam's step size and ε at step `t` (from 1), bias corrections folded in:
+/// torch.optim.Adam's p -= lr / (1 - β1^t) * m / (sqrt(v) / sqrt(1 - β2^t) + ε) is
+/// p -= step * m / (sqrt(v) + ε') with step = lr * sqrt(1 - β2^t) / (1 - β1^t) and
+/// ε' = ε * sqrt(1 - β2^t): the same value with one division per parameter instead of two
+/// (the last bits can differ from PyTorch's).
+pub(crate) fn adam_step(lr: f32, t: i32) -> (f32, f32) {
+    let bc1 = 1.0 - BETA1.powi(t);
+    let bc2_sqrt = (1.0 - BETA2.powi(t)).sqrt();
+    (lr * bc2_sqrt / bc1, EPS * bc2_sqrt)
+}
 
 impl Optimizer {
     /// A fresh optimizer for `n` parameters.
@@ -61,13 +74,8 @@ impl Optimizer {
             }
             Optimizer::Adam { lr, m, v, t } => {
                 *t += 1;
-                // torch.optim.Adam: p -= lr / (1 - β1^t) * m / (sqrt(v) / sqrt(1 - β2^t) + ε),
-                // computed as p -= (lr * sqrt(1 - β2^t) / (1 - β1^t)) * m / (sqrt(v) + ε')
-                // with ε' = ε * sqrt(1 - β2^t): the same value with one division per
-                // parameter instead of two (the last bits can differ from PyTorch's).
-                let bc1 = 1.0 - BETA1.powi(*t);
-                let bc2_sqrt = (1.0 - BETA2.powi(*t)).sqrt();
-                adam_update(params, grads, m, v, *lr * bc2_sqrt / bc1, EPS * bc2_sqrt);
+                let (step, eps) = adam_step(*lr, *t);
+                adam_update(params, grads, m, v, step, eps);
             }
         }
     }

@@ -65,6 +65,15 @@ impl SeedRun {
         }
     }
 
+    /// A run that failed before training, for `why`.
+    #[cfg_attr(not(feature = "burn-cpu"), allow(dead_code))]
+    pub(crate) fn failed(seed: u64, why: String) -> SeedRun {
+        SeedRun {
+            failure: Some(why),
+            ..SeedRun::new(seed)
+        }
+    }
+
     /// Record the final validation after `steps` steps.
     pub(crate) fn finish(&mut self, p: &Protocol, steps: usize, acc: f64, ce: f64) {
         self.accuracy = acc;
@@ -633,13 +642,10 @@ fn burn_runs(
     }))
     .unwrap_or_else(|e| {
         let why = crate::burn_backend::panic_text_of(e.as_ref());
+        let why = format!("the {} backend failed: {why}", dev.name());
         members
             .iter()
-            .map(|m| {
-                let mut r = SeedRun::new(m.seed);
-                r.failure = Some(format!("the {} backend failed: {why}", dev.name()));
-                r
-            })
+            .map(|m| SeedRun::failed(m.seed, why.clone()))
             .collect()
     });
     Ok(runs
