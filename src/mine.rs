@@ -2,7 +2,7 @@
 //! compute it (evolve from the task's parent, or evaluate its functions under the AMM
 //! protocol), and submit, with retries and backoff, as the AMM client does.
 
-use crate::evolve::amm_ops::{Code, from_program, to_text};
+use crate::evolve::amm_ops::{Code, from_program};
 use crate::evolve::engine::{Engine, EvolveConfig, Init};
 use crate::pool::client::{ClientError, PoolClient, with_retries};
 use crate::pool::protocol::{
@@ -199,7 +199,11 @@ impl Miner<'_> {
         config.seed ^= name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
-        let mut engine = Engine::with_init(config.clone(), Init::From(code));
+        config.format = crate::evolve::genome::GenomeFormat::Amm;
+        let mut engine = Engine::with_init(
+            config.clone(),
+            Init::From(crate::evolve::genome::Genome::Amm(code)),
+        );
         let score =
             |items: &[(&str, crate::evolve::engine::Stage)]| self.prepared.score_batch(items);
         engine.run(&score, stop, &mut |_| {});
@@ -212,7 +216,7 @@ impl Miner<'_> {
             .best()
             .cloned()
             .unwrap_or_else(|| crate::evolve::engine::Famous {
-                genome: to_text(&engine.population[0].code),
+                genome: engine.population[0].genome.to_text(),
                 fitness: f64::NEG_INFINITY,
                 found_at: 0,
             });

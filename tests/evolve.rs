@@ -4,6 +4,7 @@
 mod common;
 
 use ncpc::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy, each};
+use ncpc::evolve::genome::{Genome, GenomeFormat};
 use ncpc::formats::CompileOptions;
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
@@ -50,9 +51,19 @@ fn runs_are_identical_with_one_or_two_threads() {
     p.hurdles.clear();
     p.seeds = 2;
     p.baselines = false;
-    for strategy in [Strategy::SteadyState, Strategy::Regularized] {
+    for (format, strategy) in [
+        (GenomeFormat::Amm, Strategy::SteadyState),
+        (GenomeFormat::Amm, Strategy::Regularized),
+        (GenomeFormat::Daml, Strategy::Generational),
+        (GenomeFormat::Haz, Strategy::Regularized),
+    ] {
+        let (tournament, crossover_rate) = strategy.default_tournament_and_crossover();
         let config = EvolveConfig {
             strategy,
+            format,
+            max_len: format.default_size_limit(),
+            tournament,
+            crossover_rate,
             population: 20,
             generations: 10,
             round: 6,
@@ -65,6 +76,7 @@ fn runs_are_identical_with_one_or_two_threads() {
         };
         let a = run_in(1, &config, Init::Random, &p, &data);
         let b = run_in(2, &config, Init::Random, &p, &data);
+        let strategy = (format, strategy);
         assert_eq!(a.hall_of_fame, b.hall_of_fame, "{strategy:?}");
         assert_eq!(a.population, b.population, "{strategy:?}");
         assert_eq!(a.fec.stats, b.fec.stats, "{strategy:?}");
@@ -105,7 +117,7 @@ fn steady_state_from_mse_improves_on_the_amm_protocol() {
             run_in(
                 2,
                 &config,
-                Init::From(ncpc::evolve::amm_ops::seed_mse()),
+                Init::From(Genome::seed_mse(GenomeFormat::Amm)),
                 &p,
                 &data,
             )
@@ -185,9 +197,16 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     p.hurdles.clear();
     p.seeds = 1;
     p.baselines = false;
-    for strategy in [Strategy::SteadyState, Strategy::Regularized] {
+    for (format, strategy) in [
+        (GenomeFormat::Amm, Strategy::SteadyState),
+        (GenomeFormat::Amm, Strategy::Regularized),
+        (GenomeFormat::Daml, Strategy::Generational),
+        (GenomeFormat::Haz, Strategy::SteadyState),
+    ] {
         let config = EvolveConfig {
             strategy,
+            format,
+            max_len: format.default_size_limit(),
             population: 16,
             generations: 5,
             round: 4,
@@ -224,7 +243,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
         assert_eq!(
             serde_json::to_string(&resumed.checkpoint()).unwrap(),
             serde_json::to_string(&whole.checkpoint()).unwrap(),
-            "{strategy:?}"
+            "{format:?} {strategy:?}"
         );
     }
 }
@@ -402,4 +421,107 @@ fn evolve_cli_takes_a_config_file_budgets_and_json_events() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("populaton"));
     let bad = evolve_cli(&["--time", "10 parsecs"], dir.path());
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `--format daml --strategy generational` runs DAML's search with DAML's defaults and
+/// writes DAML genomes; `--from` a HAZ file searches HAZ genes without `--format`; the
+/// effective config records the format; an IR file is refused as a seed.
+#[test]
+fn evolve_cli_searches_daml_trees_and_haz_genes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = evolve_cli(
+        &[
+            "--format",
+            "daml",
+            "--strategy",
+            "generational",
+            "--random",
+            "--protocol",
+            "amm",
+            "--population",
+            "16",
+            "--generations",
+            "3",
+            "--out",
+            "daml",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(dir.path().join("daml/config.toml")).unwrap();
+    for line in [
+        "format = \"daml\"",
+        "strategy = \"generational\"",
+        "tournament = 3",
+        "crossover-rate = 0.5",
+        "max-len = 90",
+    ] {
+        assert!(config.contains(line), "{line} missing from {config}");
+    }
+    let best = std::fs::read_to_string(dir.path().join("daml/best.json")).unwrap();
+    assert!(best.contains("\"expression\""), "{best}");
+    ncpc::formats::compile(&best, &CompileOptions::default()).expect("best.json compiles");
+
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/haz/mse.json");
+    let out = evolve_cli(
+        &[
+            "--from",
+            seed,
+            "--protocol",
+            "amm",
+            "--population",
+            "12",
+            "--generations",
+            "2",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["config"]["format"], "haz");
+    assert_eq!(r["config"]["max_len"], 32);
+    let genome = r["best"]["genome"].as_str().unwrap();
+    assert!(genome.contains("\"input_gene\""), "{genome}");
+
+    // Known losses by name, in the searched format.
+    let out = evolve_cli(
+        &[
+            "--format",
+            "daml",
+            "--from",
+            "bce",
+            "--protocol",
+            "amm",
+            "--population",
+            "8",
+            "--generations",
+            "1",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = evolve_cli(&["--format", "haz", "--from", "baikal"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("known: mse, softmax-cross-entropy"), "{err}");
+
+    std::fs::write(dir.path().join("f.ir"), "function f() {}\n").unwrap();
+    let out = evolve_cli(&["--from", "f.ir"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not on ir"), "{err}");
 }

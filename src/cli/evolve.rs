@@ -4,10 +4,8 @@ use super::CliError;
 use super::evolve_config::{ConfigFile, parse_duration};
 use super::input::{read_source, write_output};
 use super::protocol_args::ProtocolArgs;
-use crate::evolve::amm_ops;
-use crate::evolve::engine::{
-    Checkpoint, Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy,
-};
+use crate::evolve::engine::{Checkpoint, Engine, EvolveConfig, HurdleConfig, Init, Stage};
+use crate::evolve::genome::{Genome, GenomeFormat};
 use crate::train::protocol::Protocol;
 use anyhow::Context;
 use clap::Args;
@@ -16,12 +14,12 @@ use std::path::{Path, PathBuf};
 /// Arguments of `ncpc evolve`.
 #[derive(Args, Debug)]
 pub struct EvolveArgs {
-    /// Genome format searched (AMM programs; DAML and HAZ operators are not built yet).
-    #[arg(long, value_enum, default_value = "amm")]
-    pub format: SearchFormat,
+    /// Genome format searched [default: the --from genome's, else amm].
+    #[arg(long, value_enum)]
+    pub format: Option<GenomeFormat>,
     /// Search strategy [default: steady-state].
     #[arg(long, value_enum)]
-    pub strategy: Option<Strategy>,
+    pub strategy: Option<crate::evolve::engine::Strategy>,
     /// Population size [default: 50].
     #[arg(long)]
     pub population: Option<usize>,
@@ -35,15 +33,21 @@ pub struct EvolveArgs {
     /// Stop after the generation that runs past this much time, e.g. 90s, 30m, 2h.
     #[arg(long)]
     pub time: Option<String>,
-    /// Tournament size [default: 10].
+    /// Tournament size [default: 10; 3 for generational].
     #[arg(long)]
     pub tournament: Option<usize>,
-    /// Per-instruction mutation probability [default: 0.2].
+    /// Mutation probability: per instruction for AMM programs, per child for generational
+    /// GP [default: 0.2].
     #[arg(long)]
     pub mutation_rate: Option<f64>,
-    /// Probability that a child comes from crossover [default: 0.7].
+    /// Probability that a child (a pair, in generational GP) comes from crossover
+    /// [default: 0.7; 0.5 for generational].
     #[arg(long)]
     pub crossover_rate: Option<f64>,
+    /// Size limit: instructions for AMM (default 20) and HAZ (default 32), tree height for
+    /// DAML (default 90).
+    #[arg(long)]
+    pub max_len: Option<usize>,
     /// The two-stage hurdle: a new candidate trains under the protocol's other seeds only if
     /// its first seed's score reaches this percentile of recent first-seed scores (0 turns it
     /// off). Default 50 for protocols scored as a mean over several seeds (standard), off for
@@ -66,10 +70,13 @@ pub struct EvolveArgs {
     /// evaluations per second, FEC hit rate, hurdle counts) before the result.
     #[arg(long)]
     pub events: bool,
-    /// Start from this genome (default: MSE).
+    /// Start from this genome and mutants of it: a genome file, or a known loss by name
+    /// (AMM: mse, mae, cross-entropy, bce, baikal; DAML: mse, bce, evolved-baseline; HAZ: mse,
+    /// softmax-cross-entropy, sigmoid-bce) [default: mse].
     #[arg(long, conflicts_with = "random")]
     pub from: Option<PathBuf>,
-    /// Start from random programs instead of a seed genome.
+    /// Start from random genomes instead of a seed genome (AMM and HAZ: 2 to 8
+    /// instructions; DAML: half-and-half trees of height 1 to 3).
     #[arg(long)]
     pub random: bool,
     /// Write the effective config, hall of fame, statistics and best genome here, and a
@@ -86,13 +93,6 @@ pub struct EvolveArgs {
     /// The protocol that scores candidates.
     #[command(flatten)]
     pub protocol: ProtocolArgs,
-}
-
-/// Formats the search can work in.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SearchFormat {
-    /// AMM register programs.
-    Amm,
 }
 
 /// The outcome of a search, as written to `--out` and printed with `--json`.
@@ -156,7 +156,15 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
     let evaluations = a.evaluations.or(file.evaluations);
     let generations = a.generations.or(file.generations);
     let population = a.population.or(file.population).unwrap_or(50);
-    let tournament = a.tournament.or(file.tournament).unwrap_or(10);
+    let strategy = a
+        .strategy
+        .or(file.strategy)
+        .unwrap_or(EvolveConfig::default().strategy);
+    let (default_tournament, default_crossover) = strategy.default_tournament_and_crossover();
+    let tournament = a
+        .tournament
+        .or(file.tournament)
+        .unwrap_or(default_tournament);
     if population < 2 || tournament == 0 || generations == Some(0) || evaluations == Some(0) {
         return Err(anyhow::anyhow!(
             "--population must be at least 2, --tournament, --generations and --evaluations at least 1"
@@ -191,12 +199,39 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             (engine, setup)
         }
         None => {
-            let seed = match &a.from {
-                Some(p) => Some(
-                    amm_ops::from_text(&read_source(p)?)
-                        .with_context(|| format!("{}", p.display()))?,
-                ),
-                None => None,
+            // A name that is not a file is a known loss of the searched format.
+            let known_name = a
+                .from
+                .as_deref()
+                .filter(|p| !p.exists() && p.to_str().is_some_and(|s| !s.contains(['/', '.'])))
+                .and_then(Path::to_str);
+            let from_text = match known_name {
+                Some(_) => None,
+                None => a.from.as_deref().map(read_source).transpose()?,
+            };
+            let format = match (a.format.or(file.format), &from_text) {
+                (Some(f), _) => f,
+                (None, Some(text)) => GenomeFormat::detect(text).with_context(|| {
+                    format!("{}", a.from.as_deref().unwrap_or(Path::new("")).display())
+                })?,
+                (None, None) => GenomeFormat::Amm,
+            };
+            let seed = match (&a.from, &from_text) {
+                (Some(_), None) => {
+                    let name = known_name.unwrap_or_default();
+                    Some(Genome::known(format, name).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--from {name}: no such file, nor a known {format:?} loss (known: {})",
+                            Genome::known_names(format).join(", ")
+                        )
+                    })?)
+                }
+                (Some(p), Some(text)) => {
+                    Some(Genome::from_text(format, text).with_context(|| {
+                        format!("{} (read as a {format:?} genome)", p.display())
+                    })?)
+                }
+                _ => None,
             };
             let setup = a.protocol.resolve_from(file.protocol.clone(), |_| {})?;
             let d = EvolveConfig::default();
@@ -204,13 +239,13 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 .hurdle_percentile
                 .or(file.hurdle.as_ref().and_then(|h| h.percentile));
             let config = EvolveConfig {
-                strategy: a.strategy.or(file.strategy).unwrap_or(d.strategy),
+                strategy,
                 population,
                 tournament,
                 crossover_rate: a
                     .crossover_rate
                     .or(file.crossover_rate)
-                    .unwrap_or(d.crossover_rate),
+                    .unwrap_or(default_crossover),
                 mutation_rate: a
                     .mutation_rate
                     .or(file.mutation_rate)
@@ -224,7 +259,12 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 ),
                 round: a.round.or(file.round).unwrap_or(d.round),
                 seed: a.seed.or(file.seed).unwrap_or(d.seed),
-                max_len: file.max_len.unwrap_or(d.max_len).clamp(4, 1000),
+                max_len: a
+                    .max_len
+                    .or(file.max_len)
+                    .unwrap_or(format.default_size_limit())
+                    .clamp(format.min_size_limit(), 1000),
+                format,
                 hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
                 max_evaluations: evaluations,
                 hurdle: match percentile {
@@ -237,8 +277,8 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             };
             let init = match seed {
                 _ if a.random => Init::Random,
-                Some(code) => Init::From(code),
-                None => Init::From(amm_ops::seed_mse()),
+                Some(genome) => Init::From(genome),
+                None => Init::From(Genome::seed_mse(format)),
             };
             (Engine::with_init(config, init), setup)
         }

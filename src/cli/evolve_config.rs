@@ -3,6 +3,7 @@
 //! `--config` reads back to repeat a run.
 
 use crate::evolve::engine::{EvolveConfig, HurdleConfig, Strategy};
+use crate::evolve::genome::GenomeFormat;
 use crate::train::protocol::Protocol;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub struct HurdleFile {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConfigFile {
+    /// Genome format searched.
+    pub format: Option<GenomeFormat>,
     /// Search strategy.
     pub strategy: Option<Strategy>,
     /// Population size.
@@ -37,7 +40,7 @@ pub struct ConfigFile {
     pub time: Option<String>,
     /// Tournament size.
     pub tournament: Option<usize>,
-    /// Per-instruction mutation probability.
+    /// Mutation probability (per AMM instruction; per child in generational GP).
     pub mutation_rate: Option<f64>,
     /// Crossover probability.
     pub crossover_rate: Option<f64>,
@@ -45,7 +48,7 @@ pub struct ConfigFile {
     pub round: Option<usize>,
     /// Seed of the search.
     pub seed: Option<u64>,
-    /// Most instructions per program.
+    /// Size limit (instructions; DAML: tree height).
     pub max_len: Option<usize>,
     /// Hall-of-fame size.
     pub hall_of_fame: Option<usize>,
@@ -72,6 +75,7 @@ impl ConfigFile {
     /// The effective configuration of a run, to write as `config.toml`.
     pub fn effective(c: &EvolveConfig, time: Option<&str>, protocol: &Protocol) -> ConfigFile {
         ConfigFile {
+            format: Some(c.format),
             strategy: Some(c.strategy),
             population: Some(c.population),
             generations: (c.generations != usize::MAX).then_some(c.generations),

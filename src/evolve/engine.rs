@@ -1,10 +1,11 @@
-//! The search: AMM's steady-state GA and AutoML-Zero's regularized (aging) evolution over
-//! AMM programs, with the functional-equivalence cache in front of every evaluation and
-//! candidates evaluated in parallel (rayon), results applied in a fixed order so a run is
-//! reproducible from its seed whatever the thread count.
+//! The search: AMM's steady-state GA, DAML's DEAP-style generational GP and AutoML-Zero's
+//! regularized (aging) evolution, over AMM programs, DAML trees or HAZ genes, with the
+//! functional-equivalence cache in front of every evaluation and candidates evaluated in
+//! parallel (rayon), results applied in a fixed order so a run is reproducible from its seed
+//! whatever the thread count.
 
-use super::amm_ops::{Code, crossover, mutate, seed_mse, to_text};
 use super::fec::{Fec, Probe, probe};
+use super::genome::{Genome, GenomeFormat};
 use crate::formats::CompileOptions;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -23,6 +24,23 @@ pub enum Strategy {
     /// Regularized evolution: a child of the best of a tournament replaces the oldest
     /// member; children are made and evaluated in rounds of `round` candidates.
     Regularized,
+    /// DAML's generational GP (DEAP's `eaSimple`): each generation selects a whole new
+    /// population by tournament (aspirants drawn with replacement), crosses neighbouring
+    /// pairs with the crossover rate and mutates each child with the mutation rate; children
+    /// left unchanged keep their fitness.
+    Generational,
+}
+
+impl Strategy {
+    /// The tournament size and crossover rate of the system the strategy comes from (AMM's
+    /// 10 and 0.7 for the steady-state GA and regularized evolution, DAML's 3 and 0.5 for
+    /// generational GP).
+    pub fn default_tournament_and_crossover(self) -> (usize, f64) {
+        match self {
+            Strategy::Generational => (3, 0.5),
+            _ => (10, 0.7),
+        }
+    }
 }
 
 /// Attempts at making a child that differs from its parents.
@@ -31,9 +49,9 @@ const MAX_RETRIES: usize = 8;
 /// How the first population is made.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
-    /// A seed program and mutants of it (AMM's way).
-    From(Code),
-    /// Random programs (AutoML-Zero's way).
+    /// A seed genome and mutants of it (AMM's way).
+    From(Genome),
+    /// Random genomes of the configured format (AutoML-Zero's and DAML's way).
     Random,
 }
 
@@ -48,7 +66,8 @@ pub struct EvolveConfig {
     pub tournament: usize,
     /// Probability that a child comes from crossover.
     pub crossover_rate: f64,
-    /// Per-instruction mutation probability.
+    /// Mutation probability: per instruction for AMM programs (AMM's rule); per child for
+    /// generational GP; DAML and HAZ mutants otherwise get one change each.
     pub mutation_rate: f64,
     /// Generations (steady-state) or rounds (regularized).
     pub generations: usize,
@@ -59,9 +78,13 @@ pub struct EvolveConfig {
     pub seed: u64,
     /// Hall-of-fame size.
     pub hall_of_fame: usize,
-    /// Most instructions in a program, prologue and RETURN included (AMM's insertion limit
-    /// is 20; ncpc applies it to crossover children too).
+    /// The size limit: most instructions in an AMM program, prologue and RETURN included
+    /// (AMM's insertion limit is 20; ncpc applies it to crossover children too) or in a HAZ
+    /// gene; most height of a DAML tree (DAML's 90).
     pub max_len: usize,
+    /// The genome format searched.
+    #[serde(default)]
+    pub format: GenomeFormat,
     /// The two-stage hurdle (`None`: every candidate gets the full protocol).
     #[serde(default)]
     pub hurdle: Option<HurdleConfig>,
@@ -84,6 +107,7 @@ impl Default for EvolveConfig {
             seed: 42,
             hall_of_fame: 10,
             max_len: super::amm_ops::MAX_LEN,
+            format: GenomeFormat::Amm,
             hurdle: None,
             max_evaluations: None,
         }
@@ -93,8 +117,8 @@ impl Default for EvolveConfig {
 /// One member of the population.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Individual {
-    /// The program.
-    pub code: Code,
+    /// The genome.
+    pub genome: Genome,
     /// Its fitness (`None` until evaluated).
     #[serde(with = "crate::numbers::lenient_opt")]
     pub fitness: Option<f64>,
@@ -299,9 +323,11 @@ fn finite_stats(generation: usize, fits: &[f64]) -> GenerationStats {
 }
 
 impl Engine {
-    /// A population grown from `seed` (MSE when `None`): the seed itself and mutants of it.
-    pub fn new(config: EvolveConfig, seed: Option<Code>) -> Engine {
-        Engine::with_init(config, Init::From(seed.unwrap_or_else(seed_mse)))
+    /// A population grown from `seed` (MSE in the configured format when `None`): the seed
+    /// itself and mutants of it.
+    pub fn new(config: EvolveConfig, seed: Option<Genome>) -> Engine {
+        let seed = seed.unwrap_or_else(|| Genome::seed_mse(config.format));
+        Engine::with_init(config, Init::From(seed))
     }
 
     /// A population from `init`.
@@ -310,18 +336,16 @@ impl Engine {
         let n = config.population.max(1);
         let population: Vec<Individual> = match init {
             Init::From(seed) => std::iter::once(seed.clone())
-                .chain((1..n).map(|_| mutate(&seed, config.mutation_rate, &mut rng)))
-                .collect::<Vec<Code>>(),
-            Init::Random => (0..n)
-                .map(|_| {
-                    let len = rng.random_range(2..=8);
-                    super::amm_ops::random_code(len, &mut rng)
-                })
-                .collect::<Vec<Code>>(),
+                .chain((1..n).map(|_| {
+                    seed.mutate(config.mutation_rate, config.max_len, &mut rng)
+                        .within_limit(&seed, config.max_len, &mut rng)
+                }))
+                .collect::<Vec<Genome>>(),
+            Init::Random => Genome::random_population(config.format, n, &mut rng),
         }
         .into_iter()
-        .map(|code| Individual {
-            code,
+        .map(|genome| Individual {
+            genome,
             fitness: None,
             age: 0,
         })
@@ -343,10 +367,10 @@ impl Engine {
 
     /// Fitness of each program: the cache first, then the scorer, one batch per stage.
     /// Applied in order, so the cache's contents do not depend on scheduling.
-    fn evaluate(&mut self, codes: &[Code], scorer: &Scorer) -> Vec<f64> {
+    fn evaluate(&mut self, codes: &[Genome], scorer: &Scorer) -> Vec<f64> {
         use rayon::prelude::*;
         let opts = CompileOptions::default();
-        let texts: Vec<String> = codes.iter().map(to_text).collect();
+        let texts: Vec<String> = codes.iter().map(Genome::to_text).collect();
         let probes: Vec<Probe> = texts.par_iter().map(|t| probe(t, &opts)).collect();
         let mut fits = vec![f64::NAN; codes.len()];
         let mut todo = Vec::new();
@@ -432,6 +456,10 @@ impl Engine {
             fits[*i] = f;
             self.fec.insert(&probes[*i], f);
             self.trained += 1;
+            // Only newly trained candidates can enter the hall of fame: one the cache
+            // answered is equivalent to a genome already seen, so the hall holds distinct
+            // functions.
+            self.remember(&texts[*i], f, self.evaluations + *i as u64 + 1);
         }
         for i in 0..codes.len() {
             if let Some(j) = dup_of[i] {
@@ -439,10 +467,7 @@ impl Engine {
                 self.fec.stats.fingerprint_hits += 1;
             }
         }
-        for (i, f) in fits.iter().enumerate() {
-            self.evaluations += 1;
-            self.remember(&texts[i], *f);
-        }
+        self.evaluations += codes.len() as u64;
         fits
     }
 
@@ -458,7 +483,7 @@ impl Engine {
     }
 
     /// Put a genome in the hall of fame if it earns a place (distinct genomes only).
-    fn remember(&mut self, text: &str, fitness: f64) {
+    fn remember(&mut self, text: &str, fitness: f64, found_at: u64) {
         if !fitness.is_finite() || self.hall_of_fame.iter().any(|f| f.genome == text) {
             return;
         }
@@ -474,7 +499,7 @@ impl Engine {
         self.hall_of_fame.push(Famous {
             genome: text.to_string(),
             fitness,
-            found_at: self.evaluations,
+            found_at,
         });
         // Stable: earlier finds stay ahead of later ones with the same fitness.
         self.hall_of_fame
@@ -487,9 +512,9 @@ impl Engine {
         let idx: Vec<usize> = (0..self.population.len())
             .filter(|i| self.population[*i].fitness.is_none())
             .collect();
-        let codes: Vec<Code> = idx
+        let codes: Vec<Genome> = idx
             .iter()
-            .map(|i| self.population[*i].code.clone())
+            .map(|i| self.population[*i].genome.clone())
             .collect();
         let fits = self.evaluate(&codes, scorer);
         for (i, f) in idx.into_iter().zip(fits) {
@@ -514,36 +539,121 @@ impl Engine {
     }
 
     /// One child from a tournament: crossover of the two best, or a mutant of the best.
-    fn child(&mut self) -> Code {
+    fn child(&mut self) -> Genome {
         let t = self.tournament();
         let (a, b) = (t[0], t[t.len().min(2) - 1]);
         let (pa, pb) = (
-            self.population[a].code.clone(),
-            self.population[b].code.clone(),
+            self.population[a].genome.clone(),
+            self.population[b].genome.clone(),
         );
+        let limit = self.config.max_len;
         let mut child = if self
             .rng
             .random_bool(self.config.crossover_rate.clamp(0.0, 1.0))
         {
-            crossover(&pa, &pb, &mut self.rng)
+            pa.crossover(&pb, &mut self.rng)
         } else {
-            mutate(&pa, self.config.mutation_rate, &mut self.rng)
+            pa.mutate(self.config.mutation_rate, limit, &mut self.rng)
         };
-        // Crossover can grow programs without bound: trim random body instructions back to
-        // the size limit (the LOAD prologue and RETURN stay).
-        while child.len() > self.config.max_len.max(4) {
-            let i = self.rng.random_range(2..child.len() - 1);
-            child.remove(i);
-        }
+        // Crossover can grow genomes without bound: bring the child back within the limit.
+        child = child.within_limit(&pa, limit, &mut self.rng);
         // A child identical to a parent wastes an evaluation: mutate until it differs (as
         // AutoML-Zero, whose every mutation changes something), within a bound.
         for _ in 0..MAX_RETRIES {
             if child != pa && child != pb {
                 break;
             }
-            child = mutate(&child, self.config.mutation_rate.max(0.5), &mut self.rng);
+            child = child
+                .mutate(self.config.mutation_rate.max(0.5), limit, &mut self.rng)
+                .within_limit(&pa, limit, &mut self.rng);
         }
         child
+    }
+
+    /// DEAP's `selTournament`: `k` winners, each the best of `tournament` aspirants drawn
+    /// with replacement (ties to the earlier member).
+    fn select_with_replacement(&mut self, k: usize) -> Vec<usize> {
+        let n = self.population.len();
+        (0..k)
+            .map(|_| {
+                (0..self.config.tournament.max(1))
+                    .map(|_| self.rng.random_range(0..n))
+                    .collect::<Vec<usize>>()
+                    .into_iter()
+                    .reduce(|best, i| {
+                        if self.fitness_of(i) > self.fitness_of(best)
+                            || (self.fitness_of(i) == self.fitness_of(best) && i < best)
+                        {
+                            i
+                        } else {
+                            best
+                        }
+                    })
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// The next population of generational GP (DEAP's `varAnd` over a tournament
+    /// selection): neighbouring pairs crossed with the crossover rate, then each child
+    /// mutated with the mutation rate; a child too big is brought within the limit (a DAML
+    /// tree too tall is its parent again). Children neither crossed nor mutated keep their
+    /// fitness.
+    fn next_generation(&mut self) -> Vec<Individual> {
+        let n = self.population.len();
+        let limit = self.config.max_len;
+        let picks = self.select_with_replacement(n);
+        let mut next: Vec<Individual> = picks
+            .iter()
+            .map(|i| {
+                let mut m = self.population[*i].clone();
+                m.age += 1;
+                m
+            })
+            .collect();
+        let cx = self.config.crossover_rate.clamp(0.0, 1.0);
+        let mut i = 1;
+        while i < n {
+            if self.rng.random_bool(cx) {
+                let (a, b) = (next[i - 1].genome.clone(), next[i].genome.clone());
+                let (c, d) = a.mate(&b, &mut self.rng);
+                let c = c.within_limit(&a, limit, &mut self.rng);
+                let d = d.within_limit(&b, limit, &mut self.rng);
+                next[i - 1] = Individual {
+                    genome: c,
+                    fitness: None,
+                    age: 0,
+                };
+                next[i] = Individual {
+                    genome: d,
+                    fitness: None,
+                    age: 0,
+                };
+            }
+            i += 2;
+        }
+        let mutpb = self.config.mutation_rate.clamp(0.0, 1.0);
+        for m in next.iter_mut() {
+            if self.rng.random_bool(mutpb) {
+                let parent = m.genome.clone();
+                // AMM's mutation is per instruction: a child chosen for mutation gets at
+                // least one change on average.
+                let rate = match parent {
+                    Genome::Amm(ref c) => {
+                        (1.0 / c.len().saturating_sub(3).max(1) as f64).max(mutpb)
+                    }
+                    _ => mutpb,
+                };
+                m.genome = parent.mutate(rate, limit, &mut self.rng).within_limit(
+                    &parent,
+                    limit,
+                    &mut self.rng,
+                );
+                m.fitness = None;
+                m.age = 0;
+            }
+        }
+        next
     }
 
     /// One generation (steady-state) or round (regularized). Children born in a
@@ -566,7 +676,7 @@ impl Engine {
                             .max_by_key(|i| (self.population[*i].age, std::cmp::Reverse(*i)))
                             .unwrap_or(0);
                         self.population[oldest] = Individual {
-                            code: child,
+                            genome: child,
                             fitness: None,
                             age: 0,
                         };
@@ -578,17 +688,27 @@ impl Engine {
                     .collect();
                 self.stats.push(finite_stats(self.generation, &fits));
             }
+            Strategy::Generational => {
+                if self.generation > 0 {
+                    self.population = self.next_generation();
+                }
+                self.evaluate_population(scorer);
+                let fits: Vec<f64> = (0..self.population.len())
+                    .map(|i| self.fitness_of(i))
+                    .collect();
+                self.stats.push(finite_stats(self.generation, &fits));
+            }
             Strategy::Regularized => {
                 self.evaluate_population(scorer);
-                let children: Vec<Code> = (0..self.config.round.max(1))
+                let children: Vec<Genome> = (0..self.config.round.max(1))
                     .map(|_| self.child())
                     .collect();
                 let fits = self.evaluate(&children, scorer);
                 self.stats.push(finite_stats(self.generation, &fits));
-                for (code, f) in children.into_iter().zip(fits) {
+                for (genome, f) in children.into_iter().zip(fits) {
                     self.population.remove(0);
                     self.population.push(Individual {
-                        code,
+                        genome,
                         fitness: Some(f),
                         age: 0,
                     });

@@ -439,6 +439,18 @@ pub fn random_expr(
     grow(rng, 0, depth, full, pset)
 }
 
+/// A `full` tree as DEAP's `genFull` makes one: every branch reaches a height drawn in
+/// `min_depth..=max_depth` (DAML's subtree mutation draws its subtrees this way, 0..=2).
+pub fn random_full(
+    rng: &mut impl rand::Rng,
+    min_depth: usize,
+    max_depth: usize,
+    pset: PSet,
+) -> Expr {
+    let depth = rng.random_range(min_depth..=max_depth);
+    grow(rng, 0, depth, true, pset)
+}
+
 fn grow(rng: &mut impl rand::Rng, d: usize, max: usize, full: bool, pset: PSet) -> Expr {
     let prims: Vec<&(&str, usize, PSet)> = PRIMITIVES
         .iter()

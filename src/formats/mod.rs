@@ -87,6 +87,9 @@ pub enum FormatError {
     /// The format could not be recognized.
     #[error("cannot tell the genome format: {0}; pass --format amm|daml|haz|ir")]
     Detect(String),
+    /// A genome in a format evolution does not search.
+    #[error("evolution works on AMM, DAML and HAZ genomes, not on {0}")]
+    NotSearchable(Format),
     /// IR text or an IR-level problem.
     #[error(transparent)]
     Ir(#[from] IrError),

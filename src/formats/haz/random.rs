@@ -31,6 +31,12 @@ fn common_ops() -> impl Iterator<Item = u8> {
         .filter(|id| !RANDOM_OPS.contains(id) && !RARE_OPS.contains(id) && !STRICT_OPS.contains(id))
 }
 
+/// A random deterministic op id, drawn as [`random_gene`] draws them.
+pub fn random_op(rng: &mut impl Rng) -> u8 {
+    let common: Vec<u8> = common_ops().collect();
+    draw_op(rng, &common)
+}
+
 /// Draw an op id: one of [`common_ops`] mostly, of [`STRICT_OPS`] sometimes, of [`RARE_OPS`]
 /// now and then.
 fn draw_op(rng: &mut impl Rng, common: &[u8]) -> u8 {
@@ -58,7 +64,13 @@ fn draw_op(rng: &mut impl Rng, common: &[u8]) -> u8 {
 /// wrap). Constants are drawn as the project draws them:
 /// `U(-1, 1)` and `U(0, 1)`, the second sometimes negated as its mutation does.
 pub fn random_gene(rng: &mut impl Rng, len: usize) -> Gene {
-    let memory = Memory {
+    let memory = random_memory(rng);
+    random_gene_in(rng, len, memory)
+}
+
+/// A random memory layout, as [`random_gene`] draws one.
+pub fn random_memory(rng: &mut impl Rng) -> Memory {
+    Memory {
         num_scalars: rng.random_range(2..=5),
         num_vectors: rng.random_range(1..=3),
         num_tensors: rng.random_range(1..=3),
@@ -69,7 +81,12 @@ pub fn random_gene(rng: &mut impl Rng, len: usize) -> Gene {
         },
         vector_shape: VECTOR_SHAPES[rng.random_range(0..VECTOR_SHAPES.len())].to_vec(),
         tensor_shape: TENSOR_SHAPES[rng.random_range(0..TENSOR_SHAPES.len())].to_vec(),
-    };
+    }
+}
+
+/// A random gene of `len` instructions over the given memory layout (at least two slots:
+/// `y_pred` in slot 0, `y_true` in slot 1), drawn as [`random_gene`] draws its instructions.
+pub fn random_gene_in(rng: &mut impl Rng, len: usize, memory: Memory) -> Gene {
     let n = memory.len();
     let common: Vec<u8> = common_ops().collect();
     let mut written: Vec<usize> = Vec::new();
