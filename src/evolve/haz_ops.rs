@@ -102,13 +102,38 @@ fn insert(g: &mut Gene, i: usize, ins: (OpRef, AddrRef, AddrRef, AddrRef, ConstR
     g.k2.insert(i, ins.5);
 }
 
+/// Run `$e` with `$v` bound to each of a gene's six per-instruction arrays in turn.
+macro_rules! each_array {
+    ($g:expr, $v:ident => $e:expr) => {{
+        {
+            let $v = &mut $g.ops;
+            $e;
+        }
+        {
+            let $v = &mut $g.in1;
+            $e;
+        }
+        {
+            let $v = &mut $g.in2;
+            $e;
+        }
+        {
+            let $v = &mut $g.out;
+            $e;
+        }
+        {
+            let $v = &mut $g.k1;
+            $e;
+        }
+        {
+            let $v = &mut $g.k2;
+            $e;
+        }
+    }};
+}
+
 fn remove(g: &mut Gene, i: usize) {
-    g.ops.remove(i);
-    g.in1.remove(i);
-    g.in2.remove(i);
-    g.out.remove(i);
-    g.k1.remove(i);
-    g.k2.remove(i);
+    each_array!(g, v => v.remove(i));
 }
 
 /// Truncate every array to the shortest (a parsed gene may have ragged arrays: the
@@ -125,12 +150,7 @@ fn normalize(g: &mut Gene) {
     .into_iter()
     .min()
     .unwrap_or(0);
-    g.ops.truncate(n);
-    g.in1.truncate(n);
-    g.in2.truncate(n);
-    g.out.truncate(n);
-    g.k1.truncate(n);
-    g.k2.truncate(n);
+    each_array!(g, v => v.truncate(n));
     g.length = n as i64;
 }
 

@@ -434,8 +434,20 @@ pub fn random_expr(
     max_depth: usize,
     pset: PSet,
 ) -> Expr {
+    random_tree(rng, min_depth, max_depth, None, pset)
+}
+
+/// A tree of a height drawn in `min_depth..=max_depth`, `full` or `grow` as `full` says
+/// (drawn after the height when `None`).
+fn random_tree(
+    rng: &mut impl rand::Rng,
+    min_depth: usize,
+    max_depth: usize,
+    full: Option<bool>,
+    pset: PSet,
+) -> Expr {
     let depth = rng.random_range(min_depth..=max_depth);
-    let full = rng.random_bool(0.5);
+    let full = full.unwrap_or_else(|| rng.random_bool(0.5));
     grow(rng, 0, depth, full, pset)
 }
 
@@ -447,8 +459,7 @@ pub fn random_full(
     max_depth: usize,
     pset: PSet,
 ) -> Expr {
-    let depth = rng.random_range(min_depth..=max_depth);
-    grow(rng, 0, depth, true, pset)
+    random_tree(rng, min_depth, max_depth, Some(true), pset)
 }
 
 fn grow(rng: &mut impl rand::Rng, d: usize, max: usize, full: bool, pset: PSet) -> Expr {
