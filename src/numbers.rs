@@ -150,6 +150,23 @@ pub mod lenient_opt {
     }
 }
 
+/// Serde `with` module for a `Vec<f64>` whose values may be non-finite.
+pub mod lenient_vec {
+    use super::LenientF64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serialize.
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let w: Vec<LenientF64> = v.iter().map(|x| LenientF64(*x)).collect();
+        w.serialize(s)
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<LenientF64>::deserialize(d).map(|v| v.into_iter().map(|l| l.0).collect())
+    }
+}
+
 /// Serde `with` module for a string-keyed map of `f64` values that may be non-finite.
 pub mod lenient_map {
     use super::LenientF64;

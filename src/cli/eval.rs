@@ -4,6 +4,8 @@ use super::CliError;
 use super::compile::ReadArgs;
 use super::input::{read_source, stem, write_output};
 use super::protocol_args::ProtocolArgs;
+use crate::train::composite::{CompositeReport, evaluate_composite, run_label};
+use crate::train::protocol::{Protocol, ProtocolName};
 use crate::train::run::{Genome, LossScore, Report, evaluate};
 use clap::Args;
 use std::path::PathBuf;
@@ -33,34 +35,25 @@ pub struct EvalArgs {
 /// Run `ncpc eval`.
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
     let text = read_source(&a.genome)?;
-    let setup = a.protocol.resolve(|p| {
+    let adjust = |p: &mut Protocol| {
         if let Some(s) = a.seed {
             p.seed = s;
         }
         if a.no_baselines {
             p.baselines = false;
         }
-    })?;
+    };
+    if a.protocol.protocol == ProtocolName::Daml {
+        return run_composite(&a, text, adjust);
+    }
+    let setup = a.protocol.resolve(adjust)?;
     let (p, data, notes, opts) = (setup.protocol, setup.data, setup.notes, setup.opts);
     let genome = Genome {
         name: stem(&a.genome),
         text,
         opts: a.read.options(&a.genome),
     };
-    let runs = p.seeds
-        * if p.baselines || p.score_needs_baseline() {
-            3
-        } else {
-            1
-        };
-    let bar = indicatif::ProgressBar::new(runs as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {pos}/{len} runs, {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("eval {}", genome.name));
+    let bar = progress(&genome.name, runs_of(&p));
     let report = evaluate(&genome, &p, &data, opts, notes, &|| bar.inc(1));
     bar.finish_and_clear();
     let report = report?;
@@ -70,6 +63,106 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
     } else {
         write_output(None, &table(&report))
     }
+}
+
+/// Training runs one evaluation under `p` makes (its seeds, times three with baselines).
+fn runs_of(p: &Protocol) -> usize {
+    p.seeds
+        * if p.baselines || p.score_needs_baseline() {
+            3
+        } else {
+            1
+        }
+}
+
+/// The progress bar on stderr.
+fn progress(name: &str, runs: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(runs as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} runs, {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("eval {name}"));
+    bar
+}
+
+/// `ncpc eval --protocol daml`: the composite over every run this machine can make.
+fn run_composite(
+    a: &EvalArgs,
+    text: String,
+    adjust: impl FnOnce(&mut Protocol),
+) -> Result<(), CliError> {
+    let (runs, notes) = a.protocol.composite_runs(adjust)?;
+    let genome = Genome {
+        name: stem(&a.genome),
+        text,
+        opts: a.read.options(&a.genome),
+    };
+    let bar = progress(
+        &genome.name,
+        runs.iter().map(|r| runs_of(&r.protocol)).sum(),
+    );
+    let report = evaluate_composite(&genome, &runs, notes, &|| bar.inc(1));
+    bar.finish_and_clear();
+    let report = report?;
+    if a.json {
+        let text = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
+        write_output(None, &format!("{text}\n"))
+    } else {
+        write_output(None, &composite_table(&report))
+    }
+}
+
+/// The human-readable composite report: one row per loss, one accuracy column per run.
+fn composite_table(r: &CompositeReport) -> String {
+    let mut out = String::from(
+        "protocol  Daml: 0.7 mean(accuracy) + 0.3 (1 - std/mean) over the runs below\n",
+    );
+    for (k, run) in r.runs.iter().enumerate() {
+        out.push_str(&format!("run {}     {}\n", k + 1, run_label(run)));
+        for n in &run.notes {
+            out.push_str(&format!("          note: {n}\n"));
+        }
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note      {n}\n"));
+    }
+    let heads: Vec<String> = (1..=r.runs.len()).map(|k| format!("run {k}")).collect();
+    out.push_str(&format!(
+        "\n{:<16} {:>10} {}  {}\n",
+        "loss",
+        "score",
+        heads
+            .iter()
+            .map(|h| format!("{h:>8}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        "failure"
+    ));
+    for s in std::iter::once(&r.candidate).chain(&r.baselines) {
+        let accs: Vec<String> = s
+            .run_accuracies
+            .iter()
+            .map(|x| format!("{:>8}", fmt_num(*x)))
+            .collect();
+        out.push_str(&format!(
+            "{:<16} {:>10} {}  {}\n",
+            s.name,
+            fmt_num(s.score),
+            accs.join(" "),
+            s.failure.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(ce) = r.baselines.iter().find(|b| b.name == "cross-entropy")
+        && r.score.is_finite()
+        && ce.score.is_finite()
+    {
+        out.push_str(&format!("vs cross-entropy  {:+.4}\n", r.score - ce.score));
+    }
+    out.push_str(&format!("seconds   {:.2}\n", r.seconds));
+    out
 }
 
 fn fmt_num(x: f64) -> String {

@@ -105,6 +105,97 @@ impl ProtocolArgs {
         base: Option<Protocol>,
         adjust: impl FnOnce(&mut Protocol),
     ) -> Result<Prepared, CliError> {
+        let (p, opts, root) = self.settings(base, adjust)?;
+        if p.name == ProtocolName::Daml {
+            return Err(anyhow::anyhow!(
+                "the daml protocol combines several training runs into one score; only `ncpc eval` runs it (use daml-mlp for its MLP run)"
+            )
+            .into());
+        }
+        let custom = match (&self.idx_dir, &self.csv) {
+            (Some(dir), _) => Some(CustomData::IdxDir(dir.clone())),
+            (_, Some(path)) => Some(CustomData::Csv {
+                path: path.clone(),
+                label: self.label_column.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(c) = custom {
+            let data = crate::train::custom::load(&c)?;
+            return Ok(Prepared {
+                protocol: p,
+                notes: vec![format!(
+                    "your own data: {}; the protocol's split is not used",
+                    data.source
+                )],
+                data,
+                opts,
+            });
+        }
+        Ok(Prepared::load(p, &root, self.dataset.is_some(), opts)?)
+    }
+
+    /// The runs of the `daml` composite: daml-mlp on each dataset present (only the one
+    /// named by --dataset, when given), with the MLP and, on a burn backend, the small CNN
+    /// (only the --model network, when given). MNIST is always present (the embedded
+    /// subset stands in for the full set). Notes say what was left out.
+    pub fn composite_runs(
+        &self,
+        adjust: impl FnOnce(&mut Protocol),
+    ) -> Result<(Vec<Prepared>, Vec<String>), CliError> {
+        use crate::train::data::{DataError, DatasetName};
+        if self.idx_dir.is_some() || self.csv.is_some() {
+            return Err(anyhow::anyhow!(
+                "the daml composite runs on the standard datasets, not --idx-dir or --csv"
+            )
+            .into());
+        }
+        let (base, opts, root) = self.settings(None, adjust)?;
+        let datasets = match self.dataset {
+            Some(d) => vec![d],
+            None => vec![
+                DatasetName::Cifar10,
+                DatasetName::FashionMnist,
+                DatasetName::Mnist,
+            ],
+        };
+        let architectures = match (self.model, opts.burn) {
+            (Some(m), _) => vec![m],
+            (None, Some(_)) => vec![Architecture::Mlp, Architecture::Cnn],
+            (None, None) => vec![Architecture::Mlp],
+        };
+        let mut notes = Vec::new();
+        if opts.burn.is_none() && self.model.is_none() {
+            notes.push("the small CNN runs only on the burn backends (--backend cpu|wgpu)".into());
+        }
+        let mut runs = Vec::new();
+        for p in crate::train::composite::plan(&base, &datasets, &architectures) {
+            // Loaded as named, so that a missing set is an error (not MNIST standing in);
+            // a set the user did not name is then left out.
+            match Prepared::load(p.clone(), &root, true, opts) {
+                Ok(r) => runs.push(r),
+                Err(DataError::Missing { .. }) if self.dataset.is_none() => {
+                    let note = format!(
+                        "{} is not under {}: left out",
+                        p.dataset.dir(),
+                        root.display()
+                    );
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((runs, notes))
+    }
+
+    /// The protocol with the flags applied, the engine options and the data root.
+    fn settings(
+        &self,
+        base: Option<Protocol>,
+        adjust: impl FnOnce(&mut Protocol),
+    ) -> Result<(Protocol, EvalOptions, PathBuf), CliError> {
         let (backend, burn) = match self.backend {
             EvalBackend::Jit => (Backend::Jit, None),
             EvalBackend::Interp => (Backend::Interp, None),
@@ -153,26 +244,6 @@ impl ProtocolArgs {
             math: self.math,
             burn,
         };
-        let custom = match (&self.idx_dir, &self.csv) {
-            (Some(dir), _) => Some(CustomData::IdxDir(dir.clone())),
-            (_, Some(path)) => Some(CustomData::Csv {
-                path: path.clone(),
-                label: self.label_column.clone(),
-            }),
-            _ => None,
-        };
-        if let Some(c) = custom {
-            let data = crate::train::custom::load(&c)?;
-            return Ok(Prepared {
-                protocol: p,
-                notes: vec![format!(
-                    "your own data: {}; the protocol's split is not used",
-                    data.source
-                )],
-                data,
-                opts,
-            });
-        }
-        Ok(Prepared::load(p, &root, self.dataset.is_some(), opts)?)
+        Ok((p, opts, root))
     }
 }

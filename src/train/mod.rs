@@ -3,6 +3,7 @@
 //! dL/dy_pred from the Cranelift kernel or the reference interpreter ([`candidate`]).
 
 pub mod candidate;
+pub mod composite;
 pub mod custom;
 pub mod data;
 pub mod linalg;
