@@ -122,6 +122,49 @@ fn wire(x: f64) -> f64 {
     }
 }
 
+/// How far the current cycle has got, for a progress display.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CycleProgress {
+    /// An evolve task after each generation: generations done of the task's, the best
+    /// fitness so far (`-inf` before any), candidates looked at.
+    Evolving {
+        /// Generations done.
+        generation: usize,
+        /// Generations the task runs.
+        generations: usize,
+        /// Best fitness so far.
+        best: f64,
+        /// Candidates looked at (trained or answered by the cache).
+        evaluations: u64,
+    },
+    /// An evaluate task: functions scored of the batch's.
+    Evaluating {
+        /// Functions scored.
+        done: usize,
+        /// Functions in the batch.
+        total: usize,
+    },
+}
+
+impl CycleProgress {
+    /// One line for a progress display.
+    pub fn describe(&self) -> String {
+        match self {
+            CycleProgress::Evolving {
+                generation,
+                generations,
+                best,
+                evaluations,
+            } => format!(
+                "evolving, generation {generation}/{generations}, best {best:.4}, {evaluations} candidates"
+            ),
+            CycleProgress::Evaluating { done, total } => {
+                format!("evaluating, {done}/{total} functions scored")
+            }
+        }
+    }
+}
+
 /// A miner: a pool client, a protocol and settings.
 pub struct Miner<'a> {
     /// The pool client.
@@ -130,6 +173,8 @@ pub struct Miner<'a> {
     pub prepared: &'a Prepared,
     /// Settings.
     pub config: MinerConfig,
+    /// Hears how far each cycle has got (a progress bar; `&|_| {}` for none).
+    pub progress: &'a (dyn Fn(CycleProgress) + Sync),
 }
 
 impl Miner<'_> {
@@ -206,7 +251,15 @@ impl Miner<'_> {
         );
         let score =
             |items: &[(&str, crate::evolve::engine::Stage)]| self.prepared.score_batch(items);
-        engine.run(&score, stop, &mut |_| {});
+        let generations = config.generations;
+        engine.run(&score, stop, &mut |e| {
+            (self.progress)(CycleProgress::Evolving {
+                generation: e.generation,
+                generations,
+                best: e.best().map_or(f64::NEG_INFINITY, |b| b.fitness),
+                evaluations: e.evaluations,
+            })
+        });
         if stop.load(Ordering::Relaxed) && engine.best().is_none() {
             return Ok(CycleOutcome::Abandoned {
                 batch: name.to_string(),
@@ -271,6 +324,8 @@ impl Miner<'_> {
         stop: &AtomicBool,
     ) -> Result<CycleOutcome, MineError> {
         let mut evaluations = Vec::new();
+        let total = batch.functions.len();
+        (self.progress)(CycleProgress::Evaluating { done: 0, total });
         for f in &batch.functions {
             if stop.load(Ordering::Relaxed) {
                 return Ok(CycleOutcome::Abandoned {
@@ -283,6 +338,10 @@ impl Miner<'_> {
                 Err(_) => f64::NEG_INFINITY,
             };
             let s = wire(score);
+            (self.progress)(CycleProgress::Evaluating {
+                done: evaluations.len() + 1,
+                total,
+            });
             evaluations.push(Evaluation {
                 function_id: f.id.clone(),
                 score: s,

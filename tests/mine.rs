@@ -259,3 +259,79 @@ fn a_task_with_a_malformed_parent_is_refused_with_its_batch_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("batch b-17: parent 3:"), "{err}");
 }
+
+/// The miner reports each cycle's progress as it goes: every generation of an evolve task
+/// (up to the task's count) and every function of an evaluate task.
+#[test]
+fn a_miner_reports_progress_within_each_cycle() {
+    use ncpc::evolve::engine::EvolveConfig;
+    use ncpc::mine::{CycleProgress, Miner, MinerConfig};
+    use ncpc::train::protocol::{Protocol, ProtocolName};
+    use ncpc::train::run::{EvalOptions, Prepared};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    let p = pool(Duration::from_secs(60));
+    let data = tempfile::tempdir().unwrap();
+    let prepared = Prepared::load(
+        Protocol::preset(ProtocolName::Amm),
+        data.path(),
+        false,
+        EvalOptions::default(),
+    )
+    .unwrap();
+    let c = client(&p, "Progress");
+    let seen = Mutex::new(Vec::new());
+    let record = |e: CycleProgress| seen.lock().unwrap().push(e);
+    let miner = Miner {
+        client: &c,
+        prepared: &prepared,
+        config: MinerConfig {
+            task_type: TaskType::Evolve,
+            alternate: true,
+            cycles: 2,
+            delay: Duration::ZERO,
+            retries: 3,
+            evolve: EvolveConfig {
+                population: 8,
+                generations: 3,
+                ..EvolveConfig::default()
+            },
+        },
+        progress: &record,
+    };
+    miner.register().unwrap();
+    let done = miner
+        .run(
+            &AtomicBool::new(false),
+            &mut |_, _| {},
+            &mut |_, _, _| {},
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(done, 2);
+    let seen = seen.into_inner().unwrap();
+    let generations: Vec<usize> = seen
+        .iter()
+        .filter_map(|e| match e {
+            CycleProgress::Evolving {
+                generation,
+                generations: 3,
+                ..
+            } => Some(*generation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(generations, [1, 2, 3], "{seen:?}");
+    let scored: Vec<(usize, usize)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            CycleProgress::Evaluating { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    let total = scored.first().map(|s| s.1).unwrap_or(0);
+    assert!(total >= 1, "{seen:?}");
+    assert_eq!(scored, (0..=total).map(|d| (d, total)).collect::<Vec<_>>());
+    assert!(seen.iter().all(|e| !e.describe().is_empty()));
+}

@@ -5,7 +5,7 @@ use super::key::{KeySource, default_key_file};
 use super::protocol_args::ProtocolArgs;
 use crate::evolve::engine::{EvolveConfig, Strategy};
 use crate::identity::Identity;
-use crate::mine::{Miner, MinerConfig, summary};
+use crate::mine::{CycleProgress, Miner, MinerConfig, summary};
 use crate::pool::client::PoolClient;
 use crate::pool::protocol::TaskType;
 use clap::Args;
@@ -105,7 +105,20 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     };
     let client = PoolClient::new(&url, id)?;
     eprintln!("ncpc: miner {} on {url}", client.address());
+    // A spinner on stderr while a cycle runs (hidden when stderr is not a terminal), with
+    // the cycle's progress; one summary line per cycle on stdout.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let cycle = std::sync::atomic::AtomicU64::new(0);
+    let progress = |p: CycleProgress| {
+        let n = cycle.load(std::sync::atomic::Ordering::Relaxed);
+        bar.set_message(format!("cycle {n}: {}", p.describe()));
+    };
     let miner = Miner {
+        progress: &progress,
         client: &client,
         prepared: &prepared,
         config: MinerConfig {
@@ -128,17 +141,11 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             "cannot register with the pool: {e}\n  is the pool at {url} running and reachable?"
         )
     })?;
-    // A spinner on stderr while a cycle runs (hidden when stderr is not a terminal); one
-    // summary line per cycle on stdout.
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
     bar.enable_steady_tick(Duration::from_millis(120));
     let result = miner.run(
         &stop,
         &mut |n, t| {
+            cycle.store(n, std::sync::atomic::Ordering::Relaxed);
             bar.reset_elapsed();
             bar.set_message(match t {
                 TaskType::Evolve => format!("cycle {n}: evolving"),
