@@ -265,12 +265,37 @@ fn evaluate_cycle_outvotes_a_liar() {
     assert_eq!(status, 200);
     assert_eq!(board["functions"][0]["function_id"], new_id);
     assert_eq!(board["miners"][0]["public_address"], evolver.address());
-    // Nothing needs evaluation any more.
+    // Nothing needs a first evaluation any more: a late evaluator audits, best consensus
+    // first, and is paid 0.5 per agreeing audit; the consensus stays as formed.
     let late = registered(&p, "Dave");
+    let batch = late.request_task(TaskType::Evaluate).unwrap();
+    assert_eq!(batch.functions.len(), 3);
+    assert_eq!(
+        batch.functions[0].id, new_id,
+        "the best function is audited first"
+    );
+    let evals: Vec<Evaluation> = batch
+        .functions
+        .iter()
+        .map(|f| evaluation(&f.id, if f.id == new_id { 0.2 } else { 0.71 }))
+        .collect();
+    let answer = late
+        .submit_evaluation(batch.batch_id.as_str().unwrap(), evals)
+        .unwrap();
+    assert_eq!(answer["consensus"].as_array().unwrap().len(), 0);
+    assert_eq!(balance(&late), 1.0, "two audits agree, the third does not");
+    let (_, board) = get(&p, "/leaderboard");
+    assert_eq!(board["functions"][0]["function_id"], new_id);
+    assert!((board["functions"][0]["score"].as_f64().unwrap() - 0.80).abs() < 1e-9);
+    // Dave has evaluated everything: nothing is left for him.
     assert_eq!(
         status_of(late.request_task(TaskType::Evaluate).unwrap_err()),
         404
     );
+    // The evolver audits only the functions it did not evolve.
+    let batch = evolver.request_task(TaskType::Evaluate).unwrap();
+    assert_eq!(batch.functions.len(), 2);
+    assert!(batch.functions.iter().all(|f| f.id != new_id));
 }
 
 #[test]

@@ -138,8 +138,9 @@ impl Store {
                 "UPDATE functions SET evaluation_count = evaluation_count + 1 WHERE id = ?1",
                 [e.function_id],
             )?;
-            if let Some(c) = try_consensus(&tx, e.function_id, now_ms)? {
-                formed.push(c);
+            match try_consensus(&tx, e.function_id, now_ms)? {
+                Some(c) => formed.push(c),
+                None => audit(&tx, e.function_id, miner, e.score, now_ms)?,
             }
         }
         close_task(&tx, batch_id)?;
@@ -161,6 +162,42 @@ fn credit(
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![miner, amount, reason, function_id, now_ms],
     )?;
+    Ok(())
+}
+
+/// An evaluation of a function that already has consensus (an audit): mark whether it
+/// agrees, and credit the auditor when it does (never the function's own evolver). The
+/// consensus score stays as formed, so rewards already paid on it stand.
+fn audit(
+    tx: &Transaction<'_>,
+    id: i64,
+    auditor: &str,
+    score: f64,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let (consensus, evolver): (Option<f64>, Option<String>) = tx.query_row(
+        "SELECT consensus_score, evolver FROM functions WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some(m) = consensus else {
+        return Ok(());
+    };
+    let ok = agrees(score, m);
+    tx.execute(
+        "UPDATE evaluations SET agrees = ?1 WHERE function_id = ?2 AND evaluator = ?3",
+        params![ok, id, auditor],
+    )?;
+    if ok && evolver.as_deref() != Some(auditor) {
+        credit(
+            tx,
+            auditor,
+            rewards::AUDIT_AGREES,
+            "audit agrees with consensus",
+            id,
+            now_ms,
+        )?;
+    }
     Ok(())
 }
 

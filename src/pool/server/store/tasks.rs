@@ -5,6 +5,7 @@ use super::{FunctionRow, Store, TaskRow, internal, task_type_name};
 use crate::pool::protocol::TaskType;
 use crate::pool::server::consensus::MIN_EVALUATIONS;
 use crate::pool::server::error::ApiError;
+use crate::pool::server::rewards::MAX_EVALUATIONS_AUDITED;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
@@ -35,7 +36,8 @@ impl Store {
     }
 
     /// Issue a task of `task_type` to `miner`: refuses when it holds a live one (400 with
-    /// AMM's "already has active task"), and answers 404 when no function needs evaluating.
+    /// AMM's "already has active task"), and answers 404 when no function needs evaluating
+    /// or auditing.
     /// Evolve tasks carry up to two parents: the best-scoring function and one other; evaluate
     /// tasks carry up to `batch_size` functions that still need evaluations.
     pub fn issue_task(
@@ -290,6 +292,47 @@ fn pick_for_evaluation(
         }
     }
     let mut picked = if others.is_empty() { own } else { others };
+    if picked.is_empty() {
+        picked = pick_for_audit(tx, miner, component_type, &held)?;
+    }
     picked.truncate(batch_size.max(1));
+    Ok(picked)
+}
+
+/// Audits, for a miner with nothing left to evaluate first: functions that already have
+/// consensus, that it has not evaluated and did not evolve, and that have not reached
+/// [`MAX_EVALUATIONS_AUDITED`] (stored evaluations plus live leases), best consensus first.
+/// AMM's client retries an evaluate request that finds nothing forever (it alternates only
+/// after a success), so this keeps such miners at useful work in a pool with others.
+fn pick_for_audit(
+    tx: &Transaction<'_>,
+    miner: &str,
+    component_type: &str,
+    held: &HashMap<i64, i64>,
+) -> Result<Vec<FunctionRow>, ApiError> {
+    let mut st = tx.prepare(
+        "SELECT f.id, f.program, f.evaluation_count FROM functions f
+         WHERE f.component_type = ?1 AND f.consensus_score IS NOT NULL
+         AND f.evolver IS NOT ?2
+         AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
+                         AND e.evaluator = ?2)
+         ORDER BY f.consensus_score DESC, f.evaluation_count, f.id",
+    )?;
+    let rows = st.query_map(params![component_type, miner], |r| {
+        Ok((
+            FunctionRow {
+                id: r.get(0)?,
+                program: r.get(1)?,
+            },
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut picked = Vec::new();
+    for row in rows {
+        let (f, count) = row?;
+        if count + held.get(&f.id).copied().unwrap_or(0) < MAX_EVALUATIONS_AUDITED {
+            picked.push(f);
+        }
+    }
     Ok(picked)
 }
