@@ -384,6 +384,12 @@ fn evolve_cli_takes_a_config_file_budgets_and_json_events() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // Every line is a JSON event; the last is the result.
+    assert_eq!(events.len(), stdout.lines().count(), "{stdout}");
+    let result = events.last().unwrap();
+    assert_eq!(result["event"], "result");
+    assert!(result["best"]["genome"].is_string(), "{result}");
+    let events = &events[..events.len() - 1];
     // The run stops after the first generation that reaches 25 evaluations.
     let evals: Vec<u64> = events
         .iter()

@@ -67,7 +67,8 @@ pub struct EvolveArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print one JSON line per generation on stdout (generation, best, evaluations,
-    /// evaluations per second, FEC hit rate, hurdle counts) before the result.
+    /// evaluations per second, FEC hit rate, hurdle counts), then the result as one last
+    /// JSON line (`"event": "result"`) instead of the table.
     #[arg(long)]
     pub events: bool,
     /// Start from this genome and mutants of it: a genome file, or a known loss by name
@@ -366,6 +367,14 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             std::fs::write(dir.join("best.json"), format!("{}\n", best.genome))
                 .with_context(|| format!("cannot write {}", dir.join("best.json").display()))?;
         }
+    }
+    if a.events {
+        // The stream stays one JSON object per line: the result is its last event.
+        let mut event = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
+        if let Some(map) = event.as_object_mut() {
+            map.insert("event".into(), serde_json::json!("result"));
+        }
+        return write_output(None, &format!("{event}\n"));
     }
     if a.json {
         let text = serde_json::to_string_pretty(&outcome).map_err(anyhow::Error::from)?;
