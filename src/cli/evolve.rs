@@ -264,7 +264,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                     .max_len
                     .or(file.max_len)
                     .unwrap_or(format.default_size_limit())
-                    .clamp(format.min_size_limit(), 1000),
+                    .clamp(format.min_size_limit(), format.max_size_limit()),
                 format,
                 hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
                 max_evaluations: evaluations,

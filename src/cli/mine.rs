@@ -127,11 +127,16 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             cycles: a.cycles,
             delay: Duration::from_secs_f64(a.delay),
             retries: 3,
-            evolve: EvolveConfig {
-                strategy: a.strategy,
-                population: a.population,
-                generations: a.generations,
-                ..EvolveConfig::default()
+            evolve: {
+                let (tournament, crossover_rate) = a.strategy.default_tournament_and_crossover();
+                EvolveConfig {
+                    strategy: a.strategy,
+                    population: a.population,
+                    generations: a.generations,
+                    tournament,
+                    crossover_rate,
+                    ..EvolveConfig::default()
+                }
             },
         },
     };

@@ -2,7 +2,8 @@
 //! miner registers: half-and-half initialisation (heights 1 to 3), subtree mutation
 //! (`mutUniform` with `genFull` subtrees of height 0 to 2), one-point crossover
 //! (`cxOnePoint`: a subtree below the root of each parent swapped), and a static height limit
-//! (DAML's 90) under which a child that grows too tall is replaced by its parent. Ephemeral
+//! (DAML's 90) under which a child that grows too tall is replaced by a parent
+//! ([`Genome::within_limit`](super::genome::Genome::within_limit)). Ephemeral
 //! constants are drawn when a subtree is made, uniform in [-1, 1) to 4 decimals, and stay fixed
 //! after. Every child is a valid DAML tree over the miner primitive set.
 //!
@@ -116,15 +117,6 @@ pub fn crossover(a: &Expr, b: &Expr, rng: &mut impl Rng) -> (Expr, Expr) {
     (replace(a, ia, &sb), replace(b, ib, &sa))
 }
 
-/// The static limit: `child`, unless it is taller than `max_height`, then `parent`.
-pub fn limit(child: Expr, parent: &Expr, max_height: usize) -> Expr {
-    if height(&child) > max_height {
-        parent.clone()
-    } else {
-        child
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,10 +160,15 @@ mod tests {
             let i = rng.random_range(0..pop.len());
             let j = rng.random_range(0..pop.len());
             let child = if round % 2 == 0 {
-                let (c, _) = crossover(&pop[i], &pop[j], &mut rng);
-                limit(c, &pop[i], 6)
+                crossover(&pop[i], &pop[j], &mut rng).0
             } else {
-                limit(mutate(&pop[i], &mut rng), &pop[i], 6)
+                mutate(&pop[i], &mut rng)
+            };
+            // The static limit (as `Genome::within_limit` applies it).
+            let child = if height(&child) > 6 {
+                pop[i].clone()
+            } else {
+                child
             };
             assert!(height(&child) <= 6.max(height(&pop[i])));
             assert!(uses_only_miner_set(&child));

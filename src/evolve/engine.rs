@@ -336,10 +336,7 @@ impl Engine {
         let n = config.population.max(1);
         let population: Vec<Individual> = match init {
             Init::From(seed) => std::iter::once(seed.clone())
-                .chain((1..n).map(|_| {
-                    seed.mutate(config.mutation_rate, config.max_len, &mut rng)
-                        .within_limit(&seed, config.max_len, &mut rng)
-                }))
+                .chain((1..n).map(|_| seed.mutant(config.mutation_rate, config.max_len, &mut rng)))
                 .collect::<Vec<Genome>>(),
             Init::Random => Genome::random_population(config.format, n, &mut rng),
         }
@@ -522,8 +519,21 @@ impl Engine {
         }
     }
 
+    /// A member's fitness for selection: `-inf` when unknown or NaN (a NaN would win or
+    /// lose tournaments depending on where it was drawn).
     fn fitness_of(&self, i: usize) -> f64 {
-        self.population[i].fitness.unwrap_or(f64::NEG_INFINITY)
+        self.population[i]
+            .fitness
+            .filter(|f| !f.is_nan())
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// Statistics of the whole (evaluated) population for this generation.
+    fn record_population_stats(&mut self) {
+        let fits: Vec<f64> = (0..self.population.len())
+            .map(|i| self.fitness_of(i))
+            .collect();
+        self.stats.push(finite_stats(self.generation, &fits));
     }
 
     /// Indices of a tournament, best first.
@@ -551,21 +561,20 @@ impl Engine {
             .rng
             .random_bool(self.config.crossover_rate.clamp(0.0, 1.0))
         {
+            // Crossover can grow genomes without bound: bring the child back within the
+            // limit.
             pa.crossover(&pb, &mut self.rng)
+                .within_limit(&[&pa, &pb], limit, &mut self.rng)
         } else {
-            pa.mutate(self.config.mutation_rate, limit, &mut self.rng)
+            pa.mutant(self.config.mutation_rate, limit, &mut self.rng)
         };
-        // Crossover can grow genomes without bound: bring the child back within the limit.
-        child = child.within_limit(&pa, limit, &mut self.rng);
         // A child identical to a parent wastes an evaluation: mutate until it differs (as
         // AutoML-Zero, whose every mutation changes something), within a bound.
         for _ in 0..MAX_RETRIES {
             if child != pa && child != pb {
                 break;
             }
-            child = child
-                .mutate(self.config.mutation_rate.max(0.5), limit, &mut self.rng)
-                .within_limit(&pa, limit, &mut self.rng);
+            child = child.mutant(self.config.mutation_rate.max(0.5), limit, &mut self.rng);
         }
         child
     }
@@ -617,8 +626,8 @@ impl Engine {
             if self.rng.random_bool(cx) {
                 let (a, b) = (next[i - 1].genome.clone(), next[i].genome.clone());
                 let (c, d) = a.mate(&b, &mut self.rng);
-                let c = c.within_limit(&a, limit, &mut self.rng);
-                let d = d.within_limit(&b, limit, &mut self.rng);
+                let c = c.within_limit(&[&a, &b], limit, &mut self.rng);
+                let d = d.within_limit(&[&a, &b], limit, &mut self.rng);
                 next[i - 1] = Individual {
                     genome: c,
                     fitness: None,
@@ -644,11 +653,7 @@ impl Engine {
                     }
                     _ => mutpb,
                 };
-                m.genome = parent.mutate(rate, limit, &mut self.rng).within_limit(
-                    &parent,
-                    limit,
-                    &mut self.rng,
-                );
+                m.genome = parent.mutant(rate, limit, &mut self.rng);
                 m.fitness = None;
                 m.age = 0;
             }
@@ -683,20 +688,14 @@ impl Engine {
                     }
                 }
                 self.evaluate_population(scorer);
-                let fits: Vec<f64> = (0..self.population.len())
-                    .map(|i| self.fitness_of(i))
-                    .collect();
-                self.stats.push(finite_stats(self.generation, &fits));
+                self.record_population_stats();
             }
             Strategy::Generational => {
                 if self.generation > 0 {
                     self.population = self.next_generation();
                 }
                 self.evaluate_population(scorer);
-                let fits: Vec<f64> = (0..self.population.len())
-                    .map(|i| self.fitness_of(i))
-                    .collect();
-                self.stats.push(finite_stats(self.generation, &fits));
+                self.record_population_stats();
             }
             Strategy::Regularized => {
                 self.evaluate_population(scorer);

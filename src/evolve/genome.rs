@@ -34,6 +34,17 @@ impl GenomeFormat {
         }
     }
 
+    /// The largest size limit the format's reader takes back (DAML trees nest at most 512
+    /// deep; HAZ genes hold at most 500 instructions), so every genome a search makes can be
+    /// read again from a checkpoint.
+    pub fn max_size_limit(self) -> usize {
+        match self {
+            GenomeFormat::Amm => 1000,
+            GenomeFormat::Daml => 500,
+            GenomeFormat::Haz => crate::formats::haz::MAX_GENE_LENGTH as usize,
+        }
+    }
+
     /// The smallest size limit that leaves room for the format's fixed parts.
     pub fn min_size_limit(self) -> usize {
         match self {
@@ -205,23 +216,37 @@ impl Genome {
         }
     }
 
+    /// A mutant of `self` within the size limit (see [`Genome::mutate`] and
+    /// [`Genome::within_limit`]).
+    pub fn mutant(&self, rate: f64, size_limit: usize, rng: &mut impl Rng) -> Genome {
+        self.mutate(rate, size_limit, rng)
+            .within_limit(&[self], size_limit, rng)
+    }
+
     /// Bring a child within the size limit: AMM and HAZ drop random instructions (AMM keeps
-    /// its prologue and RETURN); a DAML tree too tall is replaced by its parent (DEAP's
-    /// static limit).
-    pub fn within_limit(self, parent: &Genome, size_limit: usize, rng: &mut impl Rng) -> Genome {
-        match (self, parent) {
-            (Genome::Amm(mut c), _) => {
+    /// its prologue and RETURN); a DAML tree too tall is replaced by one of its `parents`
+    /// chosen at random (DEAP's static limit; no draw for a single parent).
+    pub fn within_limit(
+        self,
+        parents: &[&Genome],
+        size_limit: usize,
+        rng: &mut impl Rng,
+    ) -> Genome {
+        match self {
+            Genome::Amm(mut c) => {
                 while c.len() > size_limit.max(4) {
                     let i = rng.random_range(2..c.len() - 1);
                     c.remove(i);
                 }
                 Genome::Amm(c)
             }
-            (Genome::Haz(g), _) => Genome::Haz(Box::new(haz_ops::trim(*g, size_limit, rng))),
-            (Genome::Daml(e), Genome::Daml(p)) => {
-                Genome::Daml(daml_ops::limit(e, p, size_limit.max(1)))
-            }
-            (child, _) => child,
+            Genome::Haz(g) => Genome::Haz(Box::new(haz_ops::trim(*g, size_limit, rng))),
+            Genome::Daml(e) if daml_ops::height(&e) > size_limit.max(1) => match parents {
+                [] => Genome::Daml(e),
+                [one] => (*one).clone(),
+                many => many[rng.random_range(0..many.len())].clone(),
+            },
+            child => child,
         }
     }
 }
@@ -244,8 +269,17 @@ impl Serialize for Genome {
 }
 
 impl<'de> Deserialize<'de> for Genome {
+    /// `{format, text}`, or a bare list of instructions: an AMM program as checkpoints
+    /// written before other formats were searched hold it.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Genome, D::Error> {
-        let s = Stored::deserialize(d)?;
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match v {
+            serde_json::Value::Array(_) => Stored {
+                format: GenomeFormat::Amm,
+                text: v.to_string(),
+            },
+            other => Stored::deserialize(other).map_err(serde::de::Error::custom)?,
+        };
         Genome::from_text(s.format, &s.text).map_err(serde::de::Error::custom)
     }
 }
@@ -281,6 +315,32 @@ mod tests {
             }
             assert!(Genome::known(format, "no-such-loss").is_none());
         }
+    }
+
+    #[test]
+    fn an_older_checkpoints_bare_amm_program_reads_as_amm() {
+        let g: Genome =
+            serde_json::from_str("[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[453,9]]")
+                .unwrap();
+        assert_eq!(g, Genome::seed_mse(GenomeFormat::Amm));
+    }
+
+    #[test]
+    fn a_tree_too_tall_is_one_of_its_parents() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let tall = Genome::parse("sin(sin(sin(sin(x))))").unwrap();
+        let (a, b) = (
+            Genome::parse("sin(x)").unwrap(),
+            Genome::parse("cos(y)").unwrap(),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..40 {
+            let kept = tall.clone().within_limit(&[&a, &b], 2, &mut rng);
+            assert!(kept == a || kept == b);
+            seen.insert(kept.to_text());
+        }
+        assert_eq!(seen.len(), 2, "both parents are chosen");
+        assert_eq!(tall.clone().within_limit(&[&a, &b], 4, &mut rng), tall);
     }
 
     #[test]

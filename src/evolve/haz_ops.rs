@@ -6,7 +6,9 @@
 //! - randomize one instruction (op, addresses and constants);
 //! - randomize the whole program, keeping its length;
 //! - alter one argument (an input or the output address) of one instruction;
-//! - perturb a constant: multiply it by U[0.5, 2], flipping its sign with probability 0.1.
+//! - perturb a constant: flip its sign (probability 0.1) or else multiply it by a factor in
+//!   [0.5, 2] drawn log-uniformly (AutoML-Zero flips or scales log-normally; the range is
+//!   ncpc's, so constants move by at most a factor of two per mutation).
 //!
 //! HAZ's own mutator differs in ways these fix: its "add or remove" replaces an instruction,
 //! and its constant mutation changes nothing when it picks the first constant array. The
@@ -225,13 +227,12 @@ pub fn mutate(g: &Gene, max_len: usize, rng: &mut impl Rng) -> Gene {
                 &mut m.k2[i]
             };
             *k = match k {
+                // A sign flip, or a factor in [0.5, 2] drawn log-uniformly (halving and
+                // doubling equally likely, so repeated mutations do not drift in size).
+                ConstRef::F32(v) if rng.random_bool(0.1) => ConstRef::F32(-*v),
                 ConstRef::F32(v) => {
-                    let scaled = *v * rng.random_range(0.5f32..=2.0);
-                    ConstRef::F32(if rng.random_bool(0.1) {
-                        -scaled
-                    } else {
-                        scaled
-                    })
+                    let ln2 = std::f32::consts::LN_2;
+                    ConstRef::F32(*v * rng.random_range(-ln2..=ln2).exp())
                 }
                 // A constant torch would refuse: replace it with a fresh one.
                 _ => ConstRef::F32(rng.random_range(-1.0f32..1.0)),

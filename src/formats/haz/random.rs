@@ -33,8 +33,8 @@ fn common_ops() -> impl Iterator<Item = u8> {
 
 /// A random deterministic op id, drawn as [`random_gene`] draws them.
 pub fn random_op(rng: &mut impl Rng) -> u8 {
-    let common: Vec<u8> = common_ops().collect();
-    draw_op(rng, &common)
+    static COMMON: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    draw_op(rng, COMMON.get_or_init(|| common_ops().collect()))
 }
 
 /// Draw an op id: one of [`common_ops`] mostly, of [`STRICT_OPS`] sometimes, of [`RARE_OPS`]

@@ -4,10 +4,6 @@
 /// Paid to each evaluator whose score agrees with a function's consensus, when consensus forms.
 pub const EVALUATION_AGREES: f64 = 1.0;
 
-/// Paid to an auditor (a later evaluator of a function that already has consensus) whose
-/// score agrees with it.
-pub const AUDIT_AGREES: f64 = 0.5;
-
 /// The most evaluations a function with consensus is given out for (the 3 that formed it and
 /// up to 4 audits).
 pub const MAX_EVALUATIONS_AUDITED: i64 = 7;

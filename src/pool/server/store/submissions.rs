@@ -140,7 +140,7 @@ impl Store {
             )?;
             match try_consensus(&tx, e.function_id, now_ms)? {
                 Some(c) => formed.push(c),
-                None => audit(&tx, e.function_id, miner, e.score, now_ms)?,
+                None => audit(&tx, e.function_id, miner, e.score)?,
             }
         }
         close_task(&tx, batch_id)?;
@@ -165,37 +165,19 @@ fn credit(
     Ok(())
 }
 
-/// An evaluation of a function that already has consensus (an audit): mark whether it
-/// agrees, and credit the auditor when it does (never the function's own evolver). The
-/// consensus score stays as formed, so rewards already paid on it stand.
-fn audit(
-    tx: &Transaction<'_>,
-    id: i64,
-    auditor: &str,
-    score: f64,
-    now_ms: i64,
-) -> Result<(), ApiError> {
-    let (consensus, evolver): (Option<f64>, Option<String>) = tx.query_row(
-        "SELECT consensus_score, evolver FROM functions WHERE id = ?1",
+/// An evaluation of a function that already has consensus (an audit): record whether it
+/// agrees. Audits are not paid (the consensus score is public on the leaderboard, so an
+/// audit could copy it) and do not move the consensus, so rewards paid on it stand.
+fn audit(tx: &Transaction<'_>, id: i64, auditor: &str, score: f64) -> Result<(), ApiError> {
+    let consensus: Option<f64> = tx.query_row(
+        "SELECT consensus_score FROM functions WHERE id = ?1",
         [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| r.get(0),
     )?;
-    let Some(m) = consensus else {
-        return Ok(());
-    };
-    let ok = agrees(score, m);
-    tx.execute(
-        "UPDATE evaluations SET agrees = ?1 WHERE function_id = ?2 AND evaluator = ?3",
-        params![ok, id, auditor],
-    )?;
-    if ok && evolver.as_deref() != Some(auditor) {
-        credit(
-            tx,
-            auditor,
-            rewards::AUDIT_AGREES,
-            "audit agrees with consensus",
-            id,
-            now_ms,
+    if let Some(m) = consensus {
+        tx.execute(
+            "UPDATE evaluations SET agrees = ?1 WHERE function_id = ?2 AND evaluator = ?3",
+            params![agrees(score, m), id, auditor],
         )?;
     }
     Ok(())

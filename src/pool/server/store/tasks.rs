@@ -293,7 +293,7 @@ fn pick_for_evaluation(
     }
     let mut picked = if others.is_empty() { own } else { others };
     if picked.is_empty() {
-        picked = pick_for_audit(tx, miner, component_type, &held)?;
+        picked = pick_for_audit(tx, miner, component_type, &held, batch_size)?;
     }
     picked.truncate(batch_size.max(1));
     Ok(picked)
@@ -309,29 +309,36 @@ fn pick_for_audit(
     miner: &str,
     component_type: &str,
     held: &HashMap<i64, i64>,
+    batch_size: usize,
 ) -> Result<Vec<FunctionRow>, ApiError> {
     let mut st = tx.prepare(
         "SELECT f.id, f.program, f.evaluation_count FROM functions f
          WHERE f.component_type = ?1 AND f.consensus_score IS NOT NULL
-         AND f.evolver IS NOT ?2
+         AND f.evaluation_count < ?3 AND f.evolver IS NOT ?2
          AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
                          AND e.evaluator = ?2)
          ORDER BY f.consensus_score DESC, f.evaluation_count, f.id",
     )?;
-    let rows = st.query_map(params![component_type, miner], |r| {
-        Ok((
-            FunctionRow {
-                id: r.get(0)?,
-                program: r.get(1)?,
-            },
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let rows = st.query_map(
+        params![component_type, miner, MAX_EVALUATIONS_AUDITED],
+        |r| {
+            Ok((
+                FunctionRow {
+                    id: r.get(0)?,
+                    program: r.get(1)?,
+                },
+                r.get::<_, i64>(2)?,
+            ))
+        },
+    )?;
     let mut picked = Vec::new();
     for row in rows {
         let (f, count) = row?;
         if count + held.get(&f.id).copied().unwrap_or(0) < MAX_EVALUATIONS_AUDITED {
             picked.push(f);
+            if picked.len() >= batch_size.max(1) {
+                break;
+            }
         }
     }
     Ok(picked)
