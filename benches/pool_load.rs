@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let pool = spawn_local(ServerConfig {
         listen: "127.0.0.1:0".parse()?,
-        db: Some(dir.join("pool.sqlite")),
+        db: ncpc::pool::server::DbLocation::Sqlite(dir.join("pool.sqlite")),
         rate_burst: 1_000_000,
         rate_per_second: 1_000_000.0,
         max_skew_seconds: 600,
