@@ -9,12 +9,14 @@
 //! its probes, deduplicates it and stores it durably).
 //!
 //! `cargo bench --bench pool_load -- [MINERS] [REQUESTS_PER_MINER] [THREADS] [CYCLE_MINERS]`
-//! (defaults 1000, 10, 16, 200). Prints requests per second and latency percentiles.
+//! (defaults 1000, 10, 16, 200). Prints requests per second and latency percentiles. The pool
+//! keeps its state in a new SQLite file, or where `NCPC_BENCH_DB` says (any `--db` value, e.g.
+//! a fresh Postgres database's URL).
 
 use ncpc::identity::Identity;
 use ncpc::pool::client::PoolClient;
 use ncpc::pool::protocol::{API_PREFIX, Auth, EvolutionMetadata, LenientF64, ParentRef, TaskType};
-use ncpc::pool::server::{ServerConfig, spawn_local};
+use ncpc::pool::server::{DbLocation, ServerConfig, spawn_local};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn arg(i: usize, default: usize) -> usize {
@@ -29,9 +31,16 @@ fn main() -> anyhow::Result<()> {
     let (miners, per_miner, threads) = (arg(1, 1000), arg(2, 10), arg(3, 16).max(1));
     let dir = std::env::temp_dir().join(format!("ncpc-pool-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    // NCPC_BENCH_DB: any `--db` location (a fresh Postgres database, say); default a new
+    // SQLite file.
+    let db: DbLocation = match std::env::var("NCPC_BENCH_DB") {
+        Ok(s) if !s.trim().is_empty() => s.parse()?,
+        _ => DbLocation::Sqlite(dir.join("pool.sqlite")),
+    };
+    eprintln!("database: {db}");
     let pool = spawn_local(ServerConfig {
         listen: "127.0.0.1:0".parse()?,
-        db: Some(dir.join("pool.sqlite")),
+        db,
         rate_burst: 1_000_000,
         rate_per_second: 1_000_000.0,
         max_skew_seconds: 600,

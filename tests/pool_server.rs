@@ -1,13 +1,20 @@
 //! The pool server over real loopback sockets: ncpc's own PoolClient (what miners use) and raw
 //! HTTP for the refusals, against `spawn_local` servers and the `ncpc pool serve` binary.
+//!
+//! The tests that exercise the database run twice: `sqlite::NAME` always, `postgres::NAME`
+//! on a fresh Postgres database when `NCPC_TEST_POSTGRES` holds an admin URL (e.g.
+//! `postgres://postgres:ncpc@127.0.0.1/postgres`), skipped with a message otherwise.
+
+mod pg_support;
+
+use pg_support::on_postgres;
 
 use ncpc::identity::Identity;
 use ncpc::pool::client::{ClientError, PoolClient};
 use ncpc::pool::protocol::*;
 use ncpc::pool::server::store::{Counts, Store};
-use ncpc::pool::server::{RunningPool, ServerConfig, spawn_local};
+use ncpc::pool::server::{DbLocation, RunningPool, ServerConfig, spawn_local};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,16 +43,16 @@ fn clock() -> i64 {
     }
 }
 
-fn config(db: Option<PathBuf>) -> ServerConfig {
+fn config(db: &DbLocation) -> ServerConfig {
     ServerConfig {
         max_skew_seconds: 3600,
         rate_burst: 1000,
         rate_per_second: 1000.0,
-        ..ServerConfig::local(db)
+        ..ServerConfig::local(db.clone())
     }
 }
 
-fn pool(db: Option<PathBuf>) -> RunningPool {
+fn pool(db: &DbLocation) -> RunningPool {
     spawn_local(config(db)).expect("pool starts")
 }
 
@@ -65,8 +72,8 @@ fn registered(p: &RunningPool, name: &str) -> PoolClient {
     c
 }
 
-fn counts(db: &Path) -> Counts {
-    Store::open(Some(db)).unwrap().counts().unwrap()
+fn counts(db: &DbLocation) -> Counts {
+    Store::open(db).unwrap().counts().unwrap()
 }
 
 fn balance(c: &PoolClient) -> f64 {
@@ -143,9 +150,8 @@ fn status_of(e: ClientError) -> u16 {
     }
 }
 
-#[test]
-fn register_info_and_balance() {
-    let p = pool(None);
+fn register_info_and_balance(db: &DbLocation) {
+    let p = pool(db);
     let c = client(&p, "Alice");
     let first = c.register().unwrap();
     assert_eq!(first["already_registered"], false);
@@ -166,9 +172,8 @@ fn register_info_and_balance() {
     );
 }
 
-#[test]
-fn evolve_cycle_credits_new_functions_and_not_duplicates() {
-    let p = pool(None);
+fn evolve_cycle_credits_new_functions_and_not_duplicates(db: &DbLocation) {
+    let p = pool(db);
     let c = registered(&p, "Alice");
     let batch = c.request_task(TaskType::Evolve).unwrap();
     assert_eq!(batch.component_type, "loss");
@@ -209,9 +214,8 @@ fn evolve_cycle_credits_new_functions_and_not_duplicates() {
     assert_eq!(c.miner_info().unwrap()["functions_evolved"], 1);
 }
 
-#[test]
-fn evaluate_cycle_outvotes_a_liar() {
-    let p = pool(None);
+fn evaluate_cycle_outvotes_a_liar(db: &DbLocation) {
+    let p = pool(db);
     let evolver = registered(&p, "Eve");
     let new = evolve(&evolver, MAE).unwrap();
     let new_id = new["function_id"].clone();
@@ -298,11 +302,8 @@ fn evaluate_cycle_outvotes_a_liar() {
     assert!(batch.functions.iter().all(|f| f.id != new_id));
 }
 
-#[test]
-fn evaluations_outside_the_batch_are_refused_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("pool.sqlite");
-    let p = pool(Some(db.clone()));
+fn evaluations_outside_the_batch_are_refused_and_nothing_is_stored(db: &DbLocation) {
+    let p = pool(db);
     let c = registered(&p, "Alice");
     let batch = c.request_task(TaskType::Evaluate).unwrap();
     let batch_id = batch.batch_id.as_str().unwrap();
@@ -322,16 +323,15 @@ fn evaluations_outside_the_batch_are_refused_and_nothing_is_stored() {
         status_of(c.submit_evaluation(batch_id, twice).unwrap_err()),
         422
     );
-    assert_eq!(counts(&db).evaluations, 0);
+    assert_eq!(counts(db).evaluations, 0);
     // The task is still live: a correct submission is accepted.
     let ok = vec![evaluation(&batch.functions[0].id, 0.5)];
     c.submit_evaluation(batch_id, ok).unwrap();
-    assert_eq!(counts(&db).evaluations, 1);
+    assert_eq!(counts(db).evaluations, 1);
 }
 
-#[test]
-fn an_active_task_answers_400_until_reset() {
-    let p = pool(None);
+fn an_active_task_answers_400_until_reset(db: &DbLocation) {
+    let p = pool(db);
     let c = registered(&p, "Alice");
     let first = c.request_task(TaskType::Evolve).unwrap();
     let err = c.request_task(TaskType::Evaluate).unwrap_err();
@@ -376,12 +376,11 @@ fn signed(who: &Identity, extra: Value) -> Value {
     body
 }
 
-#[test]
-fn an_expired_lease_is_reissued() {
+fn an_expired_lease_is_reissued(db: &DbLocation) {
     let p = spawn_local(ServerConfig {
         // Long enough that the four requests below fit in it on a loaded machine.
         lease: Duration::from_secs(2),
-        ..config(None)
+        ..config(db)
     })
     .unwrap();
     let miners: Vec<PoolClient> = ["Alice", "Bob", "Charlie", "Dave"]
@@ -413,15 +412,12 @@ fn an_expired_lease_is_reissued() {
         .expect("no active task after expiry");
 }
 
-#[test]
-fn refusals_answer_the_right_status_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("pool.sqlite");
-    let p = pool(Some(db.clone()));
+fn refusals_answer_the_right_status_and_store_nothing(db: &DbLocation) {
+    let p = pool(db);
     let alice = id("Alice");
     let bob = id("Bob");
     let c = registered(&p, "Alice");
-    let before = counts(&db);
+    let before = counts(db);
     let request = format!("/tasks/{}/request", alice.ss58());
 
     // Forged signature: Alice's address, signed by Bob.
@@ -442,7 +438,7 @@ fn refusals_answer_the_right_status_and_store_nothing() {
         &signed(&bob, json!({ "task_type": "evolve" })),
     );
     assert_eq!(status, 403);
-    assert_eq!(counts(&db), before, "nothing stored after the refusals");
+    assert_eq!(counts(db), before, "nothing stored after the refusals");
 
     // Replay: the same signed body twice; the second is refused, not served.
     let body = signed(&alice, json!({ "task_type": "evolve" }));
@@ -450,7 +446,7 @@ fn refusals_answer_the_right_status_and_store_nothing() {
     assert_eq!(status, 200);
     let (status, answer) = post(&p, &request, &body);
     assert_eq!(status, 409, "{answer}");
-    assert_eq!(counts(&db).tasks, before.tasks + 1);
+    assert_eq!(counts(db).tasks, before.tasks + 1);
 
     // A malformed genome: 422, nothing stored, and the task stays open.
     let batch_id = batch["batch_id"].as_str().unwrap();
@@ -466,11 +462,11 @@ fn refusals_answer_the_right_status_and_store_nothing() {
     for bad in ["[[999, 1, 2]]", "not json", "[]", "[[100,1,0],[453,7]]"] {
         assert_eq!(status_of(submit(bad).unwrap_err()), 422, "{bad}");
     }
-    let after = counts(&db);
+    let after = counts(db);
     assert_eq!((after.functions, after.evolutions), (before.functions, 0));
     assert_eq!(after.ledger_entries, 0);
     submit(MAE).expect("the task is still open");
-    assert_eq!(counts(&db).functions, before.functions + 1);
+    assert_eq!(counts(db).functions, before.functions + 1);
 
     // An oversized body: 413.
     let (status, _) = post(
@@ -479,7 +475,7 @@ fn refusals_answer_the_right_status_and_store_nothing() {
         &signed(&bob, json!({ "padding": "x".repeat(2 << 20) })),
     );
     assert_eq!(status, 413);
-    assert_eq!(counts(&db).miners, before.miners, "Bob was not registered");
+    assert_eq!(counts(db).miners, before.miners, "Bob was not registered");
 }
 
 #[test]
@@ -487,7 +483,7 @@ fn a_key_over_its_rate_limit_gets_429() {
     let p = spawn_local(ServerConfig {
         rate_burst: 3,
         rate_per_second: 0.01,
-        ..config(None)
+        ..config(&DbLocation::Memory)
     })
     .unwrap();
     let c = client(&p, "Alice");
@@ -499,20 +495,17 @@ fn a_key_over_its_rate_limit_gets_429() {
     registered(&p, "Bob");
 }
 
-#[test]
-fn a_restart_on_the_same_database_keeps_submissions_and_balances() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("pool.sqlite");
-    let p = pool(Some(db.clone()));
+fn a_restart_on_the_same_database_keeps_submissions_and_balances(db: &DbLocation) {
+    let p = pool(db);
     let c = registered(&p, "Alice");
     let answer = evolve(&c, MAE).unwrap();
     let open = c.request_task(TaskType::Evolve).unwrap();
-    let before = counts(&db);
+    let before = counts(db);
     drop(p);
 
-    let p = pool(Some(db.clone()));
+    let p = pool(db);
     let c = client(&p, "Alice");
-    assert_eq!(counts(&db), before, "the seeds are not added twice");
+    assert_eq!(counts(db), before, "the seeds are not added twice");
     assert_eq!(balance(&c), 1.0);
     let info = c.miner_info().unwrap();
     assert_eq!(info["functions_evolved"], 1);
@@ -528,7 +521,7 @@ fn a_restart_on_the_same_database_keeps_submissions_and_balances() {
 
 #[test]
 fn the_openapi_document_lists_every_endpoint() {
-    let p = pool(None);
+    let p = pool(&DbLocation::Memory);
     let (status, doc) = get(&p, "/openapi.json");
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -562,8 +555,17 @@ impl Drop for Served {
     }
 }
 
+/// `db` as `--db` takes it.
+fn db_flag(db: &DbLocation) -> String {
+    match db {
+        DbLocation::Memory => "sqlite::memory:".into(),
+        DbLocation::Sqlite(p) => p.display().to_string(),
+        DbLocation::Postgres(url) => url.clone(),
+    }
+}
+
 /// Start the binary on `addr` with database `db`, and wait until it answers.
-fn serve_binary(addr: &str, db: &Path) -> Served {
+fn serve_binary(addr: &str, db: &DbLocation) -> Served {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
         .args([
             "pool",
@@ -574,7 +576,7 @@ fn serve_binary(addr: &str, db: &Path) -> Served {
             "3600",
             "--db",
         ])
-        .arg(db)
+        .arg(db_flag(db))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -590,17 +592,14 @@ fn serve_binary(addr: &str, db: &Path) -> Served {
     panic!("ncpc pool serve did not answer on {addr} within 10 s");
 }
 
-#[test]
-fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("pool.sqlite");
+fn the_served_binary_loses_no_accepted_submission_to_sigkill(db: &DbLocation) {
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
     let url = format!("http://{addr}");
     let miner = |name: &str| PoolClient::new(&url, id(name)).unwrap().with_clock(clock);
-    let mut server = serve_binary(&addr, &db);
+    let mut server = serve_binary(&addr, db);
     let (alice, bob) = (miner("Alice"), miner("Bob"));
     alice.register().unwrap();
     bob.register().unwrap();
@@ -619,7 +618,7 @@ fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
     server.0.wait().unwrap();
     drop(server);
 
-    let _server = serve_binary(&addr, &db);
+    let _server = serve_binary(&addr, db);
     assert_eq!(balance(&alice), 1.0);
     assert_eq!(alice.miner_info().unwrap()["functions_evolved"], 1);
     assert_eq!(bob.miner_info().unwrap()["evaluations_submitted"], n as u64);
@@ -628,9 +627,8 @@ fn the_served_binary_loses_no_accepted_submission_to_sigkill() {
     assert_eq!(again["function_id"], evolved["function_id"]);
 }
 
-#[test]
-fn amm_body_only_auth_completes_a_cycle() {
-    let p = pool(None);
+fn amm_body_only_auth_completes_a_cycle(db: &DbLocation) {
+    let p = pool(db);
     let alice = id("Alice");
     let a = alice.ss58();
     let (status, _) = post(&p, "/miners/register", &signed(&alice, json!({})));
@@ -685,7 +683,7 @@ fn frozen() -> i64 {
 
 #[test]
 fn signed_headers_bind_the_body_and_refuse_replays() {
-    let p = pool(None);
+    let p = pool(&DbLocation::Memory);
     let alice = id("Alice");
     let a = alice.ss58();
     // ncpc's client signs headers with a fresh nonce: the same call twice in the same second
@@ -744,7 +742,7 @@ fn signed_headers_bind_the_body_and_refuse_replays() {
 fn a_pool_may_require_signed_headers() {
     let p = spawn_local(ServerConfig {
         require_signed_headers: true,
-        ..config(None)
+        ..config(&DbLocation::Memory)
     })
     .unwrap();
     let (status, answer) = post(&p, "/miners/register", &signed(&id("Alice"), json!({})));
@@ -763,7 +761,7 @@ fn a_body_sent_too_slowly_times_out_with_408() {
     use std::io::{Read, Write};
     let p = spawn_local(ServerConfig {
         request_timeout: Duration::from_millis(300),
-        ..config(None)
+        ..config(&DbLocation::Memory)
     })
     .unwrap();
     let mut s = std::net::TcpStream::connect(p.addr()).unwrap();
@@ -780,9 +778,10 @@ fn a_body_sent_too_slowly_times_out_with_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
-#[test]
-fn a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_left() {
-    let p = pool(None);
+fn a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_left(
+    db: &DbLocation,
+) {
+    let p = pool(db);
     let eve = registered(&p, "Eve");
     let evolved = evolve(&eve, MAE).unwrap()["function_id"].clone();
     let ids = |b: &TaskBatch| b.functions.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
@@ -817,4 +816,123 @@ fn a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_le
             .len(),
         3
     );
+}
+
+/// Each name is a test body taking the database: run it as `sqlite::NAME` (in memory, or in a
+/// fresh file for `file`) and as `postgres::NAME` (on a fresh Postgres database).
+macro_rules! on_both_backends {
+    (memory: [$($m:ident),* $(,)?], file: [$($f:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            use super::DbLocation;
+            $(#[test] fn $m() { super::$m(&DbLocation::Memory) })*
+            $(#[test] fn $f() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$f(&DbLocation::Sqlite(dir.path().join("pool.sqlite")))
+            })*
+        }
+        mod postgres {
+            $(#[test] fn $m() { super::on_postgres(super::$m) })*
+            $(#[test] fn $f() { super::on_postgres(super::$f) })*
+        }
+    };
+}
+
+on_both_backends! {
+    memory: [
+        register_info_and_balance,
+        evolve_cycle_credits_new_functions_and_not_duplicates,
+        evaluate_cycle_outvotes_a_liar,
+        an_active_task_answers_400_until_reset,
+        an_expired_lease_is_reissued,
+        amm_body_only_auth_completes_a_cycle,
+        a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_left,
+    ],
+    file: [
+        evaluations_outside_the_batch_are_refused_and_nothing_is_stored,
+        refusals_answer_the_right_status_and_store_nothing,
+        a_restart_on_the_same_database_keeps_submissions_and_balances,
+        the_served_binary_loses_no_accepted_submission_to_sigkill,
+    ],
+}
+
+#[test]
+fn an_unreachable_postgres_is_a_clear_error_naming_the_host() {
+    // Nothing listens on port 1 of the loopback: the connection is refused at once.
+    let url = "postgres://pool:secret@127.0.0.1:1/ncpc";
+    let err = match spawn_local(config(&url.parse().unwrap())) {
+        Ok(_) => panic!("a pool started without its database"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("cannot connect to the Postgres database at 127.0.0.1:1/ncpc"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "the password is not shown: {err}");
+    // The binary says the same and exits 1, without a panic.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args(["pool", "serve", "--listen", "127.0.0.1:0", "--db", url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1/ncpc"), "{stderr}");
+    assert!(
+        !stderr.contains("secret") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_db_flag_that_names_no_database_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args(["pool", "serve", "--db", "mysql://root@localhost/pool"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unsupported database URL scheme `mysql`"),
+        "{stderr}"
+    );
+}
+
+/// The synchronous Postgres client runs its own runtime: opening and dropping the store, and
+/// starting and stopping a pool, from inside a tokio runtime (current-thread and multi-thread)
+/// must not panic with "Cannot start a runtime from within a runtime"; using it from
+/// `spawn_blocking`, as the server's handlers do, works.
+fn the_postgres_store_works_inside_a_tokio_runtime(db: &DbLocation) {
+    let runtimes = [
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    ];
+    for (i, rt) in runtimes.iter().enumerate() {
+        let p = rt.block_on(async {
+            let mut store = Store::open(db).expect("opens inside a runtime");
+            let (store, counts) = tokio::task::spawn_blocking(move || {
+                let c = store.counts();
+                (store, c)
+            })
+            .await
+            .unwrap();
+            assert_eq!(counts.unwrap().miners, i as i64);
+            drop(store);
+            spawn_local(config(db)).expect("a pool starts inside a runtime")
+        });
+        let c = registered(&p, &format!("Runtime{i}"));
+        assert_eq!(balance(&c), 0.0);
+        // Stopping the pool drops its store on the server's own runtime.
+        rt.block_on(async move { p.shutdown() });
+    }
+    assert_eq!(counts(db).miners, 2);
+}
+
+#[test]
+fn postgres_inside_a_tokio_runtime() {
+    on_postgres(the_postgres_store_works_inside_a_tokio_runtime);
 }

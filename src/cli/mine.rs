@@ -8,8 +8,8 @@ use crate::identity::Identity;
 use crate::mine::{CycleProgress, Miner, MinerConfig, summary};
 use crate::pool::client::PoolClient;
 use crate::pool::protocol::TaskType;
+use crate::pool::server::DbLocation;
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of `ncpc mine`.
@@ -40,9 +40,10 @@ pub struct MineArgs {
     /// Evolution: search strategy.
     #[arg(long, value_enum, default_value = "steady-state")]
     pub strategy: Strategy,
-    /// The solo pool's database (default: in memory, gone when mining stops).
+    /// The solo pool's database: a SQLite path or a Postgres URL, as `ncpc pool serve --db`
+    /// takes (default: in memory, gone when mining stops).
     #[arg(long)]
-    pub solo_db: Option<PathBuf>,
+    pub solo_db: Option<DbLocation>,
     /// The key.
     #[command(flatten)]
     pub key: KeySource,
@@ -176,10 +177,10 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
 }
 
 /// Start the in-process pool for solo mining, on a free loopback port.
-fn start_solo_pool(db: Option<PathBuf>) -> Result<crate::pool::server::RunningPool, CliError> {
+fn start_solo_pool(db: Option<DbLocation>) -> Result<crate::pool::server::RunningPool, CliError> {
     let config = crate::pool::server::ServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        db,
+        db: db.unwrap_or(DbLocation::Memory),
         // Only this miner uses it: no rate limit worth the name.
         rate_burst: 10_000,
         rate_per_second: 10_000.0,

@@ -6,11 +6,10 @@ use super::key::{KeySource, default_key_file};
 use crate::identity::Identity;
 use crate::pool::client::{PoolClient, with_retries};
 use crate::pool::protocol::TaskType;
-use crate::pool::server::{ServerConfig, serve};
+use crate::pool::server::{DbLocation, ServerConfig, serve};
 use clap::{Args, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of `ncpc pool`.
@@ -64,9 +63,10 @@ struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
-    /// The SQLite database file (created if missing).
+    /// The database: a SQLite file (created if missing; also `sqlite:PATH`), `sqlite::memory:`,
+    /// or a Postgres URL `postgres://user:password@host:port/dbname` (the database must exist).
     #[arg(long, default_value = "pool.sqlite")]
-    db: PathBuf,
+    db: DbLocation,
     /// Seconds a miner holds a task before it is re-issued to others.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     lease_seconds: u64,
@@ -86,7 +86,7 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
         .try_init();
     let config = ServerConfig {
         listen: a.listen,
-        db: Some(a.db),
+        db: a.db,
         lease: Duration::from_secs(a.lease_seconds),
         max_skew_seconds: a.max_skew_seconds,
         require_signed_headers: a.require_signed_headers,

@@ -68,6 +68,18 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+impl From<postgres::Error> for ApiError {
+    fn from(e: postgres::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+    }
+}
+
+impl From<super::store::db::DbError> for ApiError {
+    fn from(e: super::store::db::DbError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

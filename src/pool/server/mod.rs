@@ -1,5 +1,5 @@
 //! The pool server (`ncpc pool serve`): the Neural Component Pool API over HTTP with axum,
-//! state in SQLite. It serves the AMM Python client unchanged and ncpc's own
+//! state in SQLite or Postgres. It serves the AMM Python client unchanged and ncpc's own
 //! [`PoolClient`](crate::pool::client::PoolClient).
 //!
 //! [`serve`] runs a server until Ctrl-C or SIGTERM; [`spawn_local`] runs one on a background
@@ -20,10 +20,10 @@ pub mod store;
 pub use app::app;
 pub use error::ApiError;
 pub use state::AppState;
+pub use store::DbLocation;
 
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// The address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// The SQLite database file; `None` keeps the state in memory (lost on exit).
-    pub db: Option<PathBuf>,
+    /// The database: in memory (lost on exit), a SQLite file, or a Postgres URL.
+    pub db: DbLocation,
     /// How long a miner holds a task before it is re-issued to others.
     pub lease: Duration,
     /// The most seconds an auth timestamp may differ from the server's clock.
@@ -58,7 +58,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            db: None,
+            db: DbLocation::Memory,
             lease: Duration::from_secs(600),
             max_skew_seconds: 120,
             request_timeout: Duration::from_secs(60),
@@ -73,9 +73,9 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A pool for this machine only (solo mining): a free port on 127.0.0.1, state in `db`
-    /// (`None`: in memory), defaults otherwise.
-    pub fn local(db: Option<PathBuf>) -> ServerConfig {
+    /// A pool for this machine only (solo mining): a free port on 127.0.0.1, state in `db`,
+    /// defaults otherwise.
+    pub fn local(db: DbLocation) -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db,
@@ -204,11 +204,7 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let db = match &config.db {
-            Some(p) => p.display().to_string(),
-            None => "memory (lost on exit)".into(),
-        };
-        tracing::info!("pool listening on http://{addr} (database: {db})");
+        tracing::info!("pool listening on http://{addr} (database: {})", config.db);
         run(listener, state, shutdown_signal()).await
     })
 }

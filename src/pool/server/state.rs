@@ -4,7 +4,7 @@
 use super::ServerConfig;
 use super::error::ApiError;
 use super::ratelimit::RateLimiter;
-use super::store::Store;
+use super::store::{Store, outside_runtime};
 use crate::pool::headers::SignedHeaders;
 use crate::pool::protocol::Auth;
 use crate::pool::replay::{ReplayError, ReplayGuard};
@@ -51,8 +51,13 @@ fn poisoned() -> ApiError {
 impl AppState {
     /// Open the store named by `config` (creating the schema and seeding the population).
     pub fn open(config: &ServerConfig) -> anyhow::Result<AppState> {
-        let mut store = Store::open(config.db.as_deref())?;
-        store.seed(&config.component_type, now_ms())?;
+        // The Postgres client may not be created inside an async context: opening and
+        // seeding run outside any runtime.
+        let store = outside_runtime(|| -> anyhow::Result<Store> {
+            let mut store = Store::open(&config.db)?;
+            store.seed(&config.component_type, now_ms())?;
+            Ok(store)
+        })??;
         Ok(AppState {
             store: Arc::new(Mutex::new(store)),
             guard: Mutex::new(ReplayGuard::new(config.max_skew_seconds, REPLAY_CAPACITY)),
@@ -62,7 +67,8 @@ impl AppState {
         })
     }
 
-    /// Run `f` on the store on a blocking thread (SQLite commits wait for the disk).
+    /// Run `f` on the store on a blocking thread (commits wait for the disk, and the Postgres
+    /// client blocks on its own runtime, which it may not do on an async worker).
     pub async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,

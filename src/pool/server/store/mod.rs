@@ -1,19 +1,27 @@
-//! The pool's durable state in SQLite: miners, the function population, tasks with leases,
-//! submissions, and the Alpha-token ledger. The database runs in WAL mode with
-//! `synchronous=FULL`, and every accepted submission is one transaction committed before the
-//! server answers, so an answered submission survives a crash.
+//! The pool's durable state: miners, the function population, tasks with leases,
+//! submissions, and the Alpha-token ledger, in SQLite or Postgres ([`DbLocation`]). Every
+//! accepted submission is one transaction committed before the server answers, so an answered
+//! submission survives a crash: SQLite runs in WAL mode with `synchronous=FULL`, Postgres
+//! with its default `synchronous_commit=on`.
 //!
 //! Methods that check a request against the state (is the task this miner's, is its lease
 //! live) and then write run under one lock and one transaction, so two requests cannot both
-//! pass a check that only one may pass.
+//! pass a check that only one may pass. The SQL is written once ([`db`]) and runs on both
+//! backends.
 
+pub mod db;
+mod location;
+mod pg;
 mod submissions;
 mod tasks;
+
+pub use location::{DbLocation, LocationError};
+pub(crate) use pg::outside_runtime;
 
 use super::error::ApiError;
 use super::genome::{SEEDS, check};
 use crate::pool::protocol::TaskType;
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Conn, Exec, vals};
 use std::path::Path;
 
 const SCHEMA: &str = "
@@ -181,7 +189,7 @@ pub struct LeaderboardFunction {
 
 /// The pool database.
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
 }
 
 fn task_type_name(t: TaskType) -> &'static str {
@@ -196,36 +204,34 @@ fn internal(msg: String) -> ApiError {
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path`, or an in-memory one for `None`, and
-    /// create the schema.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Store> {
-        use anyhow::Context;
-        let conn = match path {
-            Some(p) => Connection::open(p)
-                .with_context(|| format!("opening the pool database {}", p.display()))?,
-            None => Connection::open_in_memory().context("opening an in-memory database")?,
+    /// Open (creating if needed) the database at `location` and create the schema. A
+    /// Postgres database must exist; its tables are created.
+    pub fn open(location: &DbLocation) -> anyhow::Result<Store> {
+        let conn = match location {
+            DbLocation::Memory => Conn::Sqlite(open_sqlite(None)?),
+            DbLocation::Sqlite(p) => Conn::Sqlite(open_sqlite(Some(p))?),
+            DbLocation::Postgres(url) => Conn::Postgres(Box::new(pg::Pg::open(url)?)),
         };
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
-        // committed submission survives power loss, not only a process crash.
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=FULL;")?;
-        conn.execute_batch(SCHEMA)
-            .context("creating the pool database schema")?;
         Ok(Store { conn })
     }
 
     /// Add the built-in losses to `component_type`'s population (once; they are deduplicated
-    /// by hash like any function).
+    /// by hash like any function, and only missing ones are inserted, so restarts use no ids).
     pub fn seed(&mut self, component_type: &str, now_ms: i64) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
+        let mut tx = self.conn.transaction()?;
         for (name, program) in SEEDS {
             let g = check(program)
                 .map_err(|e| anyhow::anyhow!("the built-in seed `{name}` does not compile: {e}"))?;
+            if tx
+                .query_opt("SELECT id FROM functions WHERE hash = ?1", vals![&g.hash])?
+                .is_some()
+            {
+                continue;
+            }
             tx.execute(
                 "INSERT OR IGNORE INTO functions (component_type, program, hash, name, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![component_type, g.program, g.hash, name, now_ms],
+                vals![component_type, &g.program, &g.hash, *name, now_ms],
             )?;
         }
         tx.commit()?;
@@ -233,11 +239,12 @@ impl Store {
     }
 
     /// Row counts of every table.
-    pub fn counts(&self) -> anyhow::Result<Counts> {
-        let n = |table: &str| -> anyhow::Result<i64> {
+    pub fn counts(&mut self) -> anyhow::Result<Counts> {
+        let mut n = |table: &str| -> anyhow::Result<i64> {
             Ok(self
                 .conn
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+                .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])?
+                .int(0)?)
         };
         Ok(Counts {
             miners: n("miners")?,
@@ -253,91 +260,116 @@ impl Store {
     pub fn register(&mut self, address: &str, now_ms: i64) -> Result<(bool, i64), ApiError> {
         let inserted = self.conn.execute(
             "INSERT OR IGNORE INTO miners (address, registered_at_ms) VALUES (?1, ?2)",
-            params![address, now_ms],
+            vals![address, now_ms],
         )?;
-        let at: i64 = self.conn.query_row(
-            "SELECT registered_at_ms FROM miners WHERE address = ?1",
-            [address],
-            |r| r.get(0),
-        )?;
+        let at = self
+            .conn
+            .query_one(
+                "SELECT registered_at_ms FROM miners WHERE address = ?1",
+                vals![address],
+            )?
+            .int(0)?;
         Ok((inserted == 0, at))
     }
 
     /// Whether `address` is registered.
-    pub fn is_registered(&self, address: &str) -> Result<bool, ApiError> {
+    pub fn is_registered(&mut self, address: &str) -> Result<bool, ApiError> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM miners WHERE address = ?1", [address], |_| {
-                Ok(())
-            })
-            .optional()?
+            .query_opt("SELECT 1 FROM miners WHERE address = ?1", vals![address])?
             .is_some())
     }
 
     /// A miner's record, or `None` when it is not registered.
-    pub fn miner(&self, address: &str) -> Result<Option<MinerRow>, ApiError> {
-        let Some(registered_at_ms) = self
-            .conn
-            .query_row(
-                "SELECT registered_at_ms FROM miners WHERE address = ?1",
-                [address],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
+    pub fn miner(&mut self, address: &str) -> Result<Option<MinerRow>, ApiError> {
+        let Some(row) = self.conn.query_opt(
+            "SELECT registered_at_ms FROM miners WHERE address = ?1",
+            vals![address],
+        )?
         else {
             return Ok(None);
         };
-        let count = |sql: &str| -> Result<i64, ApiError> {
-            Ok(self.conn.query_row(sql, [address], |r| r.get(0))?)
+        let registered_at_ms = row.int(0)?;
+        let mut count = |sql: &str| -> Result<i64, ApiError> {
+            Ok(self.conn.query_one(sql, vals![address])?.int(0)?)
         };
+        let functions_evolved =
+            count("SELECT COUNT(*) FROM evolutions WHERE miner = ?1 AND duplicate = 0")?;
+        let evaluations_submitted = count("SELECT COUNT(*) FROM evaluations WHERE evaluator = ?1")?;
         Ok(Some(MinerRow {
             registered_at_ms,
             balance: self.balance(address)?,
-            functions_evolved: count(
-                "SELECT COUNT(*) FROM evolutions WHERE miner = ?1 AND duplicate = 0",
-            )?,
-            evaluations_submitted: count("SELECT COUNT(*) FROM evaluations WHERE evaluator = ?1")?,
+            functions_evolved,
+            evaluations_submitted,
         }))
     }
 
     /// The sum of a miner's ledger entries.
-    pub fn balance(&self, address: &str) -> Result<f64, ApiError> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(SUM(amount), 0.0) FROM ledger WHERE miner = ?1",
-            [address],
-            |r| r.get(0),
-        )?)
+    pub fn balance(&mut self, address: &str) -> Result<f64, ApiError> {
+        Ok(self
+            .conn
+            .query_one(
+                "SELECT COALESCE(SUM(amount), 0.0) FROM ledger WHERE miner = ?1",
+                vals![address],
+            )?
+            .real(0)?)
     }
 
     /// The best functions by consensus score, and the miners with the largest balances.
     #[allow(clippy::type_complexity)]
     pub fn leaderboard(
-        &self,
+        &mut self,
         limit: usize,
     ) -> Result<(Vec<LeaderboardFunction>, Vec<(String, f64)>), ApiError> {
-        let limit = limit as i64;
-        let mut st = self.conn.prepare(
-            "SELECT id, component_type, consensus_score, evolver, name FROM functions
-             WHERE consensus_score IS NOT NULL ORDER BY consensus_score DESC, id LIMIT ?1",
-        )?;
-        let functions = st
-            .query_map([limit], |r| {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let functions = self
+            .conn
+            .query(
+                "SELECT id, component_type, consensus_score, evolver, name FROM functions
+                 WHERE consensus_score IS NOT NULL ORDER BY consensus_score DESC, id LIMIT ?1",
+                vals![limit],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(LeaderboardFunction {
-                    id: r.get(0)?,
-                    component_type: r.get(1)?,
-                    score: r.get(2)?,
-                    evolver: r.get(3)?,
-                    name: r.get(4)?,
+                    id: r.int(0)?,
+                    component_type: r.text(1)?,
+                    score: r.real(2)?,
+                    evolver: r.opt_text(3)?,
+                    name: r.opt_text(4)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut st = self.conn.prepare(
-            "SELECT miner, SUM(amount) AS total FROM ledger GROUP BY miner
-             ORDER BY total DESC, miner LIMIT ?1",
-        )?;
-        let miners = st
-            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
+            })
+            .collect::<Result<Vec<_>, db::DbError>>()?;
+        let miners = self
+            .conn
+            .query(
+                "SELECT miner, SUM(amount) AS total FROM ledger GROUP BY miner
+                 ORDER BY total DESC, miner LIMIT ?1",
+                vals![limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.real(1)?)))
+            .collect::<Result<Vec<_>, db::DbError>>()?;
         Ok((functions, miners))
     }
+}
+
+/// Open (creating if needed) the SQLite database at `path`, or an in-memory one for `None`,
+/// and create the schema.
+fn open_sqlite(path: Option<&Path>) -> anyhow::Result<rusqlite::Connection> {
+    use anyhow::Context;
+    use rusqlite::Connection;
+    let conn = match path {
+        Some(p) => Connection::open(p)
+            .with_context(|| format!("opening the pool database {}", p.display()))?,
+        None => Connection::open_in_memory().context("opening an in-memory database")?,
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
+    // committed submission survives power loss, not only a process crash.
+    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA synchronous=FULL;")?;
+    conn.execute_batch(SCHEMA)
+        .context("creating the pool database schema")?;
+    Ok(conn)
 }

@@ -1,38 +1,35 @@
 //! Issuing tasks: the active-task rule, parents for evolve tasks, functions that still need
 //! evaluators for evaluate tasks, and the checks a submission's task must pass.
 
+use super::db::{DbError, Exec, Row, Tx, vals};
 use super::{FunctionRow, Store, TaskRow, internal, task_type_name};
 use crate::pool::protocol::TaskType;
 use crate::pool::server::consensus::MIN_EVALUATIONS;
 use crate::pool::server::error::ApiError;
 use crate::pool::server::rewards::MAX_EVALUATIONS_AUDITED;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
 impl Store {
     /// The miner's active task whose lease has not ended.
-    pub fn active_task(&self, miner: &str, now_ms: i64) -> Result<Option<TaskRow>, ApiError> {
-        let batch: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
-                 AND lease_until_ms > ?2 ORDER BY issued_at_ms DESC LIMIT 1",
-                params![miner, now_ms],
-                |r| r.get(0),
-            )
-            .optional()?;
+    pub fn active_task(&mut self, miner: &str, now_ms: i64) -> Result<Option<TaskRow>, ApiError> {
+        let batch = self.conn.query_opt(
+            "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
+             AND lease_until_ms > ?2 ORDER BY issued_at_ms DESC LIMIT 1",
+            vals![miner, now_ms],
+        )?;
         match batch {
-            Some(b) => load_task(&self.conn, &b).map(Some),
+            Some(b) => load_task(&mut self.conn, &b.text(0)?).map(Some),
             None => Ok(None),
         }
     }
 
     /// End the miner's active tasks (leases live or not); returns how many there were.
     pub fn reset_active(&mut self, miner: &str) -> Result<usize, ApiError> {
-        Ok(self.conn.execute(
+        let n = self.conn.execute(
             "UPDATE tasks SET state = 'reset' WHERE miner = ?1 AND state = 'active'",
-            [miner],
-        )?)
+            vals![miner],
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Issue a task of `task_type` to `miner`: refuses when it holds a live one (400 with
@@ -49,16 +46,14 @@ impl Store {
         lease_ms: i64,
         now_ms: i64,
     ) -> Result<TaskRow, ApiError> {
-        let tx = self.conn.transaction()?;
-        let live: Option<String> = tx
-            .query_row(
-                "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
-                 AND lease_until_ms > ?2 LIMIT 1",
-                params![miner, now_ms],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(b) = live {
+        let mut tx = self.conn.transaction()?;
+        let live = tx.query_opt(
+            "SELECT batch_id FROM tasks WHERE miner = ?1 AND state = 'active'
+             AND lease_until_ms > ?2 LIMIT 1",
+            vals![miner, now_ms],
+        )?;
+        if let Some(row) = live {
+            let b = row.text(0)?;
             return Err(ApiError::BadRequest(format!(
                 "Miner already has active task {b}; submit it or call reset_active"
             )));
@@ -66,12 +61,12 @@ impl Store {
         // Tasks whose leases ended are no longer active; their functions go back to the pool.
         tx.execute(
             "UPDATE tasks SET state = 'expired' WHERE miner = ?1 AND state = 'active'",
-            [miner],
+            vals![miner],
         )?;
         let functions = match task_type {
-            TaskType::Evolve => pick_parents(&tx, component_type)?,
+            TaskType::Evolve => pick_parents(&mut tx, component_type)?,
             TaskType::Evaluate => {
-                pick_for_evaluation(&tx, miner, component_type, batch_size, now_ms)?
+                pick_for_evaluation(&mut tx, miner, component_type, batch_size, now_ms)?
             }
         };
         if functions.is_empty() {
@@ -88,12 +83,12 @@ impl Store {
         tx.execute(
             "INSERT INTO tasks (batch_id, miner, task_type, component_type, function_ids,
              issued_at_ms, lease_until_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active')",
-            params![
-                batch_id,
+            vals![
+                &batch_id,
                 miner,
                 task_type_name(task_type),
                 component_type,
-                ids_json,
+                &ids_json,
                 now_ms,
                 now_ms + lease_ms
             ],
@@ -126,19 +121,19 @@ fn new_batch_id() -> String {
     )
 }
 
-fn load_task(conn: &Connection, batch_id: &str) -> Result<TaskRow, ApiError> {
-    let (miner, task_type, component_type, ids, lease_until_ms): (
-        String,
-        String,
-        String,
-        String,
-        i64,
-    ) = conn.query_row(
+fn load_task(conn: &mut impl Exec, batch_id: &str) -> Result<TaskRow, ApiError> {
+    let row = conn.query_one(
         "SELECT miner, task_type, component_type, function_ids, lease_until_ms FROM tasks
          WHERE batch_id = ?1",
-        [batch_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        vals![batch_id],
     )?;
+    let (miner, task_type, component_type, ids, lease_until_ms) = (
+        row.text(0)?,
+        row.text(1)?,
+        row.text(2)?,
+        row.text(3)?,
+        row.int(4)?,
+    );
     let task_type = match task_type.as_str() {
         "evolve" => TaskType::Evolve,
         "evaluate" => TaskType::Evaluate,
@@ -148,10 +143,9 @@ fn load_task(conn: &Connection, batch_id: &str) -> Result<TaskRow, ApiError> {
         .map_err(|e| internal(format!("task {batch_id}'s function ids: {e}")))?;
     let mut functions = Vec::with_capacity(ids.len());
     for id in ids {
-        let program: String =
-            conn.query_row("SELECT program FROM functions WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?;
+        let program = conn
+            .query_one("SELECT program FROM functions WHERE id = ?1", vals![id])?
+            .text(0)?;
         functions.push(FunctionRow { id, program });
     }
     Ok(TaskRow {
@@ -167,19 +161,19 @@ fn load_task(conn: &Connection, batch_id: &str) -> Result<TaskRow, ApiError> {
 /// The miner's task `batch_id` if it is of `task_type`, still active and inside its lease;
 /// otherwise the refusal to answer with.
 pub(super) fn live_task(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_>,
     miner: &str,
     batch_id: &str,
     task_type: TaskType,
     now_ms: i64,
 ) -> Result<TaskRow, ApiError> {
-    let state: Option<(String, String)> = tx
-        .query_row(
-            "SELECT miner, state FROM tasks WHERE batch_id = ?1",
-            [batch_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let state = match tx.query_opt(
+        "SELECT miner, state FROM tasks WHERE batch_id = ?1",
+        vals![batch_id],
+    )? {
+        Some(r) => Some((r.text(0)?, r.text(1)?)),
+        None => None,
+    };
     let Some((_, state)) = state.filter(|(owner, _)| owner == miner) else {
         return Err(ApiError::NotFound(format!(
             "this miner has no task {batch_id}"
@@ -206,28 +200,25 @@ pub(super) fn live_task(
     }
 }
 
-pub(super) fn close_task(tx: &Transaction<'_>, batch_id: &str) -> Result<(), ApiError> {
+pub(super) fn close_task(tx: &mut Tx<'_>, batch_id: &str) -> Result<(), ApiError> {
     tx.execute(
         "UPDATE tasks SET state = 'done' WHERE batch_id = ?1",
-        [batch_id],
+        vals![batch_id],
     )?;
     Ok(())
 }
 
 /// The best-scoring function first (seeds and unscored functions after scored ones), then one
 /// other chosen at random among the next fifteen.
-fn pick_parents(tx: &Transaction<'_>, component_type: &str) -> Result<Vec<FunctionRow>, ApiError> {
-    let mut st = tx.prepare(
-        "SELECT id, program FROM functions WHERE component_type = ?1
-         ORDER BY consensus_score IS NULL, consensus_score DESC, id LIMIT 16",
-    )?;
-    let mut rows = st
-        .query_map([component_type], |r| {
-            Ok(FunctionRow {
-                id: r.get(0)?,
-                program: r.get(1)?,
-            })
-        })?
+fn pick_parents(tx: &mut Tx<'_>, component_type: &str) -> Result<Vec<FunctionRow>, ApiError> {
+    let mut rows = tx
+        .query(
+            "SELECT id, program FROM functions WHERE component_type = ?1
+             ORDER BY consensus_score IS NULL, consensus_score DESC, id LIMIT 16",
+            vals![component_type],
+        )?
+        .iter()
+        .map(function_row)
         .collect::<Result<Vec<_>, _>>()?;
     if rows.len() > 2 {
         let other = rand::random_range(1..rows.len());
@@ -241,47 +232,36 @@ fn pick_parents(tx: &Transaction<'_>, component_type: &str) -> Result<Vec<Functi
 /// promised to enough evaluators (stored evaluations plus live leases). A miner gets its own
 /// evolved functions only when nothing else needs evaluating.
 fn pick_for_evaluation(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_>,
     miner: &str,
     component_type: &str,
     batch_size: usize,
     now_ms: i64,
 ) -> Result<Vec<FunctionRow>, ApiError> {
     let mut held: HashMap<i64, i64> = HashMap::new();
-    {
-        let mut st = tx.prepare(
-            "SELECT function_ids FROM tasks WHERE state = 'active' AND task_type = 'evaluate'
-             AND lease_until_ms > ?1",
-        )?;
-        let rows = st.query_map([now_ms], |r| r.get::<_, String>(0))?;
-        for ids in rows {
-            let ids: Vec<i64> = serde_json::from_str(&ids?)
-                .map_err(|e| internal(format!("a task's function ids: {e}")))?;
-            for id in ids {
-                *held.entry(id).or_default() += 1;
-            }
+    let leased = tx.query(
+        "SELECT function_ids FROM tasks WHERE state = 'active' AND task_type = 'evaluate'
+         AND lease_until_ms > ?1",
+        vals![now_ms],
+    )?;
+    for row in leased {
+        let ids: Vec<i64> = serde_json::from_str(&row.text(0)?)
+            .map_err(|e| internal(format!("a task's function ids: {e}")))?;
+        for id in ids {
+            *held.entry(id).or_default() += 1;
         }
     }
-    let mut st = tx.prepare(
+    let rows = tx.query(
         "SELECT f.id, f.program, f.evaluation_count, f.evolver IS ?2 FROM functions f
          WHERE f.component_type = ?1 AND f.consensus_score IS NULL
          AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
                          AND e.evaluator = ?2)
          ORDER BY f.id",
+        vals![component_type, miner],
     )?;
-    let rows = st.query_map(params![component_type, miner], |r| {
-        Ok((
-            FunctionRow {
-                id: r.get(0)?,
-                program: r.get(1)?,
-            },
-            r.get::<_, i64>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
-    })?;
     let (mut others, mut own) = (Vec::new(), Vec::new());
     for row in rows {
-        let (f, count, is_own) = row?;
+        let (f, count, is_own) = (function_row(&row)?, row.int(2)?, row.flag(3)?);
         if count + held.get(&f.id).copied().unwrap_or(0) >= MIN_EVALUATIONS as i64 {
             continue;
         }
@@ -305,35 +285,24 @@ fn pick_for_evaluation(
 /// AMM's client retries an evaluate request that finds nothing forever (it alternates only
 /// after a success), so this keeps such miners at useful work in a pool with others.
 fn pick_for_audit(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_>,
     miner: &str,
     component_type: &str,
     held: &HashMap<i64, i64>,
     batch_size: usize,
 ) -> Result<Vec<FunctionRow>, ApiError> {
-    let mut st = tx.prepare(
+    let rows = tx.query(
         "SELECT f.id, f.program, f.evaluation_count FROM functions f
          WHERE f.component_type = ?1 AND f.consensus_score IS NOT NULL
          AND f.evaluation_count < ?3 AND f.evolver IS NOT ?2
          AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
                          AND e.evaluator = ?2)
          ORDER BY f.consensus_score DESC, f.evaluation_count, f.id",
-    )?;
-    let rows = st.query_map(
-        params![component_type, miner, MAX_EVALUATIONS_AUDITED],
-        |r| {
-            Ok((
-                FunctionRow {
-                    id: r.get(0)?,
-                    program: r.get(1)?,
-                },
-                r.get::<_, i64>(2)?,
-            ))
-        },
+        vals![component_type, miner, MAX_EVALUATIONS_AUDITED],
     )?;
     let mut picked = Vec::new();
     for row in rows {
-        let (f, count) = row?;
+        let (f, count) = (function_row(&row)?, row.int(2)?);
         if count + held.get(&f.id).copied().unwrap_or(0) < MAX_EVALUATIONS_AUDITED {
             picked.push(f);
             if picked.len() >= batch_size.max(1) {
@@ -342,4 +311,11 @@ fn pick_for_audit(
         }
     }
     Ok(picked)
+}
+
+fn function_row(r: &Row) -> Result<FunctionRow, DbError> {
+    Ok(FunctionRow {
+        id: r.int(0)?,
+        program: r.text(1)?,
+    })
 }
