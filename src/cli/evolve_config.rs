@@ -196,6 +196,22 @@ mod tests {
     }
 
     #[test]
+    fn protocol_keys_may_be_kebab_case_like_the_others() {
+        let p = Protocol::preset(crate::train::protocol::ProtocolName::Standard);
+        let written = ConfigFile::effective(&EvolveConfig::default(), None, &p)
+            .to_toml()
+            .unwrap();
+        let kebab = written
+            .replace("curve_every", "curve-every")
+            .replace("early_stop", "early-stop")
+            .replace("min_accuracy", "min-accuracy")
+            .replace("auc_weight", "auc-weight");
+        assert_ne!(kebab, written, "{written}");
+        let back: ConfigFile = toml::from_str(&kebab).unwrap();
+        assert_eq!(back.protocol, Some(p));
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_name() {
         let err = toml::from_str::<ConfigFile>("populaton = 5").unwrap_err();
         assert!(err.to_string().contains("populaton"), "{err}");

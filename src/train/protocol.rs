@@ -81,6 +81,7 @@ pub enum Scoring {
     /// over seeds.
     CurveAndFinal {
         /// Weight of the area under the curve.
+        #[serde(alias = "auc-weight")]
         auc_weight: f64,
     },
     /// `max(0, accuracy - cross-entropy's accuracy)` (HAZ).
@@ -94,6 +95,7 @@ pub struct EarlyStop {
     /// Steps without improvement allowed.
     pub patience: usize,
     /// Improvement that counts.
+    #[serde(alias = "min-improvement")]
     pub min_improvement: f32,
 }
 
@@ -104,6 +106,7 @@ pub struct Hurdle {
     /// The step after which the check runs (a validation point).
     pub step: usize,
     /// The accuracy to reach.
+    #[serde(alias = "min-accuracy")]
     pub min_accuracy: f64,
 }
 
@@ -146,10 +149,12 @@ pub struct Protocol {
     /// How batches are drawn.
     pub sampling: Sampling,
     /// AMM's early stop, if any.
+    #[serde(alias = "early-stop")]
     pub early_stop: Option<EarlyStop>,
     /// Validation metric.
     pub metric: Metric,
     /// Validate every this many steps (0: only after training).
+    #[serde(alias = "curve-every")]
     pub curve_every: usize,
     /// Hurdles.
     pub hurdles: Vec<Hurdle>,
