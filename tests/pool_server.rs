@@ -936,3 +936,28 @@ fn the_postgres_store_works_inside_a_tokio_runtime(db: &DbLocation) {
 fn postgres_inside_a_tokio_runtime() {
     on_postgres(the_postgres_store_works_inside_a_tokio_runtime);
 }
+
+/// `genome_check: Strict` refuses a program that reads a register before writing it (422,
+/// naming the instruction, nothing stored); the default compat check takes it, as AMM runs it.
+#[test]
+fn a_strict_pool_refuses_what_amm_papers_over() {
+    let read_before_write = "[[100,1,0],[100,2,1],[2,2,6,3],[10,3,4],[201,4,-1,9],[453,9]]";
+    let strict = spawn_local(ServerConfig {
+        genome_check: ncpc::formats::Mode::Strict,
+        ..config(&DbLocation::Memory)
+    })
+    .unwrap();
+    let c = registered(&strict, "Stella");
+    let err = evolve(&c, read_before_write).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(status_of(err), 422);
+    assert!(text.contains("read before it is written"), "{text}");
+    assert_eq!(balance(&c), 0.0);
+    // The strict pool still takes a clean program.
+    c.reset_active().unwrap();
+    assert_eq!(evolve(&c, MAE).unwrap()["duplicate"], false);
+
+    let compat = pool(&DbLocation::Memory);
+    let c = registered(&compat, "Carl");
+    assert_eq!(evolve(&c, read_before_write).unwrap()["duplicate"], false);
+}

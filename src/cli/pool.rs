@@ -76,6 +76,11 @@ struct ServeArgs {
     /// Refuse AMM's body-only auth: every signed call must carry ncpc's signed headers.
     #[arg(long)]
     require_signed_headers: bool,
+    /// How submitted genomes are checked: `compat` takes what AMM's interpreter runs (AMM's
+    /// Python miners submit such programs); `strict` also refuses registers read before they
+    /// are written, NN ops short of parameters and the like, naming the instruction.
+    #[arg(long, value_enum, default_value = "compat")]
+    genome_check: crate::formats::Mode,
 }
 
 fn run_server(a: ServeArgs) -> Result<(), CliError> {
@@ -90,6 +95,7 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
         lease: Duration::from_secs(a.lease_seconds),
         max_skew_seconds: a.max_skew_seconds,
         require_signed_headers: a.require_signed_headers,
+        genome_check: a.genome_check,
         ..ServerConfig::default()
     };
     serve(config).map_err(|err| CliError { code: 1, err })

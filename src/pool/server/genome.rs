@@ -36,6 +36,14 @@ pub const MAX_INSTRUCTIONS: usize = 1000;
 /// Compile `text` (an AMM program: a JSON list, or that list as a JSON string) as the AMM
 /// interpreter runs it; the error says what is wrong with it.
 pub fn check(text: &str) -> Result<CheckedGenome, String> {
+    check_with(text, Mode::Compat)
+}
+
+/// [`check`] with the front end in `mode`: [`Mode::Strict`] also refuses what AMM's
+/// interpreter papers over (a register read before it is written, an NN op short of
+/// parameters, ...), naming the instruction, for pools that do not serve AMM's Python miners
+/// (their own mutations make such programs).
+pub fn check_with(text: &str, mode: Mode) -> Result<CheckedGenome, String> {
     let prog = crate::formats::amm::parse_program(text).map_err(|e| e.to_string())?;
     if prog.instrs.is_empty() {
         return Err("the program has no instructions".into());
@@ -49,7 +57,7 @@ pub fn check(text: &str) -> Result<CheckedGenome, String> {
     let program = serde_json::Value::Array(prog.instrs).to_string();
     let opts = CompileOptions {
         format: Some(Format::Amm),
-        mode: Mode::Compat,
+        mode,
         ..CompileOptions::default()
     };
     let mut compiled = compile(&program, &opts).map_err(|e| e.to_string())?;
@@ -96,6 +104,22 @@ mod tests {
         assert!(check("[[999, 1, 2]]").is_err(), "no RETURN: always faults");
         assert!(check("not json").is_err());
         assert!(check("[]").is_err());
+    }
+
+    #[test]
+    fn the_strict_check_refuses_what_compat_papers_over_and_takes_the_seeds() {
+        for (_, p) in SEEDS {
+            assert_eq!(check_with(p, Mode::Strict).unwrap(), check(p).unwrap());
+        }
+        let err = check_with(
+            "[[100,1,0],[100,2,1],[2,2,6,3],[10,3,4],[201,4,-1,9],[453,9]]",
+            Mode::Strict,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("instruction 2") && err.contains("read before"),
+            "{err}"
+        );
     }
 
     #[test]

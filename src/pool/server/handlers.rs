@@ -251,7 +251,8 @@ pub async fn submit_evolution(
     let b = batch_id.clone();
     // Compiling is CPU work: do it off the async workers and outside the store's lock.
     let text = sub.evolved_function;
-    let genome = tokio::task::spawn_blocking(move || genome::check(&text))
+    let mode = s.config.genome_check;
+    let genome = tokio::task::spawn_blocking(move || genome::check_with(&text, mode))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
         .map_err(|e| {

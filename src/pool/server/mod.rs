@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub component_type: String,
     /// Refuse AMM's body-only auth: every signed call must carry the signed headers.
     pub require_signed_headers: bool,
+    /// How submitted genomes are checked before they are stored: as AMM's interpreter runs
+    /// them (compat, the default, so AMM's Python miners are served unchanged) or strictly.
+    pub genome_check: crate::formats::Mode,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             evaluate_batch_size: 4,
             component_type: "loss".into(),
             require_signed_headers: false,
+            genome_check: crate::formats::Mode::Compat,
         }
     }
 }
