@@ -54,6 +54,11 @@ pub struct EvolveArgs {
     /// the others.
     #[arg(long)]
     pub hurdle_percentile: Option<f64>,
+    /// Lexicographic parsimony pressure: in tournaments, of two members with the same
+    /// fitness the smaller genome wins (bloat control; off by default, as in the public
+    /// systems).
+    #[arg(long)]
+    pub parsimony: bool,
     /// Children per round of regularized evolution [default: 16].
     #[arg(long)]
     pub round: Option<usize>,
@@ -268,6 +273,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 format,
                 hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
                 max_evaluations: evaluations,
+                parsimony: a.parsimony || file.parsimony.unwrap_or(false),
                 hurdle: match percentile {
                     Some(p) if p > 0.0 && setup.splits_by_seed() => Some(file.hurdle_config(p)),
                     Some(_) => None,

@@ -52,6 +52,8 @@ pub struct ConfigFile {
     pub max_len: Option<usize>,
     /// Hall-of-fame size.
     pub hall_of_fame: Option<usize>,
+    /// Lexicographic parsimony pressure.
+    pub parsimony: Option<bool>,
     /// The two-stage hurdle.
     pub hurdle: Option<HurdleFile>,
     /// The protocol in full, as the effective config records it (flags such as --protocol
@@ -88,6 +90,7 @@ impl ConfigFile {
             seed: Some(c.seed),
             max_len: Some(c.max_len),
             hall_of_fame: Some(c.hall_of_fame),
+            parsimony: Some(c.parsimony),
             hurdle: Some(match c.hurdle {
                 Some(h) => HurdleFile {
                     percentile: Some(h.percentile),

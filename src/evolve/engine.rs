@@ -92,6 +92,11 @@ pub struct EvolveConfig {
     /// hits included); `None`: no such budget.
     #[serde(default)]
     pub max_evaluations: Option<u64>,
+    /// Lexicographic parsimony pressure (Luke and Panait's bloat control): in a tournament,
+    /// of two members with the same fitness the smaller genome wins (instructions; tree
+    /// nodes). Off by default: the public systems break such ties by position.
+    #[serde(default)]
+    pub parsimony: bool,
 }
 
 impl Default for EvolveConfig {
@@ -110,6 +115,7 @@ impl Default for EvolveConfig {
             format: GenomeFormat::Amm,
             hurdle: None,
             max_evaluations: None,
+            parsimony: false,
         }
     }
 }
@@ -536,15 +542,28 @@ impl Engine {
         self.stats.push(finite_stats(self.generation, &fits));
     }
 
+    /// How member `a` ranks against member `b` in a tournament (`Less`: `a` is better):
+    /// higher fitness first, then (with parsimony) the smaller genome, then the earlier member.
+    fn rank(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let by_size = if self.config.parsimony {
+            self.population[a]
+                .genome
+                .size()
+                .cmp(&self.population[b].genome.size())
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        self.fitness_of(b)
+            .total_cmp(&self.fitness_of(a))
+            .then(by_size)
+            .then(a.cmp(&b))
+    }
+
     /// Indices of a tournament, best first.
     fn tournament(&mut self) -> Vec<usize> {
         let n = self.population.len();
         let mut t = sample(&mut self.rng, n, self.config.tournament.clamp(1, n)).into_vec();
-        t.sort_by(|a, b| {
-            self.fitness_of(*b)
-                .total_cmp(&self.fitness_of(*a))
-                .then(a.cmp(b))
-        });
+        t.sort_by(|a, b| self.rank(*a, *b));
         t
     }
 
@@ -589,15 +608,7 @@ impl Engine {
                     .map(|_| self.rng.random_range(0..n))
                     .collect::<Vec<usize>>()
                     .into_iter()
-                    .reduce(|best, i| {
-                        if self.fitness_of(i) > self.fitness_of(best)
-                            || (self.fitness_of(i) == self.fitness_of(best) && i < best)
-                        {
-                            i
-                        } else {
-                            best
-                        }
-                    })
+                    .reduce(|best, i| if self.rank(i, best).is_lt() { i } else { best })
                     .unwrap_or(0)
             })
             .collect()
@@ -776,5 +787,50 @@ impl Engine {
     /// The best genome found so far.
     pub fn best(&self) -> Option<&Famous> {
         self.hall_of_fame.first()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With parsimony, a tie in fitness goes to the smaller genome; without, to the earlier.
+    #[test]
+    fn parsimony_breaks_fitness_ties_towards_smaller_genomes() {
+        for parsimony in [false, true] {
+            let config = EvolveConfig {
+                format: GenomeFormat::Daml,
+                population: 2,
+                tournament: 2,
+                parsimony,
+                ..EvolveConfig::default()
+            };
+            let mut e = Engine::with_init(config, Init::Random);
+            let big = Genome::parse("safe_add(sin(x), safe_mul(y, half))").unwrap();
+            let small = Genome::parse("sin(x)").unwrap();
+            e.population[0].genome = big.clone();
+            e.population[1].genome = small.clone();
+            for m in e.population.iter_mut() {
+                m.fitness = Some(0.5);
+            }
+            let want = if parsimony { &small } else { &big };
+            let winner = e.tournament()[0];
+            assert_eq!(&e.population[winner].genome, want);
+            // Aspirants are drawn with replacement: the smaller genome wins whenever it is
+            // drawn (3 times in 4) with parsimony, only when drawn twice (1 in 4) without.
+            let picks = e.select_with_replacement(400);
+            let small_wins = picks
+                .iter()
+                .filter(|i| e.population[**i].genome == small)
+                .count();
+            if parsimony {
+                assert!(small_wins > 250, "{small_wins}");
+            } else {
+                assert!(small_wins < 150, "{small_wins}");
+            }
+            // Fitness still comes first.
+            e.population[0].fitness = Some(0.6);
+            assert_eq!(e.tournament()[0], 0);
+        }
     }
 }

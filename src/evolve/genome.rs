@@ -87,6 +87,15 @@ impl Genome {
         }
     }
 
+    /// Its size, for parsimony pressure: instructions (AMM, HAZ) or tree nodes (DAML).
+    pub fn size(&self) -> usize {
+        match self {
+            Genome::Amm(c) => c.len(),
+            Genome::Daml(e) => daml_ops::size(e),
+            Genome::Haz(g) => g.ops.len(),
+        }
+    }
+
     /// The genome file text: AMM's JSON program, DAML's `{"expression": ...}` object, HAZ's
     /// export object.
     pub fn to_text(&self) -> String {
