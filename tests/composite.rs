@@ -1,23 +1,10 @@
 //! `ncpc eval --protocol daml`: DAML's composite over every run the data root allows, each
 //! run a full evaluation, the score recomputed here from the run accuracies.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-
-fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&bytes).unwrap();
-    gz.finish().unwrap();
-}
 
 /// A learnable stand-in for Fashion-MNIST: 28x28 images whose bright row is the label.
 fn fake_fashion(root: &Path, train: usize, test: usize) {
@@ -31,12 +18,12 @@ fn fake_fashion(root: &Path, train: usize, test: usize) {
                 pixels[i * 784 + (*l as usize * 2 + 3) * 28 + c] = 200 + (c as u8 % 50);
             }
         }
-        write_idx(
+        common::write_idx(
             &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
             &[n as u32, 28, 28],
             &pixels,
         );
-        write_idx(
+        common::write_idx(
             &dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
             &[n as u32],
             &labels,

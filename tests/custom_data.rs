@@ -1,9 +1,10 @@
 //! Your own data: a CSV with a label column and a folder of IDX files, trained on through
 //! `ncpc eval`, and bad files refused with the line and column named.
 
+mod common;
+
 use ncpc::train::data::synthetic::blobs;
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 
 fn ncpc(args: &[&str]) -> std::process::Output {
@@ -111,41 +112,27 @@ fn bad_csvs_are_refused_with_line_and_column() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no column named `nope`"));
 }
 
-fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&bytes).unwrap();
-    gz.finish().unwrap();
-}
-
 #[test]
 fn a_folder_of_idx_files_trains_with_its_own_class_count() {
     let dir = tempfile::tempdir().unwrap();
     let d = blobs(4, 500, 16, 4);
     let (train, test) = (400usize, 100usize);
-    write_idx(
+    common::write_idx(
         &dir.path().join("train-images-idx3-ubyte.gz"),
         &[train as u32, 4, 4],
         &d.images[..train * 16],
     );
-    write_idx(
+    common::write_idx(
         &dir.path().join("train-labels-idx1-ubyte.gz"),
         &[train as u32],
         &d.labels[..train],
     );
-    write_idx(
+    common::write_idx(
         &dir.path().join("test-images-idx3-ubyte.gz"),
         &[test as u32, 4, 4],
         &d.images[train * 16..],
     );
-    write_idx(
+    common::write_idx(
         &dir.path().join("test-labels-idx1-ubyte.gz"),
         &[test as u32],
         &d.labels[train..],

@@ -48,20 +48,33 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
     }
     let setup = a.protocol.resolve(adjust)?;
     let (p, data, notes, opts) = (setup.protocol, setup.data, setup.notes, setup.opts);
-    let genome = Genome {
-        name: stem(&a.genome),
-        text,
-        opts: a.read.options(&a.genome),
-    };
+    let genome = genome_of(&a, text);
     let bar = progress(&genome.name, runs_of(&p));
     let report = evaluate(&genome, &p, &data, opts, notes, &|| bar.inc(1));
     bar.finish_and_clear();
-    let report = report?;
-    if a.json {
-        let text = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
+    print(a.json, &report?, table)
+}
+
+/// The genome to evaluate: the file's text, named after the file, read as `--format` says.
+fn genome_of(a: &EvalArgs, text: String) -> Genome {
+    Genome {
+        name: stem(&a.genome),
+        text,
+        opts: a.read.options(&a.genome),
+    }
+}
+
+/// The report on stdout: pretty JSON with `--json`, else the table.
+fn print<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    table: fn(&R) -> String,
+) -> Result<(), CliError> {
+    if json {
+        let text = serde_json::to_string_pretty(report).map_err(anyhow::Error::from)?;
         write_output(None, &format!("{text}\n"))
     } else {
-        write_output(None, &table(&report))
+        write_output(None, &table(report))
     }
 }
 
@@ -95,24 +108,14 @@ fn run_composite(
     adjust: impl FnOnce(&mut Protocol),
 ) -> Result<(), CliError> {
     let (runs, notes) = a.protocol.composite_runs(adjust)?;
-    let genome = Genome {
-        name: stem(&a.genome),
-        text,
-        opts: a.read.options(&a.genome),
-    };
+    let genome = genome_of(a, text);
     let bar = progress(
         &genome.name,
         runs.iter().map(|r| runs_of(&r.protocol)).sum(),
     );
     let report = evaluate_composite(&genome, &runs, notes, &|| bar.inc(1));
     bar.finish_and_clear();
-    let report = report?;
-    if a.json {
-        let text = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
-        write_output(None, &format!("{text}\n"))
-    } else {
-        write_output(None, &composite_table(&report))
-    }
+    print(a.json, &report?, composite_table)
 }
 
 /// The human-readable composite report: one row per loss, one accuracy column per run.

@@ -46,18 +46,18 @@ pub fn seed_mse() -> Gene {
     }
 }
 
+/// One instruction: op, input 1, input 2, output, constant 1, constant 2.
+type Instr = (OpRef, AddrRef, AddrRef, AddrRef, ConstRef, ConstRef);
+
 /// A random address in the gene's memory.
 fn address(rng: &mut impl Rng, m: &Memory) -> AddrRef {
     AddrRef::Index(rng.random_range(0..m.len().max(1)) as i64)
 }
 
-/// One random instruction over `m`: (op, input 1, input 2, output, constant 1, constant 2).
+/// One random instruction over `m`.
 /// Inputs lean towards `y_pred` (slot 0) and `y_true` (slot 1), the output towards slot 0
 /// and the scratch scalars, so that random instructions often take part in the loss.
-fn instruction(
-    rng: &mut impl Rng,
-    m: &Memory,
-) -> (OpRef, AddrRef, AddrRef, AddrRef, ConstRef, ConstRef) {
+fn instruction(rng: &mut impl Rng, m: &Memory) -> Instr {
     let in1 = if rng.random_bool(0.4) {
         AddrRef::Index(0)
     } else {
@@ -86,7 +86,19 @@ fn instruction(
     )
 }
 
-fn set(g: &mut Gene, i: usize, ins: (OpRef, AddrRef, AddrRef, AddrRef, ConstRef, ConstRef)) {
+/// Instruction `i` of `g` (`i` below its length, arrays of one length).
+fn instruction_at(g: &Gene, i: usize) -> Instr {
+    (
+        g.ops[i].clone(),
+        g.in1[i].clone(),
+        g.in2[i].clone(),
+        g.out[i].clone(),
+        g.k1[i].clone(),
+        g.k2[i].clone(),
+    )
+}
+
+fn set(g: &mut Gene, i: usize, ins: Instr) {
     g.ops[i] = ins.0;
     g.in1[i] = ins.1;
     g.in2[i] = ins.2;
@@ -95,7 +107,7 @@ fn set(g: &mut Gene, i: usize, ins: (OpRef, AddrRef, AddrRef, AddrRef, ConstRef,
     g.k2[i] = ins.5;
 }
 
-fn insert(g: &mut Gene, i: usize, ins: (OpRef, AddrRef, AddrRef, AddrRef, ConstRef, ConstRef)) {
+fn insert(g: &mut Gene, i: usize, ins: Instr) {
     g.ops.insert(i, ins.0);
     g.in1.insert(i, ins.1);
     g.in2.insert(i, ins.2);
@@ -255,12 +267,10 @@ pub fn crossover(a: &Gene, b: &Gene, rng: &mut impl Rng) -> Gene {
     let pa = rng.random_range(0..=a.ops.len());
     let pb = rng.random_range(0..=b.ops.len());
     let mut c = a.clone();
-    c.ops = [&a.ops[..pa], &b.ops[pb..]].concat();
-    c.in1 = [&a.in1[..pa], &b.in1[pb..]].concat();
-    c.in2 = [&a.in2[..pa], &b.in2[pb..]].concat();
-    c.out = [&a.out[..pa], &b.out[pb..]].concat();
-    c.k1 = [&a.k1[..pa], &b.k1[pb..]].concat();
-    c.k2 = [&a.k2[..pa], &b.k2[pb..]].concat();
+    each_array!(c, v => v.truncate(pa));
+    for (k, i) in (pb..b.ops.len()).enumerate() {
+        insert(&mut c, pa + k, instruction_at(&b, i));
+    }
     if c.ops.is_empty() {
         return a;
     }

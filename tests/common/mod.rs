@@ -98,3 +98,19 @@ pub fn tensors(
         ncp_ir::tensor::Tensor::from_rows(yt).unwrap(),
     )
 }
+
+/// Write a gzip IDX file (unsigned bytes) with the given dimensions.
+pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    use std::io::Write;
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&bytes).unwrap();
+    gz.finish().unwrap();
+}
