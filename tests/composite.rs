@@ -126,6 +126,25 @@ fn the_daml_composite_combines_every_run_present() {
 }
 
 #[test]
+fn the_composite_refuses_your_own_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, "a,label\n1,0\n2,1\n").unwrap();
+    let mse = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/amm/mse.json");
+    let out = ncpc(&[
+        "eval",
+        mse,
+        "--protocol",
+        "daml",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not --idx-dir or --csv"), "{err}");
+}
+
+#[test]
 fn only_eval_runs_the_composite() {
     let out = ncpc(&["evolve", "--protocol", "daml", "--generations", "1"]);
     assert_eq!(out.status.code(), Some(2));

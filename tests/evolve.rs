@@ -525,6 +525,17 @@ fn evolve_cli_searches_daml_trees_and_haz_genes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("known: mse, softmax-cross-entropy"), "{err}");
 
+    // A malformed seed is refused with the file and the column named.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"expression": "safe_add(x,"}"#,
+    )
+    .unwrap();
+    let out = evolve_cli(&["--from", "bad.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json") && err.contains("column"), "{err}");
+
     std::fs::write(dir.path().join("f.ir"), "function f() {}\n").unwrap();
     let out = evolve_cli(&["--from", "f.ir"], dir.path());
     assert_eq!(out.status.code(), Some(2));
