@@ -165,6 +165,19 @@ impl Identity {
     }
 }
 
+/// The public key and network prefix of an SS58 address of any prefix; `None` when it is
+/// not an SS58 address of a 32-byte key.
+pub fn decode_ss58(address: &str) -> Option<([u8; 32], u16)> {
+    let (public, format) = sr25519::Public::from_ss58check_with_version(address).ok()?;
+    Some((public.0, u16::from(format)))
+}
+
+/// The SS58 address of the public key `key` under network `prefix`.
+pub fn encode_ss58(key: &[u8; 32], prefix: u16) -> String {
+    sr25519::Public::from_raw(*key)
+        .to_ss58check_with_version(sp_core::crypto::Ss58AddressFormat::custom(prefix))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -46,8 +46,21 @@ pub fn evaluate_function(
     y_true: &Tensor,
     opt: bool,
 ) -> Result<LossValue, LossError> {
+    evaluate_function_with_fuel(f, y_pred, y_true, opt, DEFAULT_FUEL)
+}
+
+/// [`evaluate_function`] with at most `fuel` instructions executed by each of the two runs
+/// (the loss, then its gradient); running out is an error, for callers that bound the work
+/// spent on untrusted genomes.
+pub fn evaluate_function_with_fuel(
+    f: &Function,
+    y_pred: &Tensor,
+    y_true: &Tensor,
+    opt: bool,
+    fuel: u64,
+) -> Result<LossValue, LossError> {
     let inputs = [y_pred.clone(), y_true.clone()];
-    let (outcome, path) = run_traced(f, &inputs, DEFAULT_FUEL)?;
+    let (outcome, path) = run_traced(f, &inputs, fuel)?;
     let loss = match outcome {
         Outcome::Trap(t) => {
             return Ok(LossValue {
@@ -77,7 +90,7 @@ pub fn evaluate_function(
     if opt {
         optimize(&mut g.func, OptOptions::default())?;
     }
-    let grad = match run_traced(&g.func, &inputs, DEFAULT_FUEL)?.0 {
+    let grad = match run_traced(&g.func, &inputs, fuel)?.0 {
         Outcome::Return(v) if v.len() == 2 => Some(v[1].rows_f32()),
         _ => {
             return Err(

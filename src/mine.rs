@@ -88,9 +88,10 @@ pub fn summary(n: u64, outcome: &CycleOutcome, seconds: f64) -> String {
             fitness,
             evaluations,
             trained,
-            ..
+            answer,
         } => format!(
-            "cycle {n}: evolve batch {batch}: submitted fitness {fitness:.4} ({evaluations} candidates, {trained} trained) in {seconds:.1} s"
+            "cycle {n}: evolve batch {batch}: submitted fitness {fitness:.4} ({evaluations} candidates, {trained} trained) in {seconds:.1} s{}",
+            pool_verdict(answer)
         ),
         CycleOutcome::Evaluated { batch, scores, .. } => {
             let s: Vec<String> = scores.iter().map(|x| format!("{x:.4}")).collect();
@@ -104,6 +105,25 @@ pub fn summary(n: u64, outcome: &CycleOutcome, seconds: f64) -> String {
             format!("cycle {n}: batch {batch} abandoned (stopped) and released")
         }
     }
+}
+
+/// What the pool said of an evolved function, for the cycle's line: a duplicate, or the
+/// consensus it formed at once (a pool that scores functions itself) and the balance.
+fn pool_verdict(answer: &serde_json::Value) -> String {
+    if answer["duplicate"] == serde_json::Value::Bool(true) {
+        return format!(
+            "; the pool has it already (function {}): not paid",
+            answer["duplicate_of"]
+        );
+    }
+    let mut out = String::new();
+    if let Some(c) = answer["consensus"].as_f64() {
+        out.push_str(&format!("; consensus {c:.4}"));
+    }
+    if let Some(b) = answer["balance"].as_f64() {
+        out.push_str(&format!("; balance {b}"));
+    }
+    out
 }
 
 fn batch_name(b: &TaskBatch) -> String {

@@ -23,8 +23,12 @@ fn pool(lease: Duration) -> RunningPool {
     spawn_local(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         lease,
+        evaluate_lease: lease,
         rate_burst: 1000,
         rate_per_second: 1000.0,
+        ip_rate_burst: 100_000,
+        ip_rate_per_second: 100_000.0,
+        audit_share: 0.0,
         ..ServerConfig::default()
     })
     .unwrap()
@@ -62,6 +66,16 @@ fn solo_mining_needs_no_flags_and_makes_a_key() {
         "{stdout}"
     );
     assert!(stderr.contains("in-process pool"), "{stderr}");
+    // The solo pool confirms each new function itself: a cycle whose function is new shows
+    // its consensus, and the balance at the end is what those consensus events paid.
+    let confirmed = stdout.matches("; consensus ").count();
+    let balance: f64 = stderr
+        .split("; balance ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no final balance: {stderr}"));
+    assert_eq!(confirmed > 0, balance > 0.0, "{stdout}\n{stderr}");
     let key = home.path().join(".ncpc/miner-key");
     assert!(key.exists(), "no key written");
     #[cfg(unix)]

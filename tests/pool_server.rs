@@ -48,6 +48,12 @@ fn config(db: &DbLocation) -> ServerConfig {
         max_skew_seconds: 3600,
         rate_burst: 1000,
         rate_per_second: 1000.0,
+        // Every test client is on 127.0.0.1; tests/pool_attacks.rs covers the per-IP limits.
+        ip_rate_burst: 100_000,
+        ip_rate_per_second: 100_000.0,
+        // Evaluate tasks are first evaluations unless nothing needs one (random audits are
+        // tested in tests/pool_attacks.rs).
+        audit_share: 0.0,
         ..ServerConfig::local(db.clone())
     }
 }
@@ -193,8 +199,8 @@ fn evolve_cycle_credits_new_functions_and_not_duplicates(db: &DbLocation) {
         .unwrap();
     assert_eq!(answer["status"], "accepted");
     assert_eq!(answer["duplicate"], false);
-    assert_eq!(answer["credited"], 1.0);
-    assert_eq!(balance(&c), 1.0);
+    assert_eq!(answer["credited"], 0.0, "nothing is paid before consensus");
+    assert_eq!(balance(&c), 0.0);
     // The same batch cannot be submitted twice.
     let again = c
         .submit_evolution(
@@ -210,7 +216,7 @@ fn evolve_cycle_credits_new_functions_and_not_duplicates(db: &DbLocation) {
     assert_eq!(dup["duplicate"], true);
     assert_eq!(dup["credited"], 0.0);
     assert!(dup["message"].as_str().unwrap().contains("duplicate"));
-    assert_eq!(balance(&c), 1.0);
+    assert_eq!(balance(&c), 0.0);
     assert_eq!(c.miner_info().unwrap()["functions_evolved"], 1);
 }
 
@@ -219,7 +225,7 @@ fn evaluate_cycle_outvotes_a_liar(db: &DbLocation) {
     let evolver = registered(&p, "Eve");
     let new = evolve(&evolver, MAE).unwrap();
     let new_id = new["function_id"].clone();
-    assert_eq!(balance(&evolver), 1.0);
+    assert_eq!(balance(&evolver), 0.0, "nothing is paid before consensus");
     // Honest evaluators agree within 10%; the liar reports 0 for everything.
     let honest = |f: &Value, jitter: f64| -> f64 {
         let base = if *f == new_id { 0.80 } else { 0.70 };
@@ -263,7 +269,8 @@ fn evaluate_cycle_outvotes_a_liar(db: &DbLocation) {
     assert_eq!(balance(&alice), 3.0);
     assert_eq!(balance(&bob), 3.0);
     assert_eq!(balance(&mallory), 0.0, "the liar earns nothing");
-    // Eve: 1 for acceptance, 5 for scoring at least the median, 10 for the new best.
+    // Eve: 1 for a confirmed function (in the top 10), 5 for scoring at least the median,
+    // 10 for the new best.
     assert_eq!(balance(&evolver), 16.0);
     let (status, board) = get(&p, "/leaderboard");
     assert_eq!(status, 200);
@@ -379,7 +386,7 @@ fn signed(who: &Identity, extra: Value) -> Value {
 fn an_expired_lease_is_reissued(db: &DbLocation) {
     let p = spawn_local(ServerConfig {
         // Long enough that the four requests below fit in it on a loaded machine.
-        lease: Duration::from_secs(2),
+        evaluate_lease: Duration::from_secs(2),
         ..config(db)
     })
     .unwrap();
@@ -506,7 +513,7 @@ fn a_restart_on_the_same_database_keeps_submissions_and_balances(db: &DbLocation
     let p = pool(db);
     let c = client(&p, "Alice");
     assert_eq!(counts(db), before, "the seeds are not added twice");
-    assert_eq!(balance(&c), 1.0);
+    assert_eq!(balance(&c), 0.0, "nothing is paid before consensus");
     let info = c.miner_info().unwrap();
     assert_eq!(info["functions_evolved"], 1);
     assert_eq!(
@@ -619,7 +626,7 @@ fn the_served_binary_loses_no_accepted_submission_to_sigkill(db: &DbLocation) {
     drop(server);
 
     let _server = serve_binary(&addr, db);
-    assert_eq!(balance(&alice), 1.0);
+    assert_eq!(balance(&alice), 0.0, "nothing is paid before consensus");
     assert_eq!(alice.miner_info().unwrap()["functions_evolved"], 1);
     assert_eq!(bob.miner_info().unwrap()["evaluations_submitted"], n as u64);
     let again = evolve(&alice, MAE).unwrap();
@@ -653,13 +660,8 @@ fn amm_body_only_auth_completes_a_cycle(db: &DbLocation) {
     );
     assert_eq!(status, 200, "{batch}");
     let parent = batch["functions"][0].clone();
-    let (status, answer) = post(
-        &p,
-        &format!(
-            "/tasks/{a}/{}/submit_evolution",
-            batch["batch_id"].as_str().unwrap()
-        ),
-        &amm(json!({
+    let submission = |auth: Value| {
+        let mut body = json!({
             "evolved_function": serde_json::to_string(&serde_json::from_str::<Value>(MAE).unwrap()).unwrap(),
             "parent_functions": [parent],
             "metadata": {
@@ -667,12 +669,26 @@ fn amm_body_only_auth_completes_a_cycle(db: &DbLocation) {
                 "parent_id": parent["id"], "genetic_code_length": 6,
                 "total_evaluations": 4, "generation_stats": [{"best": "-Infinity"}]
             }
-        })),
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, auth) {
+            b.extend(e);
+        }
+        body
+    };
+    let path = format!(
+        "/tasks/{a}/{}/submit_evolution",
+        batch["batch_id"].as_str().unwrap()
     );
+    // A submission never shares its message with another call (it could be a replay of the
+    // request's auth by someone else): 409, and AMM's client runs the cycle again.
+    let (status, _) = post(&p, &path, &submission(amm(json!({}))));
+    assert_eq!(status, 409);
+    let fresh = serde_json::to_value(Auth::sign(&alice, clock())).unwrap();
+    let (status, answer) = post(&p, &path, &submission(fresh));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["duplicate"], false);
     let (status, info) = get(&p, &format!("/miners/{a}/balance"));
-    assert_eq!((status, info["balance"].as_f64()), (200, Some(1.0)));
+    assert_eq!((status, info["balance"].as_f64()), (200, Some(0.0)));
 }
 
 /// A moment fixed for the whole test binary (inside the test servers' skew window).
@@ -778,14 +794,12 @@ fn a_body_sent_too_slowly_times_out_with_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
-fn a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_left(
-    db: &DbLocation,
-) {
+fn a_miner_evaluates_each_function_once_and_never_its_own(db: &DbLocation) {
     let p = pool(db);
     let eve = registered(&p, "Eve");
     let evolved = evolve(&eve, MAE).unwrap()["function_id"].clone();
     let ids = |b: &TaskBatch| b.functions.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
-    // The seeds first: Eve's own function is held back while others need evaluating.
+    // The seeds only: an evolver never evaluates its own function.
     let first = eve.request_task(TaskType::Evaluate).unwrap();
     assert_eq!(ids(&first), vec![json!(1), json!(2)]);
     let evals = first
@@ -795,14 +809,8 @@ fn a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_le
         .collect();
     eve.submit_evaluation(first.batch_id.as_str().unwrap(), evals)
         .unwrap();
-    // Then her own, since nothing else is left for her; never the seeds again.
-    let second = eve.request_task(TaskType::Evaluate).unwrap();
-    assert_eq!(ids(&second), vec![evolved.clone()]);
-    eve.submit_evaluation(
-        second.batch_id.as_str().unwrap(),
-        vec![evaluation(&evolved, 0.9)],
-    )
-    .unwrap();
+    // Never her own function, never the seeds again: nothing is left for her.
+    let _ = evolved;
     assert_eq!(
         status_of(eve.request_task(TaskType::Evaluate).unwrap_err()),
         404
@@ -845,7 +853,7 @@ on_both_backends! {
         an_active_task_answers_400_until_reset,
         an_expired_lease_is_reissued,
         amm_body_only_auth_completes_a_cycle,
-        a_miner_evaluates_each_function_once_and_its_own_only_when_nothing_else_is_left,
+        a_miner_evaluates_each_function_once_and_never_its_own,
     ],
     file: [
         evaluations_outside_the_batch_are_refused_and_nothing_is_stored,

@@ -96,7 +96,12 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     let url = match &a.pool_url {
         Some(u) => u.clone(),
         None => {
-            solo = start_solo_pool(a.solo_db.clone())?;
+            let scorer_protocol = prepared.clone();
+            let scorer =
+                crate::pool::server::LocalScorer(std::sync::Arc::new(move |text: &str| {
+                    scorer_protocol.score(text)
+                }));
+            solo = start_solo_pool(a.solo_db.clone(), scorer)?;
             eprintln!(
                 "ncpc: no --pool-url: mining solo on an in-process pool at {}",
                 solo.url()
@@ -165,7 +170,7 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     match result {
         Ok(n) => {
             if let Ok(b) = client.balance() {
-                eprintln!("ncpc: {n} cycle(s) done; balance {b}");
+                eprintln!("ncpc: {n} cycle(s) done; balance {} Alpha", b["balance"]);
             }
             Ok(())
         }
@@ -176,14 +181,21 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     }
 }
 
-/// Start the in-process pool for solo mining, on a free loopback port.
-fn start_solo_pool(db: Option<DbLocation>) -> Result<crate::pool::server::RunningPool, CliError> {
+/// Start the in-process pool for solo mining, on a free loopback port. The pool confirms
+/// each new function itself with `scorer` (this miner's protocol, deterministic): with one
+/// miner, no three distinct evaluators exist, and a pool that never confirms would pay
+/// nothing (docs/pool.md, "Solo pools").
+fn start_solo_pool(
+    db: Option<DbLocation>,
+    scorer: crate::pool::server::LocalScorer,
+) -> Result<crate::pool::server::RunningPool, CliError> {
     let config = crate::pool::server::ServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         db: db.unwrap_or(DbLocation::Memory),
         // Only this miner uses it: no rate limit worth the name.
         rate_burst: 10_000,
         rate_per_second: 10_000.0,
+        local_scorer: Some(scorer),
         ..crate::pool::server::ServerConfig::default()
     };
     crate::pool::server::spawn_local(config).map_err(|e| CliError {

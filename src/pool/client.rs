@@ -160,7 +160,19 @@ impl PoolClient {
                 }
                 request.body(json)
             }
-            None => self.http.get(&url),
+            None => {
+                // Signed headers on a GET too: an ncpc pool then shows this miner's own
+                // active batch id, which it hides from everyone else.
+                let mut request = self.http.get(&url);
+                if let Ok(u) = reqwest::Url::parse(&url) {
+                    let signed =
+                        SignedHeaders::sign(&self.identity, "GET", u.path(), b"", (self.clock)());
+                    for (name, value) in signed.pairs() {
+                        request = request.header(name, value);
+                    }
+                }
+                request
+            }
         };
         let resp = request.send().map_err(transport)?;
         let status = resp.status().as_u16();

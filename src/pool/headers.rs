@@ -120,10 +120,7 @@ impl SignedHeaders {
         now: i64,
         max_skew: i64,
     ) -> Result<(), AuthError> {
-        let skew = self.timestamp.saturating_sub(now);
-        if skew.abs() > max_skew {
-            return Err(AuthError::Skew(skew));
-        }
+        super::protocol::check_skew(self.timestamp, now, max_skew)?;
         let text = signed_text(method, path, body, self.timestamp, &self.nonce);
         if Identity::verify(&self.address, text.as_bytes(), &self.signature) {
             Ok(())

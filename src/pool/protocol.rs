@@ -30,6 +30,18 @@ pub enum AuthError {
     BadHeaders(String),
 }
 
+/// Check that `timestamp` lies at most `max_skew` seconds from `now` either way. The
+/// difference is taken in 128 bits, so no timestamp (`i64::MIN`, `i64::MAX`, ...) overflows:
+/// every one outside the window is refused.
+pub fn check_skew(timestamp: i64, now: i64, max_skew: i64) -> Result<(), AuthError> {
+    let skew = i128::from(timestamp) - i128::from(now);
+    if skew.unsigned_abs() > u128::from(max_skew.unsigned_abs()) {
+        let shown = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+        return Err(AuthError::Skew(shown));
+    }
+    Ok(())
+}
+
 /// The auth fields every AMM request carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
@@ -62,11 +74,7 @@ impl Auth {
 
     /// Check format, clock skew (at most `max_skew` seconds either way) and signature.
     pub fn verify(&self, now_unix: i64, max_skew: i64) -> Result<(), AuthError> {
-        let t = self.timestamp()?;
-        let skew = t.saturating_sub(now_unix);
-        if skew.abs() > max_skew {
-            return Err(AuthError::Skew(skew));
-        }
+        check_skew(self.timestamp()?, now_unix, max_skew)?;
         if Identity::verify(
             &self.public_address,
             self.message.as_bytes(),

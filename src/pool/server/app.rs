@@ -1,12 +1,17 @@
-//! The router: every endpoint under [`API_PREFIX`], with the body-size limit and the request
-//! timeout as layers.
+//! The router: every endpoint under [`API_PREFIX`], with the body-size limit, the request
+//! timeout and the per-IP limit as layers.
 
+use super::error::ApiError;
 use super::handlers;
+use super::listener::Peer;
 use super::state::AppState;
 use crate::pool::protocol::API_PREFIX;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tower_http::timeout::TimeoutLayer;
@@ -35,6 +40,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .nest(API_PREFIX, api)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), per_ip_limit))
         // A client that sends its body too slowly (or a stuck handler) gets 408 instead of
         // holding a connection and a task forever.
         .layer(TimeoutLayer::with_status_code(
@@ -42,4 +48,33 @@ pub fn app(state: Arc<AppState>) -> Router {
             timeout,
         ))
         .with_state(state)
+}
+
+/// The per-IP limit: an unsigned request (every GET) takes a token from its address's bucket;
+/// a signed request passes while the bucket has room and takes a token when it is refused for
+/// its authentication (400, 401, 403, 409), so neither anonymous reads nor failed signatures
+/// can make the server work without bound. Requests without a peer address (driven
+/// in-process) are not limited.
+async fn per_ip_limit(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(ip) = req.extensions().get::<Peer>().map(|p| p.0.ip()) else {
+        return next.run(req).await;
+    };
+    let signed = req.method() == axum::http::Method::POST;
+    let admitted = if signed {
+        s.ip_has_room(ip)
+    } else {
+        s.ip_allow(ip)
+    };
+    if !admitted {
+        return ApiError::TooManyRequests(format!(
+            "too many {} requests from {ip}; slow down",
+            if signed { "failed" } else { "unsigned" }
+        ))
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    if signed && matches!(resp.status().as_u16(), 400 | 401 | 403 | 409) {
+        s.ip_allow(ip);
+    }
+    resp
 }

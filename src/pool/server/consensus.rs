@@ -1,11 +1,14 @@
 //! Consensus over self-reported scores: a function's score is the median of at least
-//! [`MIN_EVALUATIONS`] evaluations by distinct miners, and an evaluation agrees with it when it
-//! lies within [`RELATIVE_TOLERANCE`] of the median (relative), or within [`ABSOLUTE_FLOOR`]
-//! when the median is near zero. One evaluator reporting a false score cannot move the median
-//! of three past the two honest ones.
+//! [`ServerConfig::min_evaluators`](super::ServerConfig::min_evaluators) (3 by default)
+//! evaluations by distinct keys, and an evaluation agrees with it when it lies within
+//! [`RELATIVE_TOLERANCE`] of the median (relative), or within [`ABSOLUTE_FLOOR`] when the
+//! median is near zero ([`ConsensusRule::Tolerance`]), or equals it
+//! ([`ConsensusRule::Exact`]). One evaluator reporting a false score cannot move the median
+//! of three past the two honest ones, and scores outside the protocol's range are refused
+//! before they are stored ([`check_score`]).
 
-/// Evaluations by distinct miners needed before a function has a consensus score.
-pub const MIN_EVALUATIONS: usize = 3;
+use super::config::ConsensusRule;
+use crate::pool::protocol::LOW_FITNESS_VALUE;
 
 /// How far (relative to the median) an agreeing evaluation may lie.
 pub const RELATIVE_TOLERANCE: f64 = 0.10;
@@ -29,7 +32,28 @@ pub fn median(scores: &[f64]) -> Option<f64> {
     })
 }
 
-/// Whether `score` agrees with the consensus `median`.
+/// Whether a submitted score lies in the range of the pool's protocol: a validation accuracy
+/// in [0, 1] (0.0 is also AMM's score for an evaluation that raised), or AMM's -99999 for a
+/// failed function. Anything else (1.7e308, -5, NaN) is refused with the reason.
+pub fn check_score(score: f64) -> Result<(), String> {
+    if score == LOW_FITNESS_VALUE || (0.0..=1.0).contains(&score) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{score} is not a score: an accuracy in [0, 1], or -99999 for a failed function"
+        ))
+    }
+}
+
+/// Whether `score` agrees with the consensus `median` under `rule`.
+pub fn agrees_under(rule: ConsensusRule, score: f64, median: f64) -> bool {
+    match rule {
+        ConsensusRule::Tolerance => agrees(score, median),
+        ConsensusRule::Exact => score.to_bits() == median.to_bits() || score == median,
+    }
+}
+
+/// Whether `score` agrees with the consensus `median` within the tolerance.
 pub fn agrees(score: f64, median: f64) -> bool {
     let tolerance = (RELATIVE_TOLERANCE * median.abs()).max(ABSOLUTE_FLOOR);
     (score - median).abs() <= tolerance
@@ -60,5 +84,22 @@ mod tests {
         assert!(agrees(0.87, 0.80) && agrees(0.73, 0.80) && !agrees(0.89, 0.80));
         assert!(agrees(0.0005, 0.0) && !agrees(0.002, 0.0));
         assert!(agrees(-99999.0, -99999.0));
+    }
+
+    #[test]
+    fn scores_outside_the_protocol_range_are_refused() {
+        for ok in [0.0, 0.5, 1.0, -99999.0] {
+            check_score(ok).unwrap();
+        }
+        for bad in [1.7e308, -5.0, 1.0001, -99998.0, f64::NAN, f64::INFINITY] {
+            assert!(check_score(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_exact_rule_wants_equal_scores() {
+        assert!(agrees_under(ConsensusRule::Exact, 0.625, 0.625));
+        assert!(!agrees_under(ConsensusRule::Exact, 0.62500001, 0.625));
+        assert!(agrees_under(ConsensusRule::Tolerance, 0.62500001, 0.625));
     }
 }

@@ -34,6 +34,10 @@ pub enum ApiError {
     /// 429: too many requests from this key (or the server's replay memory is full).
     #[error("{0}")]
     TooManyRequests(String),
+    /// 503: the database aborted a transaction that conflicted with a concurrent one (another
+    /// replica's); the server runs it again a few times before answering this.
+    #[error("a conflicting transaction: {0:#}")]
+    Retry(anyhow::Error),
     /// 500: a bug or a storage failure; the cause is logged, the client sees a generic message.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Retry(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,19 +69,23 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+        super::store::db::DbError::Sqlite(e).into()
     }
 }
 
 impl From<postgres::Error> for ApiError {
     fn from(e: postgres::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+        super::store::db::DbError::Postgres(e).into()
     }
 }
 
 impl From<super::store::db::DbError> for ApiError {
     fn from(e: super::store::db::DbError) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+        if e.is_retryable() {
+            ApiError::Retry(anyhow::Error::new(e))
+        } else {
+            ApiError::Internal(anyhow::Error::new(e).context("the pool database"))
+        }
     }
 }
 
@@ -87,6 +96,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(e) => {
                 tracing::error!("internal error: {e:#}");
                 "internal server error".to_string()
+            }
+            ApiError::Retry(e) => {
+                tracing::warn!("gave up on a conflicting transaction: {e:#}");
+                "the pool is busy; try again".to_string()
             }
             ApiError::BadRequest(m)
             | ApiError::Unauthorized(m)

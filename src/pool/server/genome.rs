@@ -6,6 +6,7 @@
 //! IR's canonical hash identifies it, so programs that differ only in register numbering or
 //! dead code are one function.
 
+use super::fingerprint::{Fingerprint, fingerprint};
 use crate::formats::{CompileOptions, Format, Mode, compile};
 use ncp_ir::passes::{OptOptions, canonical_hash, optimize};
 
@@ -28,10 +29,21 @@ pub struct CheckedGenome {
     pub program: String,
     /// The canonical hash of its optimized IR.
     pub hash: String,
+    /// Its functional identity (the normalized gradient on fixed probes), when its gradient
+    /// can be taken there.
+    pub fingerprint: Option<Fingerprint>,
 }
 
-/// The most instructions a stored program may have (AMM's own programs stay under 20).
-pub const MAX_INSTRUCTIONS: usize = 1000;
+/// The most instructions a stored program may have by default (AMM's own programs stay
+/// under 20; `ncpc pool serve --max-instructions`).
+pub const MAX_INSTRUCTIONS: usize = 256;
+
+/// Jumps (JUMP, JUMP_IF) a submitted program may hold: each splits the program into blocks
+/// whose optimization and path-specialized gradient cost grows with their number.
+pub const MAX_JUMPS: usize = 32;
+
+/// Interpreter instructions the fingerprint may run (loss and gradient each).
+pub const FINGERPRINT_FUEL: u64 = 200_000;
 
 /// Compile `text` (an AMM program: a JSON list, or that list as a JSON string) as the AMM
 /// interpreter runs it; the error says what is wrong with it.
@@ -44,14 +56,40 @@ pub fn check(text: &str) -> Result<CheckedGenome, String> {
 /// parameters, ...), naming the instruction, for pools that do not serve AMM's Python miners
 /// (their own mutations make such programs).
 pub fn check_with(text: &str, mode: Mode) -> Result<CheckedGenome, String> {
+    check_limited(text, mode, MAX_INSTRUCTIONS)
+}
+
+/// [`check_with`] taking at most `max_instructions` instructions (and [`MAX_JUMPS`] jumps),
+/// so that the work one submission can make the server do is bounded before any compiling.
+pub fn check_limited(
+    text: &str,
+    mode: Mode,
+    max_instructions: usize,
+) -> Result<CheckedGenome, String> {
     let prog = crate::formats::amm::parse_program(text).map_err(|e| e.to_string())?;
     if prog.instrs.is_empty() {
         return Err("the program has no instructions".into());
     }
-    if prog.instrs.len() > MAX_INSTRUCTIONS {
+    if prog.instrs.len() > max_instructions {
         return Err(format!(
-            "the program has {} instructions; the pool takes at most {MAX_INSTRUCTIONS}",
+            "the program has {} instructions; the pool takes at most {max_instructions}",
             prog.instrs.len()
+        ));
+    }
+    let jumps = prog
+        .instrs
+        .iter()
+        .filter(|i| {
+            let code = i.get(0).and_then(serde_json::Value::as_f64);
+            code.is_some_and(|c| {
+                c == crate::formats::amm::opcodes::JUMP as f64
+                    || c == crate::formats::amm::opcodes::JUMP_IF as f64
+            })
+        })
+        .count();
+    if jumps > MAX_JUMPS {
+        return Err(format!(
+            "the program has {jumps} jumps; the pool takes at most {MAX_JUMPS}"
         ));
     }
     let program = serde_json::Value::Array(prog.instrs).to_string();
@@ -78,6 +116,7 @@ pub fn check_with(text: &str, mode: Mode) -> Result<CheckedGenome, String> {
     }
     Ok(CheckedGenome {
         hash: canonical_hash(f),
+        fingerprint: fingerprint(f, FINGERPRINT_FUEL),
         program,
     })
 }

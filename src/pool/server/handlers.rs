@@ -2,11 +2,15 @@
 //! the read-only leaderboard and OpenAPI document. Each parses its body itself so that every
 //! refusal, a too-large or malformed body included, answers `{"detail": ...}`.
 
+use super::consensus::check_score;
 use super::error::ApiError;
 use super::genome;
 use super::state::{AppState, RawRequest, now_ms};
-use super::store::{NewEvaluation, TaskRow};
-use crate::pool::protocol::{Auth, EvaluationSubmission, EvolutionSubmission, TaskRequest};
+use super::store::{Duplicate, NewEvaluation, TaskRow};
+use crate::pool::headers::SignedHeaders;
+use crate::pool::protocol::{
+    Auth, EvaluationSubmission, EvolutionSubmission, TaskRequest, TaskType,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
@@ -98,23 +102,51 @@ fn seconds(ms: i64) -> f64 {
 /// `POST /miners/register`: registering again answers 200 with `already_registered: true`.
 pub async fn register(State(s): Shared, call: Call) -> Result<Json<Value>, ApiError> {
     let auth: Auth = call.json()?;
-    s.authenticate(&auth.public_address, &auth, "register", &call.raw())?;
-    let address = auth.public_address.clone();
+    let signed = s.authenticate(&auth.public_address, &auth, "register", &call.raw())?;
+    let address = signed.miner.clone();
     let now = now_ms();
-    let (already, at) = s.db(move |st| st.register(&address, now)).await?;
+    let (already, at) = s
+        .db_signed(&signed, move |st| st.register(&address, now))
+        .await?;
     Ok(Json(json!({
-        "public_address": auth.public_address,
+        "public_address": signed.miner,
         "status": "registered",
         "already_registered": already,
         "registered_at": seconds(at),
     })))
 }
 
-/// `GET /miners/{ss58}`.
+/// Whether a GET carries signed headers (over `GET`, its path and an empty body) by `miner`.
+fn signed_by(s: &AppState, miner: &str, uri: &OriginalUri, headers: &HeaderMap) -> bool {
+    let Ok(Some(h)) = SignedHeaders::read(|name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }) else {
+        return false;
+    };
+    s.miner_key(&h.address).is_ok_and(|k| k == miner)
+        && h.verify(
+            "GET",
+            uri.0.path(),
+            b"",
+            now_ms() / 1000,
+            s.config.max_skew_seconds,
+        )
+        .is_ok()
+}
+
+/// `GET /miners/{ss58}`. The active task's batch id is shown only to the miner itself
+/// (signed headers on the GET): anyone else could use it to target the task.
 pub async fn miner_info(
     State(s): Shared,
     Path(address): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let address = s.miner_key(&address)?;
+    let owner = signed_by(&s, &address, &uri, &headers);
     let a = address.clone();
     let now = now_ms();
     let (miner, task) = s
@@ -126,11 +158,14 @@ pub async fn miner_info(
         )));
     };
     let active = task.map(|t| {
-        json!({
-            "batch_id": t.batch_id,
+        let mut v = json!({
             "task_type": t.task_type,
             "lease_expires_at": seconds(t.lease_until_ms),
-        })
+        });
+        if owner {
+            v["batch_id"] = json!(t.batch_id);
+        }
+        v
     });
     Ok(Json(json!({
         "public_address": address,
@@ -147,6 +182,7 @@ pub async fn balance(
     State(s): Shared,
     Path(address): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let address = s.miner_key(&address)?;
     let a = address.clone();
     let balance = s
         .db(move |st| {
@@ -171,9 +207,9 @@ pub async fn reset_active(
     call: Call,
 ) -> Result<Json<Value>, ApiError> {
     let auth: Auth = call.json()?;
-    s.authenticate(&address, &auth, "reset_active", &call.raw())?;
-    let a = address.clone();
-    let reset = s.db(move |st| st.reset_active(&a)).await?;
+    let signed = s.authenticate(&address, &auth, "reset_active", &call.raw())?;
+    let a = signed.miner.clone();
+    let reset = s.db_signed(&signed, move |st| st.reset_active(&a)).await?;
     Ok(Json(json!({ "status": "ok", "reset": reset })))
 }
 
@@ -204,13 +240,14 @@ pub async fn request_task(
     call: Call,
 ) -> Result<Json<Value>, ApiError> {
     let req: TaskRequest = call.json()?;
-    s.authenticate(&address, &req.auth, "request", &call.raw())?;
+    let signed = s.authenticate(&address, &req.auth, "request", &call.raw())?;
+    let address = signed.miner.clone();
     let config = s.config.clone();
-    let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX / 4);
+    let lease_ms = config.lease_ms(req.task_type);
     let a = address.clone();
     let now = now_ms();
     let task = s
-        .db(move |st| {
+        .db_signed(&signed, move |st| {
             if !st.is_registered(&a)? {
                 return Err(not_registered(&a));
             }
@@ -228,16 +265,21 @@ pub async fn request_task(
     Ok(Json(batch_json(&task)?))
 }
 
-/// `POST /tasks/{ss58}/{batch_id}/submit_evolution`: the genome must pass the AMM check of
-/// `genome::check` (422 otherwise, nothing stored); a function the population already has is accepted
-/// as a duplicate and not credited.
+/// `POST /tasks/{ss58}/{batch_id}/submit_evolution`. In order: auth, the metadata's size
+/// (413), the task (it must be this miner's live evolve task), and only then the genome check
+/// of `genome::check_limited` (422 otherwise, nothing stored), so an unregistered key or a
+/// dead task costs no compiling. A function the population already has (the same canonical
+/// IR, or the same gradient direction on the probes) is accepted as a duplicate: not stored,
+/// never paid. Nothing is paid at acceptance; with a local scorer (solo pools) the pool
+/// scores a new function at once and its consensus (and rewards) follow in the answer.
 pub async fn submit_evolution(
     State(s): Shared,
     Path((address, batch_id)): Path<(String, String)>,
     call: Call,
 ) -> Result<Json<Value>, ApiError> {
     let sub: EvolutionSubmission = call.json()?;
-    s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
+    let signed = s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
+    let address = signed.miner.clone();
     let mut parents: Vec<i64> = sub
         .parent_functions
         .iter()
@@ -246,40 +288,81 @@ pub async fn submit_evolution(
     parents.extend(function_id(&sub.metadata.parent_id));
     let metadata = serde_json::to_string(&sub.metadata)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding metadata: {e}")))?;
+    if metadata.len() > s.config.max_metadata_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the metadata is {} bytes of JSON; the pool keeps at most {}",
+            metadata.len(),
+            s.config.max_metadata_bytes
+        )));
+    }
     let fitness = sub.metadata.fitness.0;
-    let a = address.clone();
-    let b = batch_id.clone();
+    let (a, b) = (address.clone(), batch_id.clone());
+    s.db_signed(&signed, move |st| {
+        st.check_live_task(&a, &b, TaskType::Evolve, now_ms())
+    })
+    .await?;
     // Compiling is CPU work: do it off the async workers and outside the store's lock.
     let text = sub.evolved_function;
-    let mode = s.config.genome_check;
-    let genome = tokio::task::spawn_blocking(move || genome::check_with(&text, mode))
+    let (mode, max) = (s.config.genome_check, s.config.max_instructions);
+    let genome = tokio::task::spawn_blocking(move || genome::check_limited(&text, mode, max))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
         .map_err(|e| {
             ApiError::Unprocessable(format!("evolved_function is not a usable AMM program: {e}"))
         })?;
+    let program = genome.program.clone();
+    let (a, b) = (address.clone(), batch_id.clone());
     let outcome = s
         .db(move |st| st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms()))
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, function = outcome.function_id,
-        duplicate = outcome.duplicate, "evolution accepted");
-    let message = if outcome.duplicate {
-        format!(
-            "accepted as a duplicate of function {}: not credited",
-            outcome.function_id
-        )
-    } else {
-        format!(
-            "accepted as new function {}; more Alpha follows if its consensus score is good",
-            outcome.function_id
-        )
+        duplicate = outcome.duplicate.is_some(), "evolution accepted");
+    let mut consensus = Value::Null;
+    if let (Some(scorer), None) = (s.config.local_scorer.clone(), outcome.duplicate) {
+        let score = tokio::task::spawn_blocking(move || {
+            crate::pool::protocol::wire_score((scorer.0)(&program))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the pool's scorer failed: {e}")))?;
+        let id = outcome.function_id;
+        if let Some(c) = s
+            .db(move |st| st.confirm_locally(id, score, now_ms()))
+            .await?
+        {
+            consensus = json!(c.score);
+        }
+    }
+    let (message, duplicate_of) = match outcome.duplicate {
+        Some(how) => (
+            format!(
+                "a duplicate of function {} ({}): not stored, never paid",
+                outcome.function_id,
+                match how {
+                    Duplicate::CanonicalIr => "the same optimized IR",
+                    Duplicate::Fingerprint => "the same gradient direction on the probe inputs",
+                }
+            ),
+            json!(outcome.function_id),
+        ),
+        None => (
+            format!(
+                "accepted as new function {}; it earns when its consensus score forms (see the pool's reward schedule)",
+                outcome.function_id
+            ),
+            Value::Null,
+        ),
     };
+    let a = address.clone();
+    let balance = s.db(move |st| st.balance(&a)).await?;
     Ok(Json(json!({
         "status": "accepted",
         "batch_id": batch_id,
         "function_id": outcome.function_id,
-        "duplicate": outcome.duplicate,
+        "duplicate": outcome.duplicate.is_some(),
+        "duplicate_of": duplicate_of,
         "credited": outcome.credited,
+        "consensus": consensus,
+        "balance": balance,
         "message": message,
     })))
 }
@@ -291,7 +374,8 @@ pub async fn submit_evaluation(
     call: Call,
 ) -> Result<Json<Value>, ApiError> {
     let sub: EvaluationSubmission = call.json()?;
-    s.authenticate(&address, &sub.auth, "submit_evaluation", &call.raw())?;
+    let signed = s.authenticate(&address, &sub.auth, "submit_evaluation", &call.raw())?;
+    let address = signed.miner.clone();
     if !sub.batch_id.is_empty() && sub.batch_id != batch_id {
         return Err(ApiError::Unprocessable(format!(
             "the body's batch_id {} is not the path's {batch_id}",
@@ -303,11 +387,8 @@ pub async fn submit_evaluation(
         let id = function_id(&e.function_id).ok_or_else(|| {
             ApiError::Unprocessable(format!("evaluations[{i}].function_id is not a function id"))
         })?;
-        if !e.score.is_finite() {
-            return Err(ApiError::Unprocessable(format!(
-                "evaluations[{i}].score is not finite"
-            )));
-        }
+        check_score(e.score)
+            .map_err(|m| ApiError::Unprocessable(format!("evaluations[{i}].score: {m}")))?;
         let criteria = serde_json::to_string(&e.criteria)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding criteria: {e}")))?;
         evaluations.push(NewEvaluation {
@@ -320,7 +401,9 @@ pub async fn submit_evaluation(
     let a = address.clone();
     let b = batch_id.clone();
     let formed = s
-        .db(move |st| st.submit_evaluations(&a, &b, &evaluations, now_ms()))
+        .db_signed(&signed, move |st| {
+            st.submit_evaluations(&a, &b, &evaluations, now_ms())
+        })
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, evaluations = n, "evaluations accepted");
     let consensus: Vec<Value> = formed
@@ -335,8 +418,12 @@ pub async fn submit_evaluation(
     })))
 }
 
-/// `GET /leaderboard`: the best functions by consensus score and the richest miners.
+/// `GET /leaderboard`: the best functions by consensus score and the richest miners (cached
+/// for `ServerConfig::leaderboard_cache`).
 pub async fn leaderboard(State(s): Shared) -> Result<Json<Value>, ApiError> {
+    if let Some(v) = s.cached_leaderboard() {
+        return Ok(Json(v));
+    }
     let (functions, miners) = s.db(|st| st.leaderboard(50)).await?;
     let functions: Vec<Value> = functions
         .into_iter()
@@ -354,7 +441,9 @@ pub async fn leaderboard(State(s): Shared) -> Result<Json<Value>, ApiError> {
         .into_iter()
         .map(|(a, b)| json!({ "public_address": a, "balance": b }))
         .collect();
-    Ok(Json(json!({ "functions": functions, "miners": miners })))
+    let v = json!({ "functions": functions, "miners": miners });
+    s.cache_leaderboard(&v);
+    Ok(Json(v))
 }
 
 /// `GET /openapi.json`.

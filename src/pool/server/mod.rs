@@ -8,17 +8,22 @@
 //! docs/pool.md.
 
 mod app;
+mod config;
 pub mod consensus;
 mod error;
+pub mod fingerprint;
 pub mod genome;
 mod handlers;
+mod listener;
 mod ratelimit;
 pub mod rewards;
 mod state;
 pub mod store;
 
 pub use app::app;
+pub use config::{ConsensusRule, LocalScorer, ServerConfig};
 pub use error::ApiError;
+pub use listener::Peer;
 pub use state::AppState;
 pub use store::DbLocation;
 
@@ -26,67 +31,6 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How a pool server runs.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// The address to listen on (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// The database: in memory (lost on exit), a SQLite file, or a Postgres URL.
-    pub db: DbLocation,
-    /// How long a miner holds a task before it is re-issued to others.
-    pub lease: Duration,
-    /// The most seconds an auth timestamp may differ from the server's clock.
-    pub max_skew_seconds: i64,
-    /// The longest a request may take, body upload included (longer ones answer 408).
-    pub request_timeout: Duration,
-    /// The largest request body accepted, in bytes (larger ones answer 413).
-    pub body_limit: usize,
-    /// Signed requests a key may make at once before the rate limit answers 429.
-    pub rate_burst: u32,
-    /// Signed requests per second a key may make on average.
-    pub rate_per_second: f64,
-    /// The most functions in one evaluate task.
-    pub evaluate_batch_size: usize,
-    /// The component type of the population served (`loss`).
-    pub component_type: String,
-    /// Refuse AMM's body-only auth: every signed call must carry the signed headers.
-    pub require_signed_headers: bool,
-    /// How submitted genomes are checked before they are stored: as AMM's interpreter runs
-    /// them (compat, the default, so AMM's Python miners are served unchanged) or strictly.
-    pub genome_check: crate::formats::Mode,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            db: DbLocation::Memory,
-            lease: Duration::from_secs(600),
-            max_skew_seconds: 120,
-            request_timeout: Duration::from_secs(60),
-            body_limit: 1 << 20,
-            rate_burst: 30,
-            rate_per_second: 5.0,
-            evaluate_batch_size: 4,
-            component_type: "loss".into(),
-            require_signed_headers: false,
-            genome_check: crate::formats::Mode::Compat,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// A pool for this machine only (solo mining): a free port on 127.0.0.1, state in `db`,
-    /// defaults otherwise.
-    pub fn local(db: DbLocation) -> ServerConfig {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db,
-            ..ServerConfig::default()
-        }
-    }
-}
 
 /// A pool server running on a background thread; dropping it shuts the server down.
 pub struct RunningPool {
@@ -132,25 +76,17 @@ impl Drop for RunningPool {
 /// Connections still open this long after a shutdown request are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serve `app` on `listener` until `stop` completes, then let open requests finish for at
+/// Serve the app on `listener` until `stop` completes, then let open requests finish for at
 /// most [`SHUTDOWN_GRACE`].
 async fn run(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let notify = Arc::new(tokio::sync::Notify::new());
-    let waiter = notify.clone();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { waiter.notified().await });
-    tokio::select! {
-        r = server => r.context("the pool server failed"),
-        () = async move {
-            stop.await;
-            notify.notify_one();
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Ok(()),
-    }
+    let config = state.config.clone();
+    listener::serve(listener, app(state), &config, stop, SHUTDOWN_GRACE)
+        .await
+        .context("the pool server failed")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

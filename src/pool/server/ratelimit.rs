@@ -1,5 +1,7 @@
-//! A token bucket per miner key: `burst` requests at once, refilled at `per_second`. Only
-//! requests whose signature verified are counted, so nobody can spend another miner's budget.
+//! Token buckets: `burst` requests at once, refilled at `per_second`, one bucket per key.
+//! The server keeps one limiter per miner key (only requests whose signature verified are
+//! counted, so nobody can spend another miner's budget) and one per IP address (unsigned
+//! requests and failed authentications).
 
 use std::collections::HashMap;
 
@@ -20,6 +22,14 @@ impl RateLimiter {
             burst: f64::from(burst.max(1)),
             per_second: per_second.max(0.0),
             buckets: HashMap::new(),
+        }
+    }
+
+    /// Whether `key` has a token at time `now`, without taking it.
+    pub fn has_room(&mut self, key: &str, now: f64) -> bool {
+        match self.buckets.get(key) {
+            None => true,
+            Some((tokens, at)) => *tokens + (now - *at).max(0.0) * self.per_second >= 1.0,
         }
     }
 

@@ -1,18 +1,16 @@
-//! What every handler shares: the store, the replay guard, the rate limiter and the
+//! What every handler shares: the store, the rate limiters, the leaderboard cache and the
 //! configuration, with the authentication every signed call goes through.
 
 use super::ServerConfig;
 use super::error::ApiError;
 use super::ratelimit::RateLimiter;
-use super::store::{Store, outside_runtime};
+use super::store::{AuthToken, Rules, Store, outside_runtime};
 use crate::pool::headers::SignedHeaders;
 use crate::pool::protocol::Auth;
-use crate::pool::replay::{ReplayError, ReplayGuard};
+use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-/// Triples the replay guard remembers at most (about 200 bytes each).
-const REPLAY_CAPACITY: usize = 1_000_000;
+use std::time::{Duration, Instant};
 
 /// What authentication reads from a request besides its parsed body.
 pub struct RawRequest<'a> {
@@ -26,11 +24,24 @@ pub struct RawRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// A signed call that verified: the miner (its canonical address) and the one-time tokens it
+/// spends, which [`AppState::db_signed`] claims before running the call.
+pub struct Signed {
+    /// The miner's canonical SS58 address.
+    pub miner: String,
+    tokens: Vec<AuthToken>,
+    expires_ms: i64,
+}
+
+/// Transactions run again at most this often when the database aborts them as conflicting.
+const RETRIES: u32 = 8;
+
 /// The server's shared state.
 pub struct AppState {
     store: Arc<Mutex<Store>>,
-    guard: Mutex<ReplayGuard>,
     limiter: Mutex<RateLimiter>,
+    ip_limiter: Mutex<RateLimiter>,
+    leaderboard: Mutex<Option<(Instant, Value)>>,
     started: Instant,
     /// The configuration it was started with.
     pub config: ServerConfig,
@@ -48,6 +59,36 @@ fn poisoned() -> ApiError {
     ApiError::Internal(anyhow::anyhow!("a lock was poisoned by a panic"))
 }
 
+/// The rules the store applies, from the configuration.
+fn rules(config: &ServerConfig) -> Rules {
+    Rules {
+        min_evaluators: config.min_evaluators.max(1),
+        consensus: config.consensus,
+        rewards: config.rewards.clone(),
+        audit_share: config.audit_share.clamp(0.0, 1.0),
+        expired_lease_strikes: config.expired_lease_strikes,
+    }
+}
+
+/// With a local scorer, score every function still without consensus (the seeds on a new
+/// pool) and record the scores as their consensus.
+fn confirm_pending(
+    store: &mut Store,
+    scorer: &super::LocalScorer,
+    component_type: &str,
+) -> anyhow::Result<()> {
+    let pending = store
+        .unconfirmed(component_type, 1000)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (id, program) in pending {
+        let score = (scorer.0)(&program);
+        store
+            .confirm_locally(id, score, now_ms())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Open the store named by `config` (creating the schema and seeding the population).
     pub fn open(config: &ServerConfig) -> anyhow::Result<AppState> {
@@ -55,47 +96,107 @@ impl AppState {
         // seeding run outside any runtime.
         let store = outside_runtime(|| -> anyhow::Result<Store> {
             let mut store = Store::open(&config.db)?;
+            store.set_rules(rules(config));
             store.seed(&config.component_type, now_ms())?;
+            if let Some(scorer) = &config.local_scorer {
+                confirm_pending(&mut store, scorer, &config.component_type)?;
+            }
             Ok(store)
         })??;
-        Ok(AppState {
+        let state = AppState {
             store: Arc::new(Mutex::new(store)),
-            guard: Mutex::new(ReplayGuard::new(config.max_skew_seconds, REPLAY_CAPACITY)),
             limiter: Mutex::new(RateLimiter::new(config.rate_burst, config.rate_per_second)),
+            ip_limiter: Mutex::new(RateLimiter::new(
+                config.ip_rate_burst,
+                config.ip_rate_per_second,
+            )),
+            leaderboard: Mutex::new(None),
             started: Instant::now(),
             config: config.clone(),
-        })
+        };
+        Ok(state)
     }
 
     /// Run `f` on the store on a blocking thread (commits wait for the disk, and the Postgres
-    /// client blocks on its own runtime, which it may not do on an async worker).
+    /// client blocks on its own runtime, which it may not do on an async worker). A
+    /// transaction the database aborted as conflicting with another (a replica's) is run again.
     pub async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+        f: impl Fn(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().map_err(|_| poisoned())?;
-            f(&mut guard)
+            let mut attempt = 0;
+            loop {
+                match f(&mut guard) {
+                    Err(ApiError::Retry(e)) if attempt < RETRIES => {
+                        attempt += 1;
+                        tracing::debug!("retrying a conflicting transaction: {e:#}");
+                        std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+                    }
+                    other => return other,
+                }
+            }
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("a database task failed: {e}")))?
     }
 
-    /// Check a signed call to `endpoint` on behalf of the miner `path_address`: the signer must
-    /// be that miner (403), the signature must verify inside the clock-skew window (401), the
-    /// auth fields (or the header nonce) must not have been used before (409), and the key must
-    /// be within its rate limit (429). When the request carries signed headers
-    /// ([`crate::pool::headers`]) they are checked instead of the body's AMM fields, which are
-    /// then spent so they cannot be replayed alone.
+    /// [`db`](Self::db) for a signed call: its one-time tokens are claimed first (committed
+    /// whatever `f` answers, so a refused request cannot be replayed later either), then `f`
+    /// runs.
+    pub async fn db_signed<T: Send + 'static>(
+        &self,
+        signed: &Signed,
+        f: impl Fn(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (miner, tokens, expires) = (
+            signed.miner.clone(),
+            signed.tokens.clone(),
+            signed.expires_ms,
+        );
+        self.db(move |st| st.claim_auth(&miner, &tokens, expires, now_ms()))
+            .await?;
+        self.db(f).await
+    }
+
+    /// The canonical form of a miner's SS58 address: it must be an SS58 address of this pool's
+    /// network prefix (400 otherwise, naming the prefix), so one key is one miner.
+    pub fn miner_key(&self, address: &str) -> Result<String, ApiError> {
+        let Some((key, prefix)) = crate::identity::decode_ss58(address) else {
+            return Err(ApiError::BadRequest(format!(
+                "{address:?} is not an SS58 address of an sr25519 key"
+            )));
+        };
+        let want = self.config.ss58_prefix;
+        if prefix != want {
+            return Err(ApiError::BadRequest(format!(
+                "{address} is an address of SS58 network prefix {prefix}; this pool takes \
+                 prefix {want} (the same key is {})",
+                crate::identity::encode_ss58(&key, want)
+            )));
+        }
+        Ok(crate::identity::encode_ss58(&key, want))
+    }
+
+    /// Check a signed call to `endpoint` on behalf of the miner `path_address`: the address
+    /// must be of the pool's SS58 prefix (400), the signer must be that miner (403), the
+    /// signature must verify inside the clock-skew window (401), and the key must be within
+    /// its rate limit (429). The one-time tokens it spends (the AMM message, or the header
+    /// nonce and the AMM message beside it) are returned for [`db_signed`](Self::db_signed) to
+    /// claim (409 when spent before), so nothing is stored for a request the rate limit
+    /// refuses.
     pub fn authenticate(
         &self,
         path_address: &str,
         auth: &Auth,
         endpoint: &str,
         raw: &RawRequest<'_>,
-    ) -> Result<(), ApiError> {
-        if auth.public_address != path_address {
+    ) -> Result<Signed, ApiError> {
+        let miner = self.miner_key(path_address)?;
+        let signer = self.miner_key(&auth.public_address)?;
+        if signer != miner {
             return Err(ApiError::Forbidden(format!(
                 "the request is signed for {}, not for the miner {path_address} in the path",
                 auth.public_address
@@ -109,7 +210,7 @@ impl AppState {
         })
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         if let Some(h) = &headers
-            && h.address != path_address
+            && self.miner_key(&h.address)? != miner
         {
             return Err(ApiError::Forbidden(format!(
                 "the headers are signed by {}, not by the miner {path_address}",
@@ -123,34 +224,92 @@ impl AppState {
             ));
         }
         let now = now_ms() / 1000;
-        let refusal = |e: ReplayError| match e {
-            ReplayError::Auth(a) => ApiError::Unauthorized(a.to_string()),
-            ReplayError::Replayed => ApiError::Conflict(e.to_string()),
-            ReplayError::Busy => ApiError::TooManyRequests(e.to_string()),
-        };
-        {
-            let mut guard = self.guard.lock().map_err(|_| poisoned())?;
-            match &headers {
-                Some(h) => {
-                    guard
-                        .check_headers(h, raw.method, raw.path, raw.body, now)
-                        .map_err(refusal)?;
-                    guard.spend(auth, endpoint);
+        let skew = self.config.max_skew_seconds;
+        let (tokens, timestamp) = match &headers {
+            Some(h) => {
+                h.verify(raw.method, raw.path, raw.body, now, skew)
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                let mut tokens = vec![AuthToken::Nonce(h.nonce.clone())];
+                if auth.timestamp().is_ok() {
+                    tokens.push(AuthToken::AmmBeside {
+                        message: auth.message.clone(),
+                    });
                 }
-                None => guard.check(auth, endpoint, now).map_err(refusal)?,
+                (tokens, h.timestamp)
             }
-        }
+            None => {
+                auth.verify(now, skew)
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                let t = auth
+                    .timestamp()
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                let token = AuthToken::Amm {
+                    message: auth.message.clone(),
+                    endpoint: endpoint.to_string(),
+                };
+                (vec![token], t)
+            }
+        };
         let t = self.started.elapsed().as_secs_f64();
         if !self
             .limiter
             .lock()
             .map_err(|_| poisoned())?
-            .allow(&auth.public_address, t)
+            .allow(&miner, t)
         {
             return Err(ApiError::TooManyRequests(
                 "too many requests from this key; slow down".into(),
             ));
         }
-        Ok(())
+        // Remembered while the timestamp could still pass the skew check (the AMM message
+        // beside headers may be older than the headers' timestamp: keep the later end).
+        let latest = tokens
+            .iter()
+            .filter_map(|tk| match tk {
+                AuthToken::AmmBeside { message } | AuthToken::Amm { message, .. } => {
+                    message.strip_prefix("auth:")?.parse::<i64>().ok()
+                }
+                AuthToken::Nonce(_) => None,
+            })
+            .fold(timestamp, i64::max)
+            .clamp(now - skew, now + skew);
+        Ok(Signed {
+            miner,
+            tokens,
+            expires_ms: (latest + skew + 1) * 1000,
+        })
+    }
+
+    /// Take one token from `ip`'s bucket (unsigned requests, failed authentications);
+    /// `false` when it is empty.
+    pub fn ip_allow(&self, ip: IpAddr) -> bool {
+        let t = self.started.elapsed().as_secs_f64();
+        self.ip_limiter
+            .lock()
+            .map(|mut l| l.allow(&ip.to_string(), t))
+            .unwrap_or(false)
+    }
+
+    /// Whether `ip`'s bucket has a token left, without taking it.
+    pub fn ip_has_room(&self, ip: IpAddr) -> bool {
+        let t = self.started.elapsed().as_secs_f64();
+        self.ip_limiter
+            .lock()
+            .map(|mut l| l.has_room(&ip.to_string(), t))
+            .unwrap_or(false)
+    }
+
+    /// The cached leaderboard answer, if it is younger than the configured cache time.
+    pub fn cached_leaderboard(&self) -> Option<Value> {
+        let cache = self.leaderboard.lock().ok()?;
+        let (at, v) = cache.as_ref()?;
+        (at.elapsed() < self.config.leaderboard_cache).then(|| v.clone())
+    }
+
+    /// Remember a fresh leaderboard answer.
+    pub fn cache_leaderboard(&self, v: &Value) {
+        if let Ok(mut cache) = self.leaderboard.lock() {
+            *cache = Some((Instant::now(), v.clone()));
+        }
     }
 }

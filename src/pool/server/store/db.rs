@@ -24,6 +24,27 @@ pub enum DbError {
     Other(String),
 }
 
+impl DbError {
+    /// Whether running the transaction again may succeed: Postgres aborted it to keep
+    /// concurrent transactions serializable (SQLSTATE 40001), broke a deadlock (40P01), or
+    /// refused a row another transaction inserted first (23505: the retry sees that row);
+    /// SQLite was busy.
+    pub fn is_retryable(&self) -> bool {
+        use postgres::error::SqlState;
+        match self {
+            DbError::Postgres(e) => e.code().is_some_and(|c| {
+                *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::UNIQUE_VIOLATION
+            }),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DatabaseBusy
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A query parameter. Integers (booleans included, as 0 or 1) bind as 64-bit integers, reals
 /// as doubles, so they match BIGINT and DOUBLE PRECISION columns on Postgres.
 #[derive(Clone, Copy, Debug)]

@@ -9,81 +9,24 @@
 //! pass a check that only one may pass. The SQL is written once ([`db`]) and runs on both
 //! backends.
 
+mod auth;
 pub mod db;
 mod location;
 mod pg;
+mod schema;
 mod submissions;
 mod tasks;
 
+pub use auth::AuthToken;
 pub use location::{DbLocation, LocationError};
 pub(crate) use pg::outside_runtime;
+pub use submissions::Duplicate;
 
 use super::error::ApiError;
 use super::genome::{SEEDS, check};
 use crate::pool::protocol::TaskType;
-use db::{Conn, Exec, vals};
+use db::{Conn, Exec, Val, vals};
 use std::path::Path;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS miners (
-    address TEXT PRIMARY KEY,
-    registered_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS functions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    component_type TEXT NOT NULL,
-    program TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    name TEXT,
-    evolver TEXT,
-    parent_id INTEGER,
-    created_at_ms INTEGER NOT NULL,
-    evaluation_count INTEGER NOT NULL DEFAULT 0,
-    consensus_score REAL
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    batch_id TEXT PRIMARY KEY,
-    miner TEXT NOT NULL,
-    task_type TEXT NOT NULL,
-    component_type TEXT NOT NULL,
-    function_ids TEXT NOT NULL,
-    issued_at_ms INTEGER NOT NULL,
-    lease_until_ms INTEGER NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_by_miner ON tasks (miner, state);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, task_type);
-CREATE TABLE IF NOT EXISTS evolutions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    batch_id TEXT NOT NULL,
-    miner TEXT NOT NULL,
-    function_id INTEGER NOT NULL,
-    duplicate INTEGER NOT NULL,
-    claimed_fitness REAL,
-    metadata TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    batch_id TEXT NOT NULL,
-    function_id INTEGER NOT NULL,
-    evaluator TEXT NOT NULL,
-    score REAL NOT NULL,
-    criteria TEXT NOT NULL,
-    agrees INTEGER,
-    created_at_ms INTEGER NOT NULL,
-    UNIQUE (function_id, evaluator)
-);
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    miner TEXT NOT NULL,
-    amount REAL NOT NULL,
-    reason TEXT NOT NULL,
-    function_id INTEGER,
-    created_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_by_miner ON ledger (miner);
-";
 
 /// How many rows each table holds (for tests and operators).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,8 +76,8 @@ pub struct TaskRow {
 pub struct EvolutionOutcome {
     /// The function it is (an existing one when it was a duplicate).
     pub function_id: i64,
-    /// Whether the population already had this function.
-    pub duplicate: bool,
+    /// How the population already had this function, when it did.
+    pub duplicate: Option<submissions::Duplicate>,
     /// Alpha credited now.
     pub credited: f64,
 }
@@ -187,9 +130,43 @@ pub struct LeaderboardFunction {
     pub name: Option<String>,
 }
 
+/// The rules the store applies when it forms consensus, pays and issues tasks (from the
+/// server's configuration).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// Distinct evaluators whose median forms a consensus.
+    pub min_evaluators: usize,
+    /// How evaluations must agree with the median.
+    pub consensus: crate::pool::server::ConsensusRule,
+    /// What each confirmed event pays.
+    pub rewards: crate::pool::server::rewards::RewardSchedule,
+    /// The share of evaluate tasks that are audits while first evaluations are wanted.
+    pub audit_share: f64,
+    /// Leases a key may let expire within an hour before it is slowed down.
+    pub expired_lease_strikes: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            min_evaluators: 3,
+            consensus: crate::pool::server::ConsensusRule::Tolerance,
+            rewards: Default::default(),
+            audit_share: 0.1,
+            expired_lease_strikes: 3,
+        }
+    }
+}
+
+/// The evaluator name the pool's own scorer records its evaluations under (solo pools;
+/// not an SS58 address, so no miner can be it).
+pub const LOCAL_EVALUATOR: &str = "pool:local-scorer";
+
 /// The pool database.
 pub struct Store {
     conn: Conn,
+    rules: Rules,
+    claims_since_sweep: u32,
 }
 
 fn task_type_name(t: TaskType) -> &'static str {
@@ -212,7 +189,16 @@ impl Store {
             DbLocation::Sqlite(p) => Conn::Sqlite(open_sqlite(Some(p))?),
             DbLocation::Postgres(url) => Conn::Postgres(Box::new(pg::Pg::open(url)?)),
         };
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            rules: Rules::default(),
+            claims_since_sweep: 0,
+        })
+    }
+
+    /// Apply `rules` from now on.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
     }
 
     /// Add the built-in losses to `component_type`'s population (once; they are deduplicated
@@ -228,10 +214,11 @@ impl Store {
             {
                 continue;
             }
+            let fp = g.fingerprint.as_ref().map(|f| f.key.as_str());
             tx.execute(
-                "INSERT OR IGNORE INTO functions (component_type, program, hash, name, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                vals![component_type, &g.program, &g.hash, *name, now_ms],
+                "INSERT OR IGNORE INTO functions (component_type, program, hash, name, created_at_ms,
+                 fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                vals![component_type, &g.program, &g.hash, *name, now_ms, Val::Text(fp)],
             )?;
         }
         tx.commit()?;
@@ -369,7 +356,24 @@ fn open_sqlite(path: Option<&Path>) -> anyhow::Result<rusqlite::Connection> {
     // committed submission survives power loss, not only a process crash.
     let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     conn.execute_batch("PRAGMA synchronous=FULL;")?;
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(&schema::schema(schema::Dialect::Sqlite))
         .context("creating the pool database schema")?;
+    for (table, column, ty) in schema::MIGRATIONS {
+        let present: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"),
+            [],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            conn.execute_batch(&schema::add_column(
+                table,
+                column,
+                ty,
+                schema::Dialect::Sqlite,
+            ))
+            .with_context(|| format!("adding {table}.{column} to the pool database"))?;
+        }
+    }
+    conn.execute_batch(schema::AFTER_MIGRATIONS)?;
     Ok(conn)
 }

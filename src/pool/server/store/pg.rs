@@ -10,74 +10,12 @@
 
 use super::db::{Cell, DbError, Row, Val};
 use super::location::redact;
+use super::schema::{AFTER_MIGRATIONS, Dialect, MIGRATIONS, add_column, schema};
 use anyhow::Context;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement, Transaction};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The schema: the SQLite tables with BIGSERIAL ids, BIGINT integers (booleans as 0 or 1, as
-/// in SQLite), DOUBLE PRECISION reals and TEXT.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS miners (
-    address TEXT PRIMARY KEY,
-    registered_at_ms BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS functions (
-    id BIGSERIAL PRIMARY KEY,
-    component_type TEXT NOT NULL,
-    program TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    name TEXT,
-    evolver TEXT,
-    parent_id BIGINT,
-    created_at_ms BIGINT NOT NULL,
-    evaluation_count BIGINT NOT NULL DEFAULT 0,
-    consensus_score DOUBLE PRECISION
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    batch_id TEXT PRIMARY KEY,
-    miner TEXT NOT NULL,
-    task_type TEXT NOT NULL,
-    component_type TEXT NOT NULL,
-    function_ids TEXT NOT NULL,
-    issued_at_ms BIGINT NOT NULL,
-    lease_until_ms BIGINT NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_by_miner ON tasks (miner, state);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, task_type);
-CREATE TABLE IF NOT EXISTS evolutions (
-    id BIGSERIAL PRIMARY KEY,
-    batch_id TEXT NOT NULL,
-    miner TEXT NOT NULL,
-    function_id BIGINT NOT NULL,
-    duplicate BIGINT NOT NULL,
-    claimed_fitness DOUBLE PRECISION,
-    metadata TEXT NOT NULL,
-    created_at_ms BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id BIGSERIAL PRIMARY KEY,
-    batch_id TEXT NOT NULL,
-    function_id BIGINT NOT NULL,
-    evaluator TEXT NOT NULL,
-    score DOUBLE PRECISION NOT NULL,
-    criteria TEXT NOT NULL,
-    agrees BIGINT,
-    created_at_ms BIGINT NOT NULL,
-    UNIQUE (function_id, evaluator)
-);
-CREATE TABLE IF NOT EXISTS ledger (
-    id BIGSERIAL PRIMARY KEY,
-    miner TEXT NOT NULL,
-    amount DOUBLE PRECISION NOT NULL,
-    reason TEXT NOT NULL,
-    function_id BIGINT,
-    created_at_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_by_miner ON ledger (miner);
-";
 
 /// Serializes schema creation between servers starting at once on one database.
 const SCHEMA_LOCK: i64 = 0x6e63_7063; // "ncpc"
@@ -163,7 +101,13 @@ impl Pg {
         outside_runtime(|| -> Result<(), DbError> {
             let mut tx = pg.client()?.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            tx.batch_execute(SCHEMA)?;
+            tx.batch_execute(&schema(Dialect::Postgres))?;
+            for (table, column, ty) in MIGRATIONS {
+                let add = add_column(table, column, ty, Dialect::Postgres)
+                    .replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS");
+                tx.batch_execute(&add)?;
+            }
+            tx.batch_execute(AFTER_MIGRATIONS)?;
             tx.commit()?;
             Ok(())
         })?
@@ -190,7 +134,14 @@ impl Pg {
     ) -> Result<(Transaction<'_>, &mut HashMap<String, Statement>), DbError> {
         self.client()?;
         let client = self.client.as_mut().ok_or_else(no_connection)?;
-        Ok((client.transaction()?, &mut self.stmts))
+        // SERIALIZABLE: replicas of the server on one database run the same check-then-write
+        // transactions at once; Postgres aborts one of two that would interleave badly (a
+        // serialization failure, SQLSTATE 40001), and the server runs it again.
+        let tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::Serializable)
+            .start()?;
+        Ok((tx, &mut self.stmts))
     }
 
     /// Run a statement outside a transaction (it commits on its own).

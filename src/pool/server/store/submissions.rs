@@ -1,18 +1,53 @@
-//! Accepting submissions: evolved functions (deduplicated by hash) and evaluations, forming
-//! consensus and writing the rewards to the ledger, each in one transaction.
+//! Accepting submissions: evolved functions (deduplicated by canonical IR hash and by
+//! functional fingerprint) and evaluations, forming consensus and writing the rewards to the
+//! ledger, each in one transaction. Nothing is paid at acceptance: the ledger is written only
+//! when a consensus forms (see [`crate::pool::server::rewards`]).
 
-use super::db::{DbError, Exec, Tx, vals};
+use super::db::{DbError, Exec, Tx, Val, vals};
 use super::tasks::{close_task, live_task};
-use super::{Consensus, EvolutionOutcome, NewEvaluation, Store, internal};
+use super::{Consensus, EvolutionOutcome, LOCAL_EVALUATOR, NewEvaluation, Rules, Store, internal};
 use crate::pool::protocol::TaskType;
-use crate::pool::server::consensus::{MIN_EVALUATIONS, agrees, median};
+use crate::pool::server::consensus::{agrees_under, median};
 use crate::pool::server::error::ApiError;
 use crate::pool::server::genome::CheckedGenome;
-use crate::pool::server::rewards;
+
+/// How a submitted function matched one the population has.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Duplicate {
+    /// The same optimized IR (register renaming, dead code).
+    CanonicalIr,
+    /// The same gradient direction on the probes (a positive scaling, an added constant, ...).
+    Fingerprint,
+}
+
+/// The function of `component_type` that `genome` duplicates, if any.
+fn find_duplicate(
+    tx: &mut Tx<'_>,
+    genome: &CheckedGenome,
+) -> Result<Option<(i64, Duplicate)>, ApiError> {
+    if let Some(row) = tx.query_opt(
+        "SELECT id FROM functions WHERE hash = ?1",
+        vals![&genome.hash],
+    )? {
+        return Ok(Some((row.int(0)?, Duplicate::CanonicalIr)));
+    }
+    if let Some(fp) = &genome.fingerprint {
+        for key in std::iter::once(&fp.key).chain(&fp.alternates) {
+            if let Some(row) = tx.query_opt(
+                "SELECT id FROM functions WHERE fingerprint = ?1 ORDER BY id LIMIT 1",
+                vals![key],
+            )? {
+                return Ok(Some((row.int(0)?, Duplicate::Fingerprint)));
+            }
+        }
+    }
+    Ok(None)
+}
 
 impl Store {
-    /// Store an evolved function (or note it as a duplicate) for the miner's live evolve task
-    /// `batch_id`, credit the evolver for a new function, and close the task.
+    /// Store an evolved function (or note it as a duplicate, without its metadata) for the
+    /// miner's live evolve task `batch_id`, and close the task. Nothing is credited now: the
+    /// evolver earns when the function's consensus forms.
     #[allow(clippy::too_many_arguments)]
     pub fn submit_evolution(
         &mut self,
@@ -31,31 +66,32 @@ impl Store {
             .copied()
             .find(|p| task.functions.iter().any(|f| f.id == *p))
             .or_else(|| task.functions.first().map(|f| f.id));
-        let existing = tx.query_opt(
-            "SELECT id FROM functions WHERE hash = ?1",
-            vals![&genome.hash],
-        )?;
-        let (function_id, duplicate) = match existing {
-            Some(row) => (row.int(0)?, true),
+        let (function_id, duplicate) = match find_duplicate(&mut tx, genome)? {
+            Some((id, how)) => (id, Some(how)),
             None => {
+                let fp = genome.fingerprint.as_ref().map(|f| f.key.as_str());
                 let id = tx
                     .query_one(
                         "INSERT INTO functions (component_type, program, hash, evolver,
-                         parent_id, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                         parent_id, created_at_ms, fingerprint)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                         vals![
                             &task.component_type,
                             &genome.program,
                             &genome.hash,
                             miner,
                             parent,
-                            now_ms
+                            now_ms,
+                            Val::Text(fp)
                         ],
                     )?
                     .int(0)?;
-                (id, false)
+                (id, None)
             }
         };
         let fitness = claimed_fitness.is_finite().then_some(claimed_fitness);
+        // A duplicate's metadata is not kept: it costs storage and proves nothing.
+        let metadata = if duplicate.is_some() { "" } else { metadata };
         tx.execute(
             "INSERT INTO evolutions (batch_id, miner, function_id, duplicate, claimed_fitness,
              metadata, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -63,37 +99,25 @@ impl Store {
                 batch_id,
                 miner,
                 function_id,
-                duplicate,
+                duplicate.is_some(),
                 fitness,
                 metadata,
                 now_ms
             ],
         )?;
-        let credited = if duplicate {
-            0.0
-        } else {
-            credit(
-                &mut tx,
-                miner,
-                rewards::EVOLUTION_ACCEPTED,
-                "evolution accepted",
-                function_id,
-                now_ms,
-            )?;
-            rewards::EVOLUTION_ACCEPTED
-        };
         close_task(&mut tx, batch_id)?;
         tx.commit()?;
         Ok(EvolutionOutcome {
             function_id,
             duplicate,
-            credited,
+            credited: 0.0,
         })
     }
 
     /// Store the evaluations of the miner's live evaluate task `batch_id`, form consensus for
     /// functions that now have enough evaluations (crediting agreeing evaluators and the
-    /// evolver), and close the task. Every evaluation must name a function of the batch, once.
+    /// evolver), and close the task. Every evaluation must name a function of the batch, once,
+    /// and no key evaluates a function it evolved.
     pub fn submit_evaluations(
         &mut self,
         miner: &str,
@@ -101,6 +125,7 @@ impl Store {
         evaluations: &[NewEvaluation],
         now_ms: i64,
     ) -> Result<Vec<Consensus>, ApiError> {
+        let rules = self.rules.clone();
         let mut tx = self.conn.transaction()?;
         let task = live_task(&mut tx, miner, batch_id, TaskType::Evaluate, now_ms)?;
         for (i, e) in evaluations.iter().enumerate() {
@@ -116,6 +141,18 @@ impl Store {
             {
                 return Err(ApiError::Unprocessable(format!(
                     "evaluations[{i}]: function {} is evaluated twice",
+                    e.function_id
+                )));
+            }
+            let evolver = tx
+                .query_one(
+                    "SELECT evolver FROM functions WHERE id = ?1",
+                    vals![e.function_id],
+                )?
+                .opt_text(0)?;
+            if evolver.as_deref() == Some(miner) {
+                return Err(ApiError::Unprocessable(format!(
+                    "evaluations[{i}]: function {} is this miner's own",
                     e.function_id
                 )));
             }
@@ -137,12 +174,69 @@ impl Store {
                 "UPDATE functions SET evaluation_count = evaluation_count + 1 WHERE id = ?1",
                 vals![e.function_id],
             )?;
-            match try_consensus(&mut tx, e.function_id, now_ms)? {
+            match try_consensus(&mut tx, &rules, e.function_id, now_ms)? {
                 Some(c) => formed.push(c),
-                None => audit(&mut tx, e.function_id, miner, e.score)?,
+                None => audit(&mut tx, &rules, e.function_id, miner, e.score)?,
             }
         }
         close_task(&mut tx, batch_id)?;
+        tx.commit()?;
+        Ok(formed)
+    }
+
+    /// Functions of `component_type` without a consensus, oldest first (at most `limit`):
+    /// what a pool with its own scorer still has to confirm.
+    pub fn unconfirmed(
+        &mut self,
+        component_type: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, ApiError> {
+        Ok(self
+            .conn
+            .query(
+                "SELECT id, program FROM functions WHERE component_type = ?1
+                 AND consensus_score IS NULL ORDER BY id LIMIT ?2",
+                vals![component_type, limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.int(0)?, r.text(1)?)))
+            .collect::<Result<Vec<_>, DbError>>()?)
+    }
+
+    /// Record the pool's own score of function `id` (a pool with a
+    /// [`LocalScorer`](crate::pool::server::LocalScorer)) as its consensus, paying its evolver
+    /// as any consensus does. `None` when it already had one.
+    pub fn confirm_locally(
+        &mut self,
+        id: i64,
+        score: f64,
+        now_ms: i64,
+    ) -> Result<Option<Consensus>, ApiError> {
+        let rules = self.rules.clone();
+        let mut tx = self.conn.transaction()?;
+        let existing = tx
+            .query_one(
+                "SELECT consensus_score FROM functions WHERE id = ?1",
+                vals![id],
+            )?
+            .opt_real(0)?;
+        if existing.is_some() {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO evaluations (batch_id, function_id, evaluator, score,
+             criteria, created_at_ms) VALUES ('local', ?1, ?2, ?3, '{}', ?4)",
+            vals![id, LOCAL_EVALUATOR, score, now_ms],
+        )?;
+        tx.execute(
+            "UPDATE functions SET evaluation_count = evaluation_count + 1 WHERE id = ?1",
+            vals![id],
+        )?;
+        let local = Rules {
+            min_evaluators: 1,
+            ..rules
+        };
+        let formed = try_consensus(&mut tx, &local, id, now_ms)?;
         tx.commit()?;
         Ok(formed)
     }
@@ -166,8 +260,15 @@ fn credit(
 
 /// An evaluation of a function that already has consensus (an audit): record whether it
 /// agrees. Audits are not paid (the consensus score is public on the leaderboard, so an
-/// audit could copy it) and do not move the consensus, so rewards paid on it stand.
-fn audit(tx: &mut Tx<'_>, id: i64, auditor: &str, score: f64) -> Result<(), ApiError> {
+/// audit could copy it) and do not move the consensus, so rewards paid on it stand; they do
+/// count towards the evaluator's reputation.
+fn audit(
+    tx: &mut Tx<'_>,
+    rules: &Rules,
+    id: i64,
+    auditor: &str,
+    score: f64,
+) -> Result<(), ApiError> {
     let consensus = tx
         .query_one(
             "SELECT consensus_score FROM functions WHERE id = ?1",
@@ -177,28 +278,47 @@ fn audit(tx: &mut Tx<'_>, id: i64, auditor: &str, score: f64) -> Result<(), ApiE
     if let Some(m) = consensus {
         tx.execute(
             "UPDATE evaluations SET agrees = ?1 WHERE function_id = ?2 AND evaluator = ?3",
-            vals![agrees(score, m), id, auditor],
+            vals![agrees_under(rules.consensus, score, m), id, auditor],
         )?;
     }
     Ok(())
 }
 
-/// Form the consensus of function `id` if it has enough evaluations and none yet: set its
-/// score, mark each evaluation as agreeing or not, and credit agreeing evaluators (not the
-/// evolver for its own function) and the evolver.
-fn try_consensus(tx: &mut Tx<'_>, id: i64, now_ms: i64) -> Result<Option<Consensus>, ApiError> {
+/// An evaluator's reputation weight from its judged evaluations so far.
+fn reputation(tx: &mut Tx<'_>, rules: &Rules, evaluator: &str) -> Result<f64, ApiError> {
     let row = tx.query_one(
-        "SELECT evaluation_count, consensus_score, evolver, component_type FROM functions
-         WHERE id = ?1",
+        "SELECT COUNT(agrees), COALESCE(SUM(agrees), 0) FROM evaluations
+         WHERE evaluator = ?1 AND agrees IS NOT NULL",
+        vals![evaluator],
+    )?;
+    let (judged, agreed) = (row.int(0)?, row.int(1)?);
+    let agreed = u64::try_from(agreed).unwrap_or(0);
+    let disagreed = u64::try_from(judged).unwrap_or(0).saturating_sub(agreed);
+    Ok(rules.rewards.reputation_weight(agreed, disagreed))
+}
+
+/// Form the consensus of function `id` if it has enough evaluations and none yet: set its
+/// score, mark each evaluation as agreeing or not, credit agreeing evaluators (times their
+/// reputation weight) and the evolver (by the reward schedule).
+fn try_consensus(
+    tx: &mut Tx<'_>,
+    rules: &Rules,
+    id: i64,
+    now_ms: i64,
+) -> Result<Option<Consensus>, ApiError> {
+    let row = tx.query_one(
+        "SELECT evaluation_count, consensus_score, evolver, component_type, parent_id
+         FROM functions WHERE id = ?1",
         vals![id],
     )?;
-    let (count, existing, evolver, component_type) = (
+    let (count, existing, evolver, component_type, parent) = (
         row.int(0)?,
         row.opt_real(1)?,
         row.opt_text(2)?,
         row.text(3)?,
+        row.opt_int(4)?,
     );
-    if existing.is_some() || count < MIN_EVALUATIONS as i64 {
+    if existing.is_some() || count < rules.min_evaluators.max(1) as i64 {
         return Ok(None);
     }
     let scores = tx
@@ -222,21 +342,41 @@ fn try_consensus(tx: &mut Tx<'_>, id: i64, now_ms: i64) -> Result<Option<Consens
         .iter()
         .map(|r| r.real(0))
         .collect::<Result<Vec<f64>, DbError>>()?;
+    let parent_score = match parent {
+        Some(p) => tx
+            .query_opt(
+                "SELECT consensus_score FROM functions WHERE id = ?1",
+                vals![p],
+            )?
+            .map(|r| r.opt_real(0))
+            .transpose()?
+            .flatten(),
+        None => None,
+    };
     tx.execute(
         "UPDATE functions SET consensus_score = ?1 WHERE id = ?2",
         vals![m, id],
     )?;
-    for (row, evaluator, score) in &scores {
-        let ok = agrees(*score, m);
+    let mut payments = Vec::new();
+    for (_, evaluator, score) in &scores {
+        let ok = agrees_under(rules.consensus, *score, m);
+        if ok && evolver.as_deref() != Some(evaluator.as_str()) && evaluator != LOCAL_EVALUATOR {
+            let amount = rules.rewards.evaluation_agrees * reputation(tx, rules, evaluator)?;
+            payments.push((evaluator.clone(), amount));
+        }
+    }
+    for (row, _, score) in &scores {
         tx.execute(
             "UPDATE evaluations SET agrees = ?1 WHERE id = ?2",
-            vals![ok, *row],
+            vals![agrees_under(rules.consensus, *score, m), *row],
         )?;
-        if ok && evolver.as_deref() != Some(evaluator.as_str()) {
+    }
+    for (evaluator, amount) in payments {
+        if amount > 0.0 {
             credit(
                 tx,
-                evaluator,
-                rewards::EVALUATION_AGREES,
+                &evaluator,
+                amount,
                 "evaluation agrees with consensus",
                 id,
                 now_ms,
@@ -244,16 +384,8 @@ fn try_consensus(tx: &mut Tx<'_>, id: i64, now_ms: i64) -> Result<Option<Consens
         }
     }
     if let Some(evolver) = evolver {
-        let bonus = rewards::evolver_bonus(m, &others);
-        if bonus > 0.0 {
-            credit(
-                tx,
-                &evolver,
-                bonus,
-                "evolved function scores well",
-                id,
-                now_ms,
-            )?;
+        for (amount, reason) in rules.rewards.evolver_rewards(m, parent_score, &others) {
+            credit(tx, &evolver, amount, reason, id, now_ms)?;
         }
     }
     Ok(Some(Consensus {

@@ -2,9 +2,8 @@
 //! evaluators for evaluate tasks, and the checks a submission's task must pass.
 
 use super::db::{DbError, Exec, Row, Tx, vals};
-use super::{FunctionRow, Store, TaskRow, internal, task_type_name};
+use super::{FunctionRow, Rules, Store, TaskRow, internal, task_type_name};
 use crate::pool::protocol::TaskType;
-use crate::pool::server::consensus::MIN_EVALUATIONS;
 use crate::pool::server::error::ApiError;
 use crate::pool::server::rewards::MAX_EVALUATIONS_AUDITED;
 use std::collections::HashMap;
@@ -21,6 +20,20 @@ impl Store {
             Some(b) => load_task(&mut self.conn, &b.text(0)?).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Whether `batch_id` is the miner's live task of `task_type` (the refusal otherwise), read
+    /// without writing: submissions check it before any costly work.
+    pub fn check_live_task(
+        &mut self,
+        miner: &str,
+        batch_id: &str,
+        task_type: TaskType,
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.conn.transaction()?;
+        live_task(&mut tx, miner, batch_id, task_type, now_ms)?;
+        Ok(())
     }
 
     /// End the miner's active tasks (leases live or not); returns how many there were.
@@ -63,10 +76,12 @@ impl Store {
             "UPDATE tasks SET state = 'expired' WHERE miner = ?1 AND state = 'active'",
             vals![miner],
         )?;
+        slow_down_expirers(&mut tx, miner, self.rules.expired_lease_strikes, now_ms)?;
+        let rules = self.rules.clone();
         let functions = match task_type {
             TaskType::Evolve => pick_parents(&mut tx, component_type)?,
             TaskType::Evaluate => {
-                pick_for_evaluation(&mut tx, miner, component_type, batch_size, now_ms)?
+                pick_for_evaluation(&mut tx, &rules, miner, component_type, batch_size, now_ms)?
             }
         };
         if functions.is_empty() {
@@ -228,11 +243,52 @@ fn pick_parents(tx: &mut Tx<'_>, component_type: &str) -> Result<Vec<FunctionRow
     Ok(rows)
 }
 
-/// Functions without consensus that this miner has not evaluated and that are not already
-/// promised to enough evaluators (stored evaluations plus live leases). A miner gets its own
-/// evolved functions only when nothing else needs evaluating.
+/// How long a key that let `strikes` or more leases expire within the last hour waits after
+/// its latest expiry: 30 s, doubling with each further expiry, at most an hour.
+fn cooldown_ms(expired: i64, strikes: u32) -> i64 {
+    let over = u32::try_from(expired - i64::from(strikes))
+        .unwrap_or(0)
+        .min(7);
+    (30_000i64 << over).min(3_600_000)
+}
+
+/// Refuse (429) a key that keeps letting leases expire: holding tasks it does not finish
+/// keeps functions from other evaluators.
+fn slow_down_expirers(
+    tx: &mut Tx<'_>,
+    miner: &str,
+    strikes: u32,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    if strikes == 0 {
+        return Ok(());
+    }
+    let row = tx.query_one(
+        "SELECT COUNT(*), COALESCE(MAX(lease_until_ms), 0) FROM tasks WHERE miner = ?1
+         AND state IN ('active', 'expired') AND lease_until_ms > ?2 AND lease_until_ms <= ?3",
+        vals![miner, now_ms - 3_600_000, now_ms],
+    )?;
+    let (expired, last) = (row.int(0)?, row.int(1)?);
+    if expired < i64::from(strikes) {
+        return Ok(());
+    }
+    let until = last + cooldown_ms(expired, strikes);
+    if now_ms < until {
+        return Err(ApiError::TooManyRequests(format!(
+            "{expired} of this miner's leases expired in the last hour; request again in {} s",
+            (until - now_ms + 999) / 1000
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluate tasks: functions without consensus that this miner neither evolved nor evaluated
+/// and that are not already promised to enough evaluators (stored evaluations plus live
+/// leases); audits when there are none, and a share of the time ([`Rules::audit_share`])
+/// before them, so every evaluator is checked against known consensus now and then.
 fn pick_for_evaluation(
     tx: &mut Tx<'_>,
+    rules: &Rules,
     miner: &str,
     component_type: &str,
     batch_size: usize,
@@ -251,31 +307,34 @@ fn pick_for_evaluation(
             *held.entry(id).or_default() += 1;
         }
     }
+    if rules.audit_share > 0.0 && rand::random::<f64>() < rules.audit_share {
+        let audits = pick_for_audit(tx, miner, component_type, &held, batch_size)?;
+        if !audits.is_empty() {
+            return Ok(audits);
+        }
+    }
     let rows = tx.query(
-        "SELECT f.id, f.program, f.evaluation_count, f.evolver IS ?2 FROM functions f
-         WHERE f.component_type = ?1 AND f.consensus_score IS NULL
+        "SELECT f.id, f.program, f.evaluation_count FROM functions f
+         WHERE f.component_type = ?1 AND f.consensus_score IS NULL AND f.evolver IS NOT ?2
          AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.function_id = f.id
                          AND e.evaluator = ?2)
          ORDER BY f.id",
         vals![component_type, miner],
     )?;
-    let (mut others, mut own) = (Vec::new(), Vec::new());
+    let mut picked = Vec::new();
     for row in rows {
-        let (f, count, is_own) = (function_row(&row)?, row.int(2)?, row.flag(3)?);
-        if count + held.get(&f.id).copied().unwrap_or(0) >= MIN_EVALUATIONS as i64 {
+        let (f, count) = (function_row(&row)?, row.int(2)?);
+        if count + held.get(&f.id).copied().unwrap_or(0) >= rules.min_evaluators as i64 {
             continue;
         }
-        if is_own {
-            own.push(f);
-        } else {
-            others.push(f);
+        picked.push(f);
+        if picked.len() >= batch_size.max(1) {
+            break;
         }
     }
-    let mut picked = if others.is_empty() { own } else { others };
     if picked.is_empty() {
         picked = pick_for_audit(tx, miner, component_type, &held, batch_size)?;
     }
-    picked.truncate(batch_size.max(1));
     Ok(picked)
 }
 
