@@ -115,6 +115,30 @@ pub struct MinerRow {
     pub evaluations_submitted: i64,
 }
 
+/// One entry of the Alpha ledger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    /// Who was paid.
+    pub miner: String,
+    /// How much.
+    pub amount: f64,
+    /// Why.
+    pub reason: String,
+    /// For which function.
+    pub function_id: Option<i64>,
+}
+
+/// A function's id, evolver and consensus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSummary {
+    /// Its id.
+    pub id: i64,
+    /// Who evolved it (`None` for seeds).
+    pub evolver: Option<String>,
+    /// Its consensus score, once formed.
+    pub consensus: Option<f64>,
+}
+
 /// One row of the function leaderboard.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LeaderboardFunction {
@@ -241,6 +265,58 @@ impl Store {
             evaluations: n("evaluations")?,
             ledger_entries: n("ledger")?,
         })
+    }
+
+    /// Every ledger entry, oldest first (for audits of the ledger and tests).
+    pub fn ledger_entries(&mut self) -> Result<Vec<LedgerEntry>, ApiError> {
+        Ok(self
+            .conn
+            .query(
+                "SELECT miner, amount, reason, function_id FROM ledger ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(LedgerEntry {
+                    miner: r.text(0)?,
+                    amount: r.real(1)?,
+                    reason: r.text(2)?,
+                    function_id: r.opt_int(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, db::DbError>>()?)
+    }
+
+    /// Every function's id, evolver and consensus score, by id.
+    pub fn function_summaries(&mut self) -> Result<Vec<FunctionSummary>, ApiError> {
+        Ok(self
+            .conn
+            .query(
+                "SELECT id, evolver, consensus_score FROM functions ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(FunctionSummary {
+                    id: r.int(0)?,
+                    evolver: r.opt_text(1)?,
+                    consensus: r.opt_real(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, db::DbError>>()?)
+    }
+
+    /// The evaluators of function `id` whose evaluation agreed with its consensus.
+    pub fn agreeing_evaluators(&mut self, id: i64) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .conn
+            .query(
+                "SELECT evaluator FROM evaluations WHERE function_id = ?1 AND agrees = 1",
+                vals![id],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<Vec<_>, db::DbError>>()?)
     }
 
     /// Register `address`; returns whether it was already registered and when it registered.
