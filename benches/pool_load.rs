@@ -11,7 +11,9 @@
 //! `cargo bench --bench pool_load -- [MINERS] [REQUESTS_PER_MINER] [THREADS] [CYCLE_MINERS]`
 //! (defaults 1000, 10, 16, 200). Prints requests per second and latency percentiles. The pool
 //! keeps its state in a new SQLite file, or where `NCPC_BENCH_DB` says (any `--db` value, e.g.
-//! a fresh Postgres database's URL).
+//! a fresh Postgres database's URL). `NCPC_BENCH_REPLICAS=2` serves the same database from two
+//! servers (replicas; in this process, sharing its cores) and sends each client thread's
+//! requests to one of them in turn.
 
 use ncpc::identity::Identity;
 use ncpc::pool::client::PoolClient;
@@ -37,16 +39,33 @@ fn main() -> anyhow::Result<()> {
         Ok(s) if !s.trim().is_empty() => s.parse()?,
         _ => DbLocation::Sqlite(dir.join("pool.sqlite")),
     };
-    eprintln!("database: {db}");
-    let pool = spawn_local(ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        db,
-        rate_burst: 1_000_000,
-        rate_per_second: 1_000_000.0,
-        max_skew_seconds: 600,
-        ..ServerConfig::default()
-    })?;
-    let base = format!("{}{API_PREFIX}", pool.url());
+    let replicas: usize = std::env::var("NCPC_BENCH_REPLICAS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    eprintln!("database: {db}; {replicas} server(s)");
+    let pools = (0..replicas)
+        .map(|_| {
+            spawn_local(ServerConfig {
+                listen: "127.0.0.1:0".parse()?,
+                db: db.clone(),
+                rate_burst: 1_000_000,
+                rate_per_second: 1_000_000.0,
+                // Every simulated miner is on 127.0.0.1.
+                ip_rate_burst: 1_000_000,
+                ip_rate_per_second: 1_000_000.0,
+                max_connections_per_ip: 100_000,
+                max_skew_seconds: 600,
+                ..ServerConfig::default()
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bases: Vec<String> = pools
+        .iter()
+        .map(|p| format!("{}{API_PREFIX}", p.url()))
+        .collect();
+    let base = bases[0].clone();
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     eprintln!(
         "signing {} requests for {miners} miners ...",
@@ -59,6 +78,7 @@ fn main() -> anyhow::Result<()> {
     let mut work: Vec<Vec<(String, Option<Vec<u8>>)>> = vec![Vec::new(); threads];
     for (i, id) in ids.iter().enumerate() {
         let a = id.ss58();
+        let base = &bases[i % bases.len()];
         for k in 0..per_miner {
             let item = if k % 2 == 0 {
                 let auth = Auth::sign(id, now - k as i64);
@@ -123,8 +143,9 @@ fn main() -> anyhow::Result<()> {
         elapsed,
         failed,
     );
-    cycles(pool.url(), &ids[..arg(4, 200).min(ids.len())], threads)?;
-    drop(pool);
+    let urls: Vec<&str> = pools.iter().map(|p| p.url()).collect();
+    cycles(&urls, &ids[..arg(4, 200).min(ids.len())], threads)?;
+    drop(pools);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -163,10 +184,11 @@ fn report(what: &str, mut lat: Vec<Duration>, elapsed: Duration, failed: usize) 
 
 /// One evolve cycle per miner (request, then submit a program of its own), `threads` miners
 /// at a time: requests per second and latency of both calls together.
-fn cycles(url: &str, ids: &[Identity], threads: usize) -> anyhow::Result<()> {
+fn cycles(urls: &[&str], ids: &[Identity], threads: usize) -> anyhow::Result<()> {
     let clients: Vec<PoolClient> = ids
         .iter()
-        .map(|id| PoolClient::new(url, id.clone()))
+        .enumerate()
+        .map(|(i, id)| PoolClient::new(urls[i % urls.len()], id.clone()))
         .collect::<Result<_, _>>()?;
     let start = Instant::now();
     let chunks: Vec<Vec<(usize, PoolClient)>> = {
@@ -191,10 +213,11 @@ fn cycles(url: &str, ids: &[Identity], threads: usize) -> anyhow::Result<()> {
                         continue;
                     };
                     let parent = task.functions.first().map(|f| f.id.clone()).unwrap_or_default();
-                    // A program of this miner's own: MSE plus a constant unique to it.
-                    let c = 1.0 + i as f64 / 1000.0;
+                    // A function of this miner's own: MSE plus its own multiple of MAE (a
+                    // constant added to MSE would be a duplicate of MSE).
+                    let c = 0.1 + i as f64 * 0.05;
                     let program = format!(
-                        "[[100, 1, 0], [100, 2, 1], [2, 1, 2, 3], [10, 3, 4], [201, 4, -1, 9], [20, 9, {c}, 9], [453, 9]]"
+                        "[[100, 1, 0], [100, 2, 1], [2, 1, 2, 3], [10, 3, 4], [9, 3, 5], [21, 5, {c:?}, 5], [1, 4, 5, 4], [201, 4, -1, 9], [453, 9]]"
                     );
                     let meta = EvolutionMetadata {
                         fitness: LenientF64(0.5),

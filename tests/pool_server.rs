@@ -969,3 +969,84 @@ fn a_strict_pool_refuses_what_amm_papers_over() {
     let c = registered(&compat, "Carl");
     assert_eq!(evolve(&c, read_before_write).unwrap()["duplicate"], false);
 }
+
+/// Two servers on one database (replicas behind a load balancer): races for one miner's task,
+/// for one batch's submission, and many miners cycling on both at once. Leases are never
+/// issued twice, each submission is recorded once, and the ledger sums to the balances.
+fn two_replicas_share_one_database(db: &DbLocation) {
+    let (a, b) = (pool(db), pool(db));
+    let race = |f: &(dyn Fn(&RunningPool) -> u16 + Sync)| -> Vec<u16> {
+        let mut s = std::thread::scope(|sc| {
+            let ha = sc.spawn(|| f(&a));
+            let hb = sc.spawn(|| f(&b));
+            vec![ha.join().unwrap(), hb.join().unwrap()]
+        });
+        s.sort_unstable();
+        s
+    };
+    registered(&a, "Eve");
+    evolve(&client(&b, "Eve"), MAE).unwrap();
+    for name in ["Alice", "Bob", "Carol", "Dave"] {
+        registered(&a, name);
+    }
+    // One miner asks both replicas for a task at once: exactly one gets it.
+    let got = race(&|p| match client(p, "Alice").request_task(TaskType::Evaluate) {
+        Ok(_) => 200,
+        Err(e) => status_of(e),
+    });
+    assert_eq!(got, vec![200, 400], "one lease, one 'already has active task'");
+    let batch = client(&a, "Alice")
+        .miner_info()
+        .unwrap()["active_task"]["batch_id"]
+        .clone();
+    assert!(batch.is_string(), "the owner sees its batch id");
+    client(&a, "Alice").reset_active().unwrap();
+    // One batch submitted to both replicas at once: recorded once.
+    let task = client(&a, "Bob").request_task(TaskType::Evaluate).unwrap();
+    let evals: Vec<Evaluation> = task.functions.iter().map(|f| evaluation(&f.id, 0.8)).collect();
+    let id = task.batch_id.as_str().unwrap().to_string();
+    let got = race(&|p| match client(p, "Bob").submit_evaluation(&id, evals.clone()) {
+        Ok(_) => 200,
+        Err(e) => status_of(e),
+    });
+    assert_eq!(got, vec![200, 409]);
+    assert_eq!(counts(db).evaluations, task.functions.len() as i64);
+    // Many cycles on both replicas at once.
+    std::thread::scope(|sc| {
+        for (i, name) in ["Alice", "Carol", "Dave"].into_iter().enumerate() {
+            let p = if i % 2 == 0 { &a } else { &b };
+            sc.spawn(move || {
+                let c = client(p, name);
+                if let Ok(t) = c.request_task(TaskType::Evaluate) {
+                    let evals = t.functions.iter().map(|f| evaluation(&f.id, 0.8)).collect();
+                    c.submit_evaluation(t.batch_id.as_str().unwrap(), evals).unwrap();
+                }
+            });
+        }
+    });
+    let mut st = Store::open(db).unwrap();
+    let evaluated: i64 = st
+        .function_summaries()
+        .unwrap()
+        .iter()
+        .filter(|f| f.consensus.is_some())
+        .count() as i64;
+    assert_eq!(evaluated, 3, "both seeds and Eve's function reached consensus once each");
+    let ledger: f64 = st.ledger_entries().unwrap().iter().map(|e| e.amount).sum();
+    let balances: f64 = ["Eve", "Alice", "Bob", "Carol", "Dave"]
+        .iter()
+        .map(|n| balance(&client(&a, n)))
+        .sum();
+    assert!((ledger - balances).abs() < 1e-9 && ledger > 0.0, "{ledger} vs {balances}");
+}
+
+#[test]
+fn postgres_two_replicas_share_one_database() {
+    on_postgres(two_replicas_share_one_database);
+}
+
+#[test]
+fn sqlite_two_replicas_share_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    two_replicas_share_one_database(&DbLocation::Sqlite(dir.path().join("pool.sqlite")));
+}

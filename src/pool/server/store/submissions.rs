@@ -287,7 +287,7 @@ fn audit(
 /// An evaluator's reputation weight from its judged evaluations so far.
 fn reputation(tx: &mut Tx<'_>, rules: &Rules, evaluator: &str) -> Result<f64, ApiError> {
     let row = tx.query_one(
-        "SELECT COUNT(agrees), COALESCE(SUM(agrees), 0) FROM evaluations
+        "SELECT COUNT(agrees), COUNT(CASE WHEN agrees = 1 THEN 1 END) FROM evaluations
          WHERE evaluator = ?1 AND agrees IS NOT NULL",
         vals![evaluator],
     )?;
