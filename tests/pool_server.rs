@@ -275,6 +275,16 @@ fn evaluate_cycle_outvotes_a_liar(db: &DbLocation) {
     let (status, board) = get(&p, "/leaderboard");
     assert_eq!(status, 200);
     assert_eq!(board["functions"][0]["function_id"], new_id);
+    // The whole population, a page at a time.
+    let (status, page) = get(&p, "/functions?limit=2");
+    assert_eq!(status, 200);
+    assert_eq!(page["functions"].as_array().unwrap().len(), 2);
+    let next = page["next_after"].as_i64().unwrap();
+    let (_, rest) = get(&p, &format!("/functions?after={next}"));
+    assert_eq!(rest["functions"][0]["function_id"], new_id);
+    assert_eq!(rest["functions"][0]["evolver"], evolver.address());
+    assert!((rest["functions"][0]["consensus_score"].as_f64().unwrap() - 0.80).abs() < 1e-9);
+    assert_eq!(rest["next_after"], Value::Null);
     assert_eq!(board["miners"][0]["public_address"], evolver.address());
     // Nothing needs a first evaluation any more: a late evaluator audits, best consensus
     // first; audits are recorded, not paid, and the consensus stays as formed.
@@ -541,6 +551,7 @@ fn the_openapi_document_lists_every_endpoint() {
         "/tasks/{ss58}/{batch_id}/submit_evolution",
         "/tasks/{ss58}/{batch_id}/submit_evaluation",
         "/leaderboard",
+        "/functions",
         "/openapi.json",
     ] {
         assert!(

@@ -35,6 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(handlers::submit_evaluation),
         )
         .route("/leaderboard", get(handlers::leaderboard))
+        .route("/functions", get(handlers::functions))
         .route("/openapi.json", get(handlers::openapi));
     Router::new()
         .nest(API_PREFIX, api)

@@ -446,6 +446,47 @@ pub async fn leaderboard(State(s): Shared) -> Result<Json<Value>, ApiError> {
     Ok(Json(v))
 }
 
+/// Query of `GET /functions`.
+#[derive(serde::Deserialize)]
+pub struct Page {
+    /// List functions with ids above this one (default 0).
+    #[serde(default)]
+    after: i64,
+    /// At most this many (default and cap 500).
+    limit: Option<i64>,
+}
+
+/// `GET /functions?after=ID&limit=N`: the population in id order, a page at a time (for
+/// validators and dashboards): each function's program, evolver, parent, age, evaluation count
+/// and consensus. `next_after` is the id to continue from (null at the end).
+pub async fn functions(
+    State(s): Shared,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(500).clamp(1, 500);
+    let after = page.after;
+    let rows = s.db(move |st| st.functions_page(after, limit)).await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|f| f.id)).flatten();
+    let functions: Vec<Value> = rows
+        .into_iter()
+        .map(|f| {
+            let program: Value = serde_json::from_str(&f.program).unwrap_or(Value::Null);
+            json!({
+                "function_id": f.id,
+                "component_type": f.component_type,
+                "function": program,
+                "evolver": f.evolver,
+                "name": f.name,
+                "parent_id": f.parent_id,
+                "created_at": seconds(f.created_at_ms),
+                "evaluations": f.evaluations,
+                "consensus_score": f.consensus,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "functions": functions, "next_after": next })))
+}
+
 /// `GET /openapi.json`.
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)

@@ -115,6 +115,29 @@ pub struct MinerRow {
     pub evaluations_submitted: i64,
 }
 
+/// A function as the public listing shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PublicFunction {
+    /// Its id.
+    pub id: i64,
+    /// Its component type.
+    pub component_type: String,
+    /// The AMM program, as JSON text.
+    pub program: String,
+    /// Who evolved it (`None` for seeds).
+    pub evolver: Option<String>,
+    /// The seed's name, for seeds.
+    pub name: Option<String>,
+    /// The function it was evolved from.
+    pub parent_id: Option<i64>,
+    /// When it was accepted (unix milliseconds).
+    pub created_at_ms: i64,
+    /// Evaluations stored.
+    pub evaluations: i64,
+    /// Its consensus score, once formed.
+    pub consensus: Option<f64>,
+}
+
 /// One entry of the Alpha ledger.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerEntry {
@@ -265,6 +288,37 @@ impl Store {
             evaluations: n("evaluations")?,
             ledger_entries: n("ledger")?,
         })
+    }
+
+    /// A page of the population: functions with ids above `after`, by id, at most `limit`.
+    pub fn functions_page(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PublicFunction>, ApiError> {
+        Ok(self
+            .conn
+            .query(
+                "SELECT id, component_type, program, evolver, name, parent_id, created_at_ms,
+                 evaluation_count, consensus_score FROM functions WHERE id > ?1 ORDER BY id
+                 LIMIT ?2",
+                vals![after, limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(PublicFunction {
+                    id: r.int(0)?,
+                    component_type: r.text(1)?,
+                    program: r.text(2)?,
+                    evolver: r.opt_text(3)?,
+                    name: r.opt_text(4)?,
+                    parent_id: r.opt_int(5)?,
+                    created_at_ms: r.int(6)?,
+                    evaluations: r.int(7)?,
+                    consensus: r.opt_real(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>, db::DbError>>()?)
     }
 
     /// Every ledger entry, oldest first (for audits of the ledger and tests).
