@@ -312,8 +312,11 @@ pub async fn submit_evolution(
         })?;
     let program = genome.program.clone();
     let (a, b) = (address.clone(), batch_id.clone());
-    let outcome = s
-        .db(move |st| st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms()))
+    let (outcome, mut balance) = s
+        .db(move |st| {
+            let o = st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms())?;
+            Ok((o, st.balance(&a)?))
+        })
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, function = outcome.function_id,
         duplicate = outcome.duplicate.is_some(), "evolution accepted");
@@ -324,13 +327,14 @@ pub async fn submit_evolution(
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the pool's scorer failed: {e}")))?;
-        let id = outcome.function_id;
-        if let Some(c) = s
-            .db(move |st| st.confirm_locally(id, score, now_ms()))
-            .await?
-        {
+        let (id, a) = (outcome.function_id, address.clone());
+        let (formed, now_balance) = s
+            .db(move |st| Ok((st.confirm_locally(id, score, now_ms())?, st.balance(&a)?)))
+            .await?;
+        if let Some(c) = formed {
             consensus = json!(c.score);
         }
+        balance = now_balance;
     }
     let (message, duplicate_of) = match outcome.duplicate {
         Some(how) => (
@@ -352,8 +356,6 @@ pub async fn submit_evolution(
             Value::Null,
         ),
     };
-    let a = address.clone();
-    let balance = s.db(move |st| st.balance(&a)).await?;
     Ok(Json(json!({
         "status": "accepted",
         "batch_id": batch_id,

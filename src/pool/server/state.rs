@@ -59,6 +59,25 @@ fn poisoned() -> ApiError {
     ApiError::Internal(anyhow::anyhow!("a lock was poisoned by a panic"))
 }
 
+/// Run `f` on `store`, again (up to [`RETRIES`] times, with a short pause) when the database
+/// aborted it as conflicting with a concurrent transaction.
+fn retrying<T>(
+    store: &mut Store,
+    f: impl Fn(&mut Store) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut attempt = 0;
+    loop {
+        match f(store) {
+            Err(ApiError::Retry(e)) if attempt < RETRIES => {
+                attempt += 1;
+                tracing::debug!("retrying a conflicting transaction: {e:#}");
+                std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The rules the store applies, from the configuration.
 fn rules(config: &ServerConfig) -> Rules {
     Rules {
@@ -127,17 +146,7 @@ impl AppState {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().map_err(|_| poisoned())?;
-            let mut attempt = 0;
-            loop {
-                match f(&mut guard) {
-                    Err(ApiError::Retry(e)) if attempt < RETRIES => {
-                        attempt += 1;
-                        tracing::debug!("retrying a conflicting transaction: {e:#}");
-                        std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
-                    }
-                    other => return other,
-                }
-            }
+            retrying(&mut guard, f)
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("a database task failed: {e}")))?
@@ -145,7 +154,7 @@ impl AppState {
 
     /// [`db`](Self::db) for a signed call: its one-time tokens are claimed first (committed
     /// whatever `f` answers, so a refused request cannot be replayed later either), then `f`
-    /// runs.
+    /// runs, both on one blocking thread under one lock.
     pub async fn db_signed<T: Send + 'static>(
         &self,
         signed: &Signed,
@@ -156,9 +165,16 @@ impl AppState {
             signed.tokens.clone(),
             signed.expires_ms,
         );
-        self.db(move |st| st.claim_auth(&miner, &tokens, expires, now_ms()))
-            .await?;
-        self.db(f).await
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| poisoned())?;
+            retrying(&mut guard, |st| {
+                st.claim_auth(&miner, &tokens, expires, now_ms())
+            })?;
+            retrying(&mut guard, f)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a database task failed: {e}")))?
     }
 
     /// The canonical form of a miner's SS58 address: it must be an SS58 address of this pool's

@@ -220,6 +220,24 @@ pub enum Tx<'a> {
 }
 
 impl Conn {
+    /// Whether this is a SQLite connection.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Conn::Sqlite(_))
+    }
+
+    /// Run statements without parameters (SQLite pragmas and the like); on Postgres a batch.
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite(c) => c.execute_batch(sql)?,
+            Conn::Postgres(_) => {
+                return Err(DbError::Other(format!(
+                    "`{sql}` is for SQLite connections only"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Begin a transaction.
     pub fn transaction(&mut self) -> Result<Tx<'_>, DbError> {
         Ok(match self {
