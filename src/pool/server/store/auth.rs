@@ -54,7 +54,7 @@ fn chain_allows(used: &str, endpoint: &str) -> bool {
 const SWEEP_EVERY: u32 = 256;
 
 impl Store {
-    /// Spend `tokens` for `address` (all or none, in one transaction), each remembered until
+    /// Spend `tokens` for `address`, each remembered until
     /// `expires_ms`; 409 when one was spent before.
     pub fn claim_auth(
         &mut self,
@@ -63,21 +63,37 @@ impl Store {
         expires_ms: i64,
         now_ms: i64,
     ) -> Result<(), ApiError> {
-        // On SQLite the token's commit is not synced on its own (WAL, `synchronous=NORMAL`):
-        // it survives a crash of the process, and the next submission's synced commit carries
-        // it to the disk; only a power loss in between could forget it. That halves the syncs
-        // of a signed call.
-        let sqlite = self.conn.is_sqlite();
-        if sqlite {
-            self.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        }
-        let claimed = self.claim_in_tx(address, tokens, expires_ms, now_ms);
-        if sqlite {
-            self.conn.execute_batch("PRAGMA synchronous=FULL")?;
-        }
-        claimed
+        self.unsynced(|st| st.claim_in_tx(address, tokens, expires_ms, now_ms))
     }
 
+    /// Run `f` with commits not synced on their own: SQLite's WAL with `synchronous=NORMAL`,
+    /// Postgres with `synchronous_commit=off`. What they write survives a crash of the server
+    /// process, and the next synced commit (every submission's) carries it to the disk; only
+    /// a power loss (or a Postgres crash) in between could forget it. For writes whose loss
+    /// costs nothing but a retry (an auth token, a lease), so that a signed call syncs the
+    /// disk only when it stores work.
+    pub(crate) fn unsynced<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let (off, on) = if self.conn.is_sqlite() {
+            ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
+        } else {
+            (
+                "SET synchronous_commit = off",
+                "SET synchronous_commit = on",
+            )
+        };
+        self.conn.execute_batch(off)?;
+        let out = f(self);
+        self.conn.execute_batch(on)?;
+        out
+    }
+
+    /// Each token is one statement in the common case (its own commit: a token spent stays
+    /// spent whatever the call answers): an insert that fails when the token is there. Only
+    /// an AMM message seen before is read back, and extended along AMM's chain by a
+    /// compare-and-set update, so two servers racing for one message cannot both win.
     fn claim_in_tx(
         &mut self,
         address: &str,
@@ -85,44 +101,46 @@ impl Store {
         expires_ms: i64,
         now_ms: i64,
     ) -> Result<(), ApiError> {
-        let mut tx = self.conn.transaction()?;
+        let conn = &mut self.conn;
         for token in tokens {
             match token {
                 AuthToken::Amm { message, endpoint } => {
-                    let used = tx.query_opt(
-                        "SELECT endpoints FROM auth_used WHERE address = ?1 AND token = ?2",
-                        vals![address, message.as_str()],
+                    let inserted = conn.execute(
+                        "INSERT OR IGNORE INTO auth_used (address, token, endpoints, expires_ms)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        vals![address, message.as_str(), endpoint.as_str(), expires_ms],
                     )?;
-                    match used {
-                        None => {
-                            tx.execute(
-                                "INSERT INTO auth_used (address, token, endpoints, expires_ms)
-                                 VALUES (?1, ?2, ?3, ?4)",
-                                vals![address, message.as_str(), endpoint.as_str(), expires_ms],
-                            )?;
-                        }
-                        Some(row) => {
-                            let used = row.text(0)?;
-                            if !chain_allows(&used, endpoint) {
-                                return Err(ApiError::Conflict(format!(
-                                    "these auth fields were already used (for {used}); sign a \
-                                     fresh message"
-                                )));
-                            }
-                            tx.execute(
-                                "UPDATE auth_used SET endpoints = ?3 WHERE address = ?1
-                                 AND token = ?2",
-                                vals![
-                                    address,
-                                    message.as_str(),
-                                    format!("{used},{endpoint}").as_str()
-                                ],
-                            )?;
-                        }
+                    if inserted == 1 {
+                        continue;
+                    }
+                    let used = conn
+                        .query_opt(
+                            "SELECT endpoints FROM auth_used WHERE address = ?1 AND token = ?2",
+                            vals![address, message.as_str()],
+                        )?
+                        .map(|r| r.text(0))
+                        .transpose()?
+                        .unwrap_or_default();
+                    let extended = chain_allows(&used, endpoint)
+                        && conn.execute(
+                            "UPDATE auth_used SET endpoints = ?3 WHERE address = ?1
+                             AND token = ?2 AND endpoints = ?4",
+                            vals![
+                                address,
+                                message.as_str(),
+                                format!("{used},{endpoint}").as_str(),
+                                used.as_str()
+                            ],
+                        )? == 1;
+                    if !extended {
+                        return Err(ApiError::Conflict(format!(
+                            "these auth fields were already used (for {used}); sign a fresh \
+                             message"
+                        )));
                     }
                 }
                 AuthToken::AmmBeside { message } => {
-                    tx.execute(
+                    conn.execute(
                         "INSERT OR IGNORE INTO auth_used (address, token, endpoints, expires_ms)
                          VALUES (?1, ?2, '*', ?3)",
                         vals![address, message.as_str(), expires_ms],
@@ -130,7 +148,7 @@ impl Store {
                 }
                 AuthToken::Nonce(nonce) => {
                     let key = format!("nonce:{nonce}");
-                    let n = tx.execute(
+                    let n = conn.execute(
                         "INSERT OR IGNORE INTO auth_used (address, token, endpoints, expires_ms)
                          VALUES (?1, ?2, '*', ?3)",
                         vals![address, key.as_str(), expires_ms],
@@ -147,9 +165,9 @@ impl Store {
         self.claims_since_sweep += 1;
         if self.claims_since_sweep >= SWEEP_EVERY {
             self.claims_since_sweep = 0;
-            tx.execute("DELETE FROM auth_used WHERE expires_ms < ?1", vals![now_ms])?;
+            self.conn
+                .execute("DELETE FROM auth_used WHERE expires_ms < ?1", vals![now_ms])?;
         }
-        tx.commit()?;
         Ok(())
     }
 }

@@ -225,15 +225,11 @@ impl Conn {
         matches!(self, Conn::Sqlite(_))
     }
 
-    /// Run statements without parameters (SQLite pragmas and the like); on Postgres a batch.
+    /// Run statements without parameters (pragmas, `SET`).
     pub fn execute_batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Conn::Sqlite(c) => c.execute_batch(sql)?,
-            Conn::Postgres(_) => {
-                return Err(DbError::Other(format!(
-                    "`{sql}` is for SQLite connections only"
-                )));
-            }
+            Conn::Postgres(pg) => pg.batch_execute(sql)?,
         }
         Ok(())
     }

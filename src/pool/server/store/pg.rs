@@ -127,6 +127,12 @@ impl Pg {
         self.client.as_mut().ok_or_else(no_connection)
     }
 
+    /// Run statements without parameters (`SET ...`).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.client()?.batch_execute(sql)?;
+        Ok(())
+    }
+
     /// Begin a transaction; also hands out the statement cache.
     #[allow(clippy::type_complexity)]
     pub fn transaction(

@@ -38,11 +38,13 @@ impl Store {
 
     /// End the miner's active tasks (leases live or not); returns how many there were.
     pub fn reset_active(&mut self, miner: &str) -> Result<usize, ApiError> {
-        let n = self.conn.execute(
-            "UPDATE tasks SET state = 'reset' WHERE miner = ?1 AND state = 'active'",
-            vals![miner],
-        )?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        self.unsynced(|st| {
+            let n = st.conn.execute(
+                "UPDATE tasks SET state = 'reset' WHERE miner = ?1 AND state = 'active'",
+                vals![miner],
+            )?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
     }
 
     /// Issue a task of `task_type` to `miner`: refuses when it holds a live one (400 with
@@ -51,6 +53,28 @@ impl Store {
     /// Evolve tasks carry up to two parents: the best-scoring function and one other; evaluate
     /// tasks carry up to `batch_size` functions that still need evaluations.
     pub fn issue_task(
+        &mut self,
+        miner: &str,
+        task_type: TaskType,
+        component_type: &str,
+        batch_size: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<TaskRow, ApiError> {
+        // A lease lost to a power cut costs the miner one request: not synced on its own.
+        self.unsynced(|st| {
+            st.issue_task_in_tx(
+                miner,
+                task_type,
+                component_type,
+                batch_size,
+                lease_ms,
+                now_ms,
+            )
+        })
+    }
+
+    fn issue_task_in_tx(
         &mut self,
         miner: &str,
         task_type: TaskType,
