@@ -34,7 +34,7 @@ pub struct PoolArgs {
 #[derive(Subcommand, Debug)]
 enum PoolCommand {
     /// Run a pool server (the AMM API) until Ctrl-C or SIGTERM; needs no key.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -202,7 +202,7 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
 /// Run `ncpc pool`.
 pub fn run(a: PoolArgs) -> Result<(), CliError> {
     let command = match a.command {
-        PoolCommand::Serve(s) => return run_server(s),
+        PoolCommand::Serve(s) => return run_server(*s),
         PoolCommand::Client(c) => c,
     };
     let id = match a.source.load()? {
