@@ -73,6 +73,16 @@ pub enum CycleOutcome {
         /// The pool's answer.
         answer: serde_json::Value,
     },
+    /// An evolve task ended without a submission (nothing beat the best parent, or every
+    /// candidate failed): the task was released with reset_active.
+    NotSubmitted {
+        /// The batch.
+        batch: String,
+        /// Why nothing was submitted.
+        reason: String,
+        /// Candidates evaluated.
+        evaluations: u64,
+    },
     /// Stopped before finishing: the task was released with reset_active.
     Abandoned {
         /// The batch.
@@ -101,6 +111,13 @@ pub fn summary(n: u64, outcome: &CycleOutcome, seconds: f64) -> String {
                 s.join(", ")
             )
         }
+        CycleOutcome::NotSubmitted {
+            batch,
+            reason,
+            evaluations,
+        } => format!(
+            "cycle {n}: evolve batch {batch}: nothing submitted: {reason} ({evaluations} candidates) in {seconds:.1} s"
+        ),
         CycleOutcome::Abandoned { batch } => {
             format!("cycle {n}: batch {batch} abandoned (stopped) and released")
         }
@@ -251,13 +268,23 @@ impl Miner<'_> {
             batch: name.to_string(),
             msg,
         };
-        let parent = batch
-            .functions
-            .first()
-            .ok_or_else(|| bad("the pool sent no parent function".into()))?;
-        let program = parent
-            .program()
-            .map_err(|e| bad(format!("parent {}: {e}", parent.id)))?;
+        if batch.functions.is_empty() {
+            return Err(bad("the pool sent no parent function".into()));
+        }
+        // Score the parents first, as AMM's client does: the evolved function is submitted
+        // only if it beats the best of them, and evolution starts from that best one.
+        let mut scored = Vec::new();
+        for f in &batch.functions {
+            let program = f
+                .program()
+                .map_err(|e| bad(format!("parent {}: {e}", f.id)))?;
+            let score = self.prepared.score(&crate::formats::amm::to_json(&program));
+            scored.push((f, program, score));
+        }
+        let best_at = (0..scored.len())
+            .max_by(|a, b| scored[*a].2.total_cmp(&scored[*b].2).then(b.cmp(a)))
+            .unwrap_or(0);
+        let (parent, program, parent_score) = scored.swap_remove(best_at);
         let code = from_program(program);
         // Different batches explore differently; the same batch is reproducible.
         let mut config = self.config.evolve.clone();
@@ -293,6 +320,23 @@ impl Miner<'_> {
                 fitness: f64::NEG_INFINITY,
                 found_at: 0,
             });
+        if !(best.fitness.is_finite() && best.fitness > parent_score) {
+            let reason = if best.fitness.is_finite() {
+                format!(
+                    "the best found ({:.4}) does not beat the best parent ({:.4})",
+                    best.fitness, parent_score
+                )
+            } else {
+                "every candidate failed".to_string()
+            };
+            // Give the task back at once rather than hold it until its lease ends.
+            let _ = self.client.reset_active();
+            return Ok(CycleOutcome::NotSubmitted {
+                batch: name.to_string(),
+                reason,
+                evaluations: engine.evaluations,
+            });
+        }
         let stats = serde_json::to_value(&engine.stats).unwrap_or_default();
         let metadata = EvolutionMetadata {
             fitness: crate::pool::protocol::LenientF64(best.fitness),

@@ -349,3 +349,31 @@ fn a_miner_reports_progress_within_each_cycle() {
     assert_eq!(scored, (0..=total).map(|d| (d, total)).collect::<Vec<_>>());
     assert!(seen.iter().all(|e| !e.describe().is_empty()));
 }
+
+/// As AMM's client does, a miner scores the task's parents and submits only a function that
+/// beats the best of them: never a failed one. The cycle's line says why nothing was sent,
+/// and the task is given back.
+#[test]
+fn an_evolve_task_with_nothing_better_than_its_parents_submits_nothing() {
+    // The parent ignores y_pred: it cannot train, and neither can its few mutants.
+    let url = fake_pool(
+        r#"{"batch_id": "b-5", "functions": [{"id": 1, "function": [[100,1,0],[201,1,-1,9],[453,9]]}]}"#,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = ncpc(home.path())
+        .args(["mine", "--pool-url", &url, "--cycles", "1", "--delay", "0"])
+        .args(["--population", "2", "--generations", "1"])
+        .args(["--seed-file", &key_file(home.path(), "Alice")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("cycle 1: evolve batch b-5: nothing submitted: every candidate failed"),
+        "{stdout}"
+    );
+}
