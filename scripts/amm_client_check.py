@@ -29,6 +29,10 @@ def main():
     c = BittensorPoolClient(wallet=wallet, base_url=url)
     print("register:", json.dumps(c.register()))
     task = c.request_task("evolve")
+    # A pool takes one `auth:<seconds>` message for register, reset_active and request (the
+    # calls AMM's client makes within a second), never for a submission: AMM's own cycle
+    # spends seconds computing between its request and its submission.
+    time.sleep(1.1)
     parents = [{"id": f["id"]} for f in task["functions"]]
     meta = {"fitness": 0.58, "generations": 10, "population_size": 200,
             "parent_id": parents[0]["id"], "genetic_code_length": len(MAE),
@@ -39,6 +43,7 @@ def main():
     evals = [{"function_id": f["id"], "score": 0.5,
               "criteria": {"accuracy": 0.5, "stability": 1.0, "efficiency": 1.0}}
              for f in task["functions"]]
+    time.sleep(1.1)
     print("submit_evaluation:", json.dumps(c.submit_evaluation(task["batch_id"], evals)))
 
 
