@@ -247,7 +247,20 @@ impl Conn {
 }
 
 impl Tx<'_> {
-    /// Commit: once this returns, the writes are durable.
+    /// Make this transaction's commit durable: on Postgres, whose sessions commit without
+    /// waiting for the disk by default, it waits (`synchronous_commit = on`); SQLite's
+    /// commits are synced already (`synchronous=FULL`, outside [`Store::unsynced`]).
+    ///
+    /// [`Store::unsynced`]: super::Store::unsynced
+    pub fn durable(&mut self) -> Result<(), DbError> {
+        if let Tx::Postgres { tx, .. } = self {
+            tx.batch_execute("SET LOCAL synchronous_commit = on")?;
+        }
+        Ok(())
+    }
+
+    /// Commit: once this returns, the writes of a [`durable`](Self::durable) transaction are
+    /// on the disk.
     pub fn commit(self) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(t) => t.commit()?,

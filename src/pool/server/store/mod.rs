@@ -252,6 +252,7 @@ impl Store {
     /// by hash like any function, and only missing ones are inserted, so restarts use no ids).
     pub fn seed(&mut self, component_type: &str, now_ms: i64) -> anyhow::Result<()> {
         let mut tx = self.conn.transaction()?;
+        tx.durable()?;
         for (name, program) in SEEDS {
             let g = check(program)
                 .map_err(|e| anyhow::anyhow!("the built-in seed `{name}` does not compile: {e}"))?;
@@ -375,17 +376,19 @@ impl Store {
 
     /// Register `address`; returns whether it was already registered and when it registered.
     pub fn register(&mut self, address: &str, now_ms: i64) -> Result<(bool, i64), ApiError> {
-        let inserted = self.conn.execute(
+        let mut tx = self.conn.transaction()?;
+        tx.durable()?;
+        let inserted = tx.execute(
             "INSERT OR IGNORE INTO miners (address, registered_at_ms) VALUES (?1, ?2)",
             vals![address, now_ms],
         )?;
-        let at = self
-            .conn
+        let at = tx
             .query_one(
                 "SELECT registered_at_ms FROM miners WHERE address = ?1",
                 vals![address],
             )?
             .int(0)?;
+        tx.commit()?;
         Ok((inserted == 0, at))
     }
 

@@ -83,6 +83,15 @@ fn connect(url: &str) -> anyhow::Result<Client> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    // Commits are not flushed on their own by default: an auth token or a lease lost in a
+    // Postgres crash costs a retry. Transactions that store work declare themselves durable
+    // (`Tx::durable`: `SET LOCAL synchronous_commit = on`), and their flush carries every
+    // earlier commit to the disk with them.
+    let options = match config.get_options() {
+        Some(o) => format!("{o} -c synchronous_commit=off"),
+        None => "-c synchronous_commit=off".to_string(),
+    };
+    config.options(&options);
     let at = target(&config);
     outside_runtime(move || config.connect(NoTls))?
         .with_context(|| format!("cannot connect to the Postgres database at {at}"))

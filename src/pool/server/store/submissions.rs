@@ -60,6 +60,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<EvolutionOutcome, ApiError> {
         let mut tx = self.conn.transaction()?;
+        tx.durable()?;
         let task = live_task(&mut tx, miner, batch_id, TaskType::Evolve, now_ms)?;
         let parent = parent_ids
             .iter()
@@ -127,6 +128,7 @@ impl Store {
     ) -> Result<Vec<Consensus>, ApiError> {
         let rules = self.rules.clone();
         let mut tx = self.conn.transaction()?;
+        tx.durable()?;
         let task = live_task(&mut tx, miner, batch_id, TaskType::Evaluate, now_ms)?;
         for (i, e) in evaluations.iter().enumerate() {
             if !task.functions.iter().any(|f| f.id == e.function_id) {
@@ -214,6 +216,7 @@ impl Store {
     ) -> Result<Option<Consensus>, ApiError> {
         let rules = self.rules.clone();
         let mut tx = self.conn.transaction()?;
+        tx.durable()?;
         let existing = tx
             .query_one(
                 "SELECT consensus_score FROM functions WHERE id = ?1",
