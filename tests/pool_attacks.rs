@@ -258,26 +258,60 @@ fn one_key_under_other_ss58_prefixes_is_never_a_second_miner() {
 
 #[test]
 fn near_duplicates_of_a_function_are_never_paid() {
-    let pool = serve(&[]);
+    let pool = serve(&["--rate-burst", "200"]);
     let mallory = id("Mallory");
     pool.register(&mallory);
-    for i in 1..=12 {
+    let mut copies: Vec<String> = (1..=12)
+        .map(|i| {
+            let k = 1.0 + f64::from(i) * 1e-6;
+            // MSE * k + i.5
+            format!(
+                "[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[21,9,{k:?},9],[20,9,{i}.5,9],[453,9]]"
+            )
+        })
+        .collect();
+    // (batch - 16) * MSE * k: zero on a 16-row probe, MSE times a constant in training.
+    copies.extend((1..=4).map(|i| {
         let k = 1.0 + f64::from(i) * 1e-6;
-        let program = format!(
-            "[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[21,9,{k:?},9],[20,9,{i}.5,9],[453,9]]"
-        );
-        let (status, answer) = pool.evolve(&mallory, &program);
+        format!(
+            "[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[20,102,-16,5],[3,9,5,8],[21,8,{k:?},8],[453,8]]"
+        )
+    }));
+    for program in &copies {
+        let (status, answer) = pool.evolve(&mallory, program);
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(
-            answer["duplicate"], true,
-            "MSE * {k} + {i}.5 is MSE: {answer}"
-        );
+        assert_eq!(answer["duplicate"], true, "{program} is MSE: {answer}");
         assert_eq!(answer["credited"], 0.0);
     }
+    // A loss that vanishes at the training batch size trains nothing: refused.
+    let (_, batch) = pool.request(&mallory, "evolve");
+    let flat =
+        "[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[20,102,-32,5],[3,9,5,8],[453,8]]";
+    let (status, answer) = pool.submit_evolution(&mallory, &batch, flat, json!({}));
+    assert_eq!(status, 422, "{answer}");
     // A new function is stored, but nothing is paid before its consensus forms.
-    let (status, answer) = pool.evolve(&mallory, MAE);
-    assert_eq!((status, answer["duplicate"].clone()), (200, json!(false)));
+    let (status, answer) = pool.submit_evolution(&mallory, &batch, MAE, json!({}));
+    assert_eq!(
+        (status, answer["duplicate"].clone()),
+        (200, json!(false)),
+        "{answer}"
+    );
+    let mae = answer["function_id"].clone();
     assert_eq!(pool.balance(&mallory.ss58()), 0.0);
+    // Three honest evaluators score everything: had a copy been stored, it would reach
+    // consensus beside MSE and pay; only MAE does.
+    for name in ["Alice", "Bob", "Carol"] {
+        let who = id(name);
+        pool.register(&who);
+        let (status, batch) = pool.request(&who, "evaluate");
+        assert_eq!(status, 200, "{batch}");
+        assert_eq!(batch["functions"].as_array().unwrap().len(), 3, "{batch}");
+        let (status, _) =
+            pool.submit_evaluation(&who, &batch, &|f| if *f == mae { 0.8 } else { 0.7 });
+        assert_eq!(status, 200);
+    }
+    // Confirmed (1), at least the median (5), the new best (10): MAE's rewards, no copy's.
+    assert_eq!(pool.balance(&mallory.ss58()), 16.0);
     let (_, info) = pool.get(&format!("/miners/{}", mallory.ss58()));
     assert_eq!(info["functions_evolved"], 1);
 }
@@ -299,10 +333,26 @@ fn one_key_cannot_set_a_consensus() {
             .iter()
             .all(|f| f["id"] != own)
     );
-    // A score outside the protocol's range is refused and nothing is stored.
-    let (status, answer) = pool.submit_evaluation(&mallory, &batch, &|_| 1.7e308);
+    // A score outside the protocol's range is refused and nothing is stored; the refused
+    // request's auth is spent all the same (someone who saw it cannot reuse it).
+    let b = batch["batch_id"].as_str().unwrap();
+    let refused = signed(
+        &mallory,
+        json!({ "batch_id": b, "evaluations": [{
+        "function_id": batch["functions"][0]["id"], "score": 1.7e308,
+        "criteria": { "accuracy": 1.0, "stability": 1.0, "efficiency": 1.0 } }] }),
+    );
+    let path = format!("/tasks/{}/{b}/submit_evaluation", mallory.ss58());
+    let (status, answer) = pool.post(&path, &refused);
     assert_eq!(status, 422, "{answer}");
     assert!(answer["detail"].as_str().unwrap().contains("not a score"));
+    let mut reused = refused.clone();
+    reused["evaluations"][0]["score"] = json!(0.5);
+    assert_eq!(
+        pool.post(&path, &reused).0,
+        409,
+        "a refused request's auth is spent"
+    );
     let (status, _) = pool.submit_evaluation(&mallory, &batch, &|_| -5.0);
     assert_eq!(status, 422);
     // Her honest-looking submission is one evaluation of three: no consensus, nothing paid.

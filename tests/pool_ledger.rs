@@ -108,6 +108,8 @@ proptest! {
                 prop_assert!(e.amount > 0.0 && e.amount.is_finite(), "{e:?}");
                 let f = functions.iter().find(|f| Some(f.id) == e.function_id).unwrap();
                 prop_assert!(f.consensus.is_some(), "{e:?}: no consensus");
+                let valid = f.consensus.is_some_and(|c| c > 0.0 && c <= 1.0);
+                prop_assert!(valid, "{e:?}: paid on a failed function's consensus");
                 if e.reason.starts_with("evaluation") {
                     prop_assert!(f.evolver.as_deref() != Some(e.miner.as_str()),
                         "{} paid for evaluating its own function", e.miner);
@@ -116,8 +118,6 @@ proptest! {
                 } else {
                     prop_assert_eq!(f.evolver.as_deref(), Some(e.miner.as_str()),
                         "an evolver's reward to someone else");
-                    let valid = f.consensus.is_some_and(|c| c > 0.0 && c <= 1.0);
-                    prop_assert!(valid, "{e:?}: paid for a failed function");
                 }
             }
         }

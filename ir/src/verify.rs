@@ -94,7 +94,9 @@ pub fn dominators(f: &Function) -> HashMap<Block, Block> {
     idom
 }
 
-fn dominates(idom: &HashMap<Block, Block>, a: Block, mut b: Block) -> bool {
+/// Whether block `a` dominates block `b` under the immediate-dominator map `idom` (from
+/// [`dominators`]); every block dominates itself.
+pub(crate) fn dominates(idom: &HashMap<Block, Block>, a: Block, mut b: Block) -> bool {
     loop {
         if a == b {
             return true;

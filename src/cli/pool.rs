@@ -170,6 +170,13 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
     if !(a.ip_rate.is_finite() && a.ip_rate > 0.0) {
         return Err(bad(format!("--ip-rate must be above 0, not {}", a.ip_rate)));
     }
+    if a.min_evaluators < 3 {
+        eprintln!(
+            "ncpc: warning: with --min-evaluators {} a ring of {} key(s) forms consensus alone; \
+             a pool open to others wants at least 3",
+            a.min_evaluators, a.min_evaluators
+        );
+    }
     let config = ServerConfig {
         listen: a.listen,
         db: a.db,

@@ -5,20 +5,8 @@
 use crate::entities::{Block, Value};
 use crate::function::Function;
 use crate::op::{Imm, Opcode};
-use crate::verify::{dominators, reverse_postorder};
+use crate::verify::{dominates, dominators, reverse_postorder};
 use std::collections::HashMap;
-
-fn dominates(idom: &HashMap<Block, Block>, a: Block, mut b: Block) -> bool {
-    loop {
-        if a == b {
-            return true;
-        }
-        match idom.get(&b) {
-            Some(&p) if p != b => b = p,
-            _ => return false,
-        }
-    }
-}
 
 /// What makes two instructions compute the same value.
 type InstKey = (Opcode, Imm, Vec<Value>);

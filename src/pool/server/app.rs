@@ -51,16 +51,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The per-IP limit: an unsigned request (every GET) takes a token from its address's bucket;
-/// a signed request passes while the bucket has room and takes a token when it is refused for
-/// its authentication (400, 401, 403, 409), so neither anonymous reads nor failed signatures
-/// can make the server work without bound. Requests without a peer address (driven
+/// The per-IP limit: an unsigned request (every GET) and every registration takes a token
+/// from its address's bucket (IPv6 by /64); another signed request passes while the bucket
+/// has room and takes a token when it is refused (400, 401, 403, 404, 409, 413, 422), so
+/// neither anonymous reads, nor new keys, nor failed requests can make the server work
+/// without bound. Requests without a peer address (driven
 /// in-process) are not limited.
 async fn per_ip_limit(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(ip) = req.extensions().get::<Peer>().map(|p| p.0.ip()) else {
         return next.run(req).await;
     };
-    let signed = req.method() == axum::http::Method::POST;
+    // Registration is signed, but each one is a durable row: it counts like an unsigned
+    // request, so one address cannot register keys without bound.
+    let signed =
+        req.method() == axum::http::Method::POST && !req.uri().path().ends_with("/register");
     let admitted = if signed {
         s.ip_has_room(ip)
     } else {

@@ -24,10 +24,12 @@ use ncp_ir::{DType, Function};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-/// Rows of the probe batch: half logits in [-3, 3], half probabilities in (0, 1), so both
-/// losses on raw outputs and losses on probabilities are exercised.
-const PROBE_ROWS: usize = 16;
-/// Classes of the probe batch.
+/// Rows of the probe batch: the batch size the pool's scores are trained with (AMM's loss
+/// protocol draws batches of 32), so a loss that reads the batch size (AMM's register 102)
+/// is fingerprinted as training sees it: `(batch - 16) * MSE` is MSE, and a loss that
+/// vanishes at 32 rows trains nothing. Half logits in [-3, 3], half probabilities in (0, 1).
+const PROBE_ROWS: [usize; 1] = [32];
+/// Classes of the probe batches.
 const PROBE_CLASSES: usize = 10;
 
 /// The grid the normalized gradient is rounded to.
@@ -47,14 +49,14 @@ pub struct Fingerprint {
     pub alternates: Vec<String>,
 }
 
-/// The fixed probe inputs (`y_pred`, `y_true`), `[PROBE_ROWS, PROBE_CLASSES]`.
-fn probe_inputs() -> (Tensor, Tensor) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0090_01f1);
-    let n = PROBE_ROWS * PROBE_CLASSES;
+/// The fixed probe inputs (`y_pred`, `y_true`), `[rows, PROBE_CLASSES]`.
+fn probe_inputs(rows: usize) -> (Tensor, Tensor) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0090_01f1 ^ rows as u64);
+    let n = rows * PROBE_CLASSES;
     let mut pred = Vec::with_capacity(n);
-    for r in 0..PROBE_ROWS {
+    for r in 0..rows {
         for _ in 0..PROBE_CLASSES {
-            pred.push(if r < PROBE_ROWS / 2 {
+            pred.push(if r < rows / 2 {
                 rng.random_range(-3.0..3.0)
             } else {
                 rng.random_range(0.01..0.99)
@@ -62,10 +64,10 @@ fn probe_inputs() -> (Tensor, Tensor) {
         }
     }
     let mut truth = vec![0.0; n];
-    for r in 0..PROBE_ROWS {
+    for r in 0..rows {
         truth[r * PROBE_CLASSES + rng.random_range(0..PROBE_CLASSES)] = 1.0;
     }
-    let shape = vec![PROBE_ROWS, PROBE_CLASSES];
+    let shape = vec![rows, PROBE_CLASSES];
     (
         Tensor::new(DType::F32, shape.clone(), pred),
         Tensor::new(DType::F32, shape, truth),
@@ -104,23 +106,47 @@ fn key_of(parts: &[Component], flip: &[usize]) -> String {
         .collect()
 }
 
+/// What the probes say of a loss.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probed {
+    /// Its functional keys.
+    Keys(Fingerprint),
+    /// Its gradient is zero on every probe: at the batch sizes the protocols use it trains
+    /// nothing (whatever it does elsewhere).
+    Flat,
+    /// Its gradient cannot be taken on the probes (a fault, out of fuel, non-finite
+    /// everywhere): no functional key.
+    Unknown,
+}
+
 /// The fingerprint of `f` (an optimized loss of `(y_pred, y_true)`), running at most `fuel`
-/// interpreter instructions; `None` when its gradient cannot be taken on the probes.
-pub fn fingerprint(f: &Function, fuel: u64) -> Option<Fingerprint> {
-    let (pred, truth) = probe_inputs();
-    let value = evaluate_function_with_fuel(f, &pred, &truth, true, fuel).ok()?;
-    if value.fault.is_some() {
-        return None;
+/// interpreter instructions per probe batch.
+pub fn fingerprint(f: &Function, fuel: u64) -> Probed {
+    let mut grad: Vec<f64> = Vec::new();
+    for rows in PROBE_ROWS {
+        let (pred, truth) = probe_inputs(rows);
+        let Ok(value) = evaluate_function_with_fuel(f, &pred, &truth, true, fuel) else {
+            return Probed::Unknown;
+        };
+        if value.fault.is_some() {
+            return Probed::Unknown;
+        }
+        match value.grad {
+            Some(g) => grad.extend(g.into_iter().flatten().map(f64::from)),
+            None => return Probed::Flat,
+        }
     }
-    let grad: Vec<f64> = value.grad?.into_iter().flatten().map(f64::from).collect();
     let norm = grad
         .iter()
         .filter(|g| g.is_finite())
         .map(|g| g * g)
         .sum::<f64>()
         .sqrt();
+    if norm == 0.0 && grad.iter().all(|g| g.is_finite()) {
+        return Probed::Flat;
+    }
     if !(norm > 0.0 && norm.is_finite()) {
-        return None;
+        return Probed::Unknown;
     }
     let mut ambiguous = Vec::new();
     let parts: Vec<Component> = grad
@@ -156,7 +182,7 @@ pub fn fingerprint(f: &Function, fuel: u64) -> Option<Fingerprint> {
             .collect();
         alternates.push(key_of(&parts, &flip));
     }
-    Some(Fingerprint { key, alternates })
+    Probed::Keys(Fingerprint { key, alternates })
 }
 
 #[cfg(test)]
@@ -185,20 +211,52 @@ mod tests {
         )
     }
 
+    fn keys(p: &str) -> Fingerprint {
+        match fingerprint(&func(p), 100_000) {
+            Probed::Keys(k) => k,
+            other => panic!("{p}: {other:?}"),
+        }
+    }
+
+    /// `(batch + shift) * MSE * k` in AMM: register 102 is the batch size.
+    fn batch_scaled_mse(shift: i64, k: f64) -> String {
+        format!(
+            "[[100,1,0],[100,2,1],[2,1,2,3],[10,3,4],[201,4,-1,9],[20,102,{shift},5],[3,9,5,8],[21,8,{k:?},8],[453,8]]"
+        )
+    }
+
+    #[test]
+    fn losses_that_read_the_batch_size_are_judged_at_the_training_batch() {
+        // Zero at 32 rows, MSE elsewhere: trains nothing where the pool scores it.
+        assert_eq!(
+            fingerprint(&func(&batch_scaled_mse(-32, 1.0)), 100_000),
+            Probed::Flat
+        );
+        // (batch - 16) * MSE * k: zero at other probe sizes once, MSE at 32 rows.
+        let base = keys(MSE);
+        for i in 1..=4 {
+            let k = keys(&batch_scaled_mse(-16, 1.0 + f64::from(i) * 1e-6));
+            assert!(
+                k.key == base.key || k.alternates.contains(&base.key),
+                "(batch - 16) * MSE is MSE"
+            );
+        }
+    }
+
     #[test]
     fn positive_scaling_and_constants_keep_the_key_and_other_losses_do_not() {
-        let base = fingerprint(&func(MSE), 100_000).unwrap();
-        let mae = fingerprint(&func(MAE), 100_000).unwrap();
+        let base = keys(MSE);
+        let mae = keys(MAE);
         assert_ne!(base.key, mae.key);
         for i in 1..=12 {
             let k = 1.0 + f64::from(i) * 1e-6;
-            let scaled = fingerprint(&func(&scaled_mse(k)), 100_000).unwrap();
+            let scaled = keys(&scaled_mse(k));
             let all: Vec<&String> = std::iter::once(&scaled.key)
                 .chain(&scaled.alternates)
                 .collect();
             assert!(all.contains(&&base.key), "MSE * {k} is MSE");
         }
-        let ten = fingerprint(&func(&scaled_mse(10.0)), 100_000).unwrap();
+        let ten = keys(&scaled_mse(10.0));
         assert_eq!(ten.key, base.key);
     }
 }

@@ -6,7 +6,7 @@
 //! IR's canonical hash identifies it, so programs that differ only in register numbering or
 //! dead code are one function.
 
-use super::fingerprint::{Fingerprint, fingerprint};
+use super::fingerprint::{Fingerprint, Probed, fingerprint};
 use crate::formats::{CompileOptions, Format, Mode, compile};
 use ncp_ir::passes::{OptOptions, canonical_hash, optimize};
 
@@ -38,9 +38,12 @@ pub struct CheckedGenome {
 /// under 20; `ncpc pool serve --max-instructions`).
 pub const MAX_INSTRUCTIONS: usize = 256;
 
-/// Jumps (JUMP, JUMP_IF) a submitted program may hold: each splits the program into blocks
-/// whose optimization and path-specialized gradient cost grows with their number.
-pub const MAX_JUMPS: usize = 32;
+/// Jumps (JUMP, JUMP_IF) a submitted program may hold. The AMM front end lowers the code
+/// after a jump once per register-type state that can reach it, so k jumps that each change a
+/// register's shape multiply the work by up to 2^k (10 such jumps in a 256-instruction
+/// program: over a second of compiling); 6 keep the worst case near 20 ms. AMM's own
+/// programs rarely hold any.
+pub const MAX_JUMPS: usize = 6;
 
 /// Interpreter instructions the fingerprint may run (loss and gradient each).
 pub const FINGERPRINT_FUEL: u64 = 200_000;
@@ -114,9 +117,20 @@ pub fn check_limited(
                 .into(),
         );
     }
+    let fingerprint = match fingerprint(f, FINGERPRINT_FUEL) {
+        Probed::Keys(k) => Some(k),
+        Probed::Unknown => None,
+        Probed::Flat => {
+            return Err(
+                "the loss's gradient is zero on every probe input at the batch size the pool's \
+                 scores train with (32 rows), so it trains nothing there"
+                    .into(),
+            );
+        }
+    };
     Ok(CheckedGenome {
         hash: canonical_hash(f),
-        fingerprint: fingerprint(f, FINGERPRINT_FUEL),
+        fingerprint,
         program,
     })
 }

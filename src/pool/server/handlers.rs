@@ -279,6 +279,7 @@ pub async fn submit_evolution(
 ) -> Result<Json<Value>, ApiError> {
     let sub: EvolutionSubmission = call.json()?;
     let signed = s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
+    s.claim(&signed).await?;
     let address = signed.miner.clone();
     let mut parents: Vec<i64> = sub
         .parent_functions
@@ -297,11 +298,20 @@ pub async fn submit_evolution(
     }
     let fitness = sub.metadata.fitness.0;
     let (a, b) = (address.clone(), batch_id.clone());
-    s.db_signed(&signed, move |st| {
-        st.check_live_task(&a, &b, TaskType::Evolve, now_ms())
-    })
-    .await?;
-    // Compiling is CPU work: do it off the async workers and outside the store's lock.
+    s.db(move |st| st.check_live_task(&a, &b, TaskType::Evolve, now_ms()))
+        .await?;
+    // Compiling is CPU work: do it off the async workers and outside the store's lock, and
+    // at most a few at once, so no number of submissions can take every core.
+    let _slot = tokio::time::timeout(super::state::GENOME_WAIT, s.genome_slots.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::Retry(anyhow::anyhow!(
+                "every genome-check slot stayed busy for {} s",
+                super::state::GENOME_WAIT.as_secs()
+            ))
+        })?;
     let text = sub.evolved_function;
     let (mode, max) = (s.config.genome_check, s.config.max_instructions);
     let genome = tokio::task::spawn_blocking(move || genome::check_limited(&text, mode, max))
@@ -377,6 +387,7 @@ pub async fn submit_evaluation(
 ) -> Result<Json<Value>, ApiError> {
     let sub: EvaluationSubmission = call.json()?;
     let signed = s.authenticate(&address, &sub.auth, "submit_evaluation", &call.raw())?;
+    s.claim(&signed).await?;
     let address = signed.miner.clone();
     if !sub.batch_id.is_empty() && sub.batch_id != batch_id {
         return Err(ApiError::Unprocessable(format!(
@@ -403,9 +414,7 @@ pub async fn submit_evaluation(
     let a = address.clone();
     let b = batch_id.clone();
     let formed = s
-        .db_signed(&signed, move |st| {
-            st.submit_evaluations(&a, &b, &evaluations, now_ms())
-        })
+        .db(move |st| st.submit_evaluations(&a, &b, &evaluations, now_ms()))
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, evaluations = n, "evaluations accepted");
     let consensus: Vec<Value> = formed

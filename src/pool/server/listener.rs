@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -54,27 +54,28 @@ impl tower_service::Service<axum::http::Request<Incoming>> for WithPeer {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<String, usize>,
 }
 
 /// A connection's place in [`Counts`], given back when it closes.
 struct Slot {
     counts: Arc<Mutex<Counts>>,
-    ip: IpAddr,
+    ip: String,
 }
 
 impl Slot {
-    fn take(counts: &Arc<Mutex<Counts>>, ip: IpAddr, total: usize, per_ip: usize) -> Option<Slot> {
+    /// A place for a connection from `ip` (an address's bucket: IPv6 by /64).
+    fn take(counts: &Arc<Mutex<Counts>>, ip: &str, total: usize, per_ip: usize) -> Option<Slot> {
         let mut c = counts.lock().ok()?;
-        let here = c.per_ip.get(&ip).copied().unwrap_or(0);
+        let here = c.per_ip.get(ip).copied().unwrap_or(0);
         if c.total >= total || here >= per_ip {
             return None;
         }
         c.total += 1;
-        c.per_ip.insert(ip, here + 1);
+        c.per_ip.insert(ip.to_string(), here + 1);
         Some(Slot {
             counts: counts.clone(),
-            ip,
+            ip: ip.to_string(),
         })
     }
 }
@@ -97,7 +98,12 @@ impl Drop for Slot {
 fn refuse(stream: TcpStream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 content-length: 57\r\nconnection: close\r\n\r\n{\"detail\":\"too many connections; try again in a moment\"}\n";
-    let _ = stream.try_write(BUSY);
+    // Written on the socket itself: tokio's `try_write` refuses while it has not yet seen
+    // the new socket become writable, and the kernel's empty send buffer takes these bytes.
+    if let Ok(mut std) = stream.into_std() {
+        use std::io::Write;
+        let _ = std.write(BUSY);
+    }
 }
 
 /// Serve `router` on `listener` under `config`'s connection limits until `stop` completes,
@@ -132,7 +138,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Some(slot) = Slot::take(&counts, peer.ip(), total, per_ip) else {
+                let Some(slot) = Slot::take(&counts, &super::state::ip_bucket(peer.ip()), total, per_ip) else {
                     refuse(stream);
                     continue;
                 };

@@ -100,13 +100,19 @@ impl RewardSchedule {
         if !is_valid_score(score) {
             return Vec::new();
         }
+        // Failed functions (-99999, 0.0) neither lower the median nor count in the ranking.
+        let others: Vec<f64> = others
+            .iter()
+            .copied()
+            .filter(|o| is_valid_score(*o))
+            .collect();
         let rank = 1 + others.iter().filter(|o| **o > score).count();
         let beats_parent = parent.is_some_and(|p| score > p);
-        let mut out = Vec::new();
-        if beats_parent || rank <= self.top_n {
-            out.push((self.evolution_confirmed, "evolved function confirmed"));
+        if !(beats_parent || rank <= self.top_n) {
+            return Vec::new();
         }
-        match super::consensus::median(others) {
+        let mut out = vec![(self.evolution_confirmed, "evolved function confirmed")];
+        match super::consensus::median(&others) {
             None => {
                 out.push((self.evolution_scores_well, "evolved function scores well"));
                 out.push((self.evolution_new_best, "evolved function is the new best"));

@@ -33,6 +33,12 @@ pub struct Signed {
     expires_ms: i64,
 }
 
+/// Genome checks that may run at once; more wait (at most [`GENOME_WAIT`]) for a slot.
+const GENOME_CHECKS_AT_ONCE: usize = 2;
+
+/// How long a submission waits for a genome-check slot before 503.
+pub const GENOME_WAIT: Duration = Duration::from_secs(5);
+
 /// Transactions run again at most this often when the database aborts them as conflicting.
 const RETRIES: u32 = 8;
 
@@ -42,6 +48,8 @@ pub struct AppState {
     limiter: Mutex<RateLimiter>,
     ip_limiter: Mutex<RateLimiter>,
     leaderboard: Mutex<Option<(Instant, Value)>>,
+    /// Genome checks running at once (each is CPU work off the async workers).
+    pub genome_slots: tokio::sync::Semaphore,
     started: Instant,
     /// The configuration it was started with.
     pub config: ServerConfig,
@@ -57,6 +65,21 @@ pub fn now_ms() -> i64 {
 
 fn poisoned() -> ApiError {
     ApiError::Internal(anyhow::anyhow!("a lock was poisoned by a panic"))
+}
+
+/// The bucket an address counts against: an IPv4 address, or an IPv6 /64 (one host's usual
+/// allocation, so a client cannot spread its requests over the addresses of its own subnet).
+pub fn ip_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// Run `f` on `store`, again (up to [`RETRIES`] times, with a short pause) when the database
@@ -130,6 +153,7 @@ impl AppState {
                 config.ip_rate_per_second,
             )),
             leaderboard: Mutex::new(None),
+            genome_slots: tokio::sync::Semaphore::new(GENOME_CHECKS_AT_ONCE),
             started: Instant::now(),
             config: config.clone(),
         };
@@ -168,13 +192,20 @@ impl AppState {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().map_err(|_| poisoned())?;
-            retrying(&mut guard, |st| {
-                st.claim_auth(&miner, &tokens, expires, now_ms())
-            })?;
+            // Not run again on a conflict: a token it spent before failing stays spent, and a
+            // second try would answer 409 to the request that spent it.
+            guard.claim_auth(&miner, &tokens, expires, now_ms())?;
             retrying(&mut guard, f)
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("a database task failed: {e}")))?
+    }
+
+    /// Claim a signed call's tokens now, before checks that could refuse the request after
+    /// its signature verified (a score out of range, metadata too large): whatever is
+    /// answered, its auth cannot be used again.
+    pub async fn claim(&self, signed: &Signed) -> Result<(), ApiError> {
+        self.db_signed(signed, |_| Ok(())).await
     }
 
     /// The canonical form of a miner's SS58 address: it must be an SS58 address of this pool's
@@ -296,13 +327,13 @@ impl AppState {
         })
     }
 
-    /// Take one token from `ip`'s bucket (unsigned requests, failed authentications);
-    /// `false` when it is empty.
+    /// Take one token from `ip`'s bucket (unsigned requests, failed authentications,
+    /// registrations); `false` when it is empty.
     pub fn ip_allow(&self, ip: IpAddr) -> bool {
         let t = self.started.elapsed().as_secs_f64();
         self.ip_limiter
             .lock()
-            .map(|mut l| l.allow(&ip.to_string(), t))
+            .map(|mut l| l.allow(&ip_bucket(ip), t))
             .unwrap_or(false)
     }
 
@@ -311,7 +342,7 @@ impl AppState {
         let t = self.started.elapsed().as_secs_f64();
         self.ip_limiter
             .lock()
-            .map(|mut l| l.has_room(&ip.to_string(), t))
+            .map(|mut l| l.has_room(&ip_bucket(ip), t))
             .unwrap_or(false)
     }
 

@@ -63,9 +63,9 @@ CREATE TABLE IF NOT EXISTS evaluations (
     criteria TEXT NOT NULL,
     agrees {INT},
     created_at_ms {INT} NOT NULL,
+    audit {INT} NOT NULL DEFAULT 0,
     UNIQUE (function_id, evaluator)
 );
-CREATE INDEX IF NOT EXISTS evaluations_by_evaluator ON evaluations (evaluator, agrees);
 CREATE TABLE IF NOT EXISTS ledger (
     id {ID},
     miner TEXT NOT NULL,
@@ -87,11 +87,16 @@ CREATE INDEX IF NOT EXISTS auth_used_by_expiry ON auth_used (expires_ms);
 
 /// Columns added since the first schema: (table, column, type template). A database made
 /// before the column existed gets it on open.
-pub const MIGRATIONS: &[(&str, &str, &str)] = &[("functions", "fingerprint", "TEXT")];
+pub const MIGRATIONS: &[(&str, &str, &str)] = &[
+    ("functions", "fingerprint", "TEXT"),
+    ("evaluations", "audit", "{INT} NOT NULL DEFAULT 0"),
+];
 
 /// Indexes on migrated columns, created after [`MIGRATIONS`] ran.
-pub const AFTER_MIGRATIONS: &str =
-    "CREATE INDEX IF NOT EXISTS functions_by_fingerprint ON functions (fingerprint);";
+pub const AFTER_MIGRATIONS: &str = "
+CREATE INDEX IF NOT EXISTS functions_by_fingerprint ON functions (fingerprint);
+CREATE INDEX IF NOT EXISTS evaluations_by_evaluator ON evaluations (evaluator, audit, agrees);
+";
 
 fn substitute(text: &str, dialect: Dialect) -> String {
     let (id, int, real) = match dialect {

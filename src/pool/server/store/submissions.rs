@@ -62,11 +62,11 @@ impl Store {
         let mut tx = self.conn.transaction()?;
         tx.durable()?;
         let task = live_task(&mut tx, miner, batch_id, TaskType::Evolve, now_ms)?;
-        let parent = parent_ids
-            .iter()
-            .copied()
-            .find(|p| task.functions.iter().any(|f| f.id == *p))
-            .or_else(|| task.functions.first().map(|f| f.id));
+        // The parent a function must beat is the task's best (its first function, by
+        // consensus), whatever parents the evolver names (`parent_ids` is not trusted):
+        // naming the weaker parent must not make "beats its parent" easier.
+        let _ = parent_ids;
+        let parent = task.functions.first().map(|f| f.id);
         let (function_id, duplicate) = match find_duplicate(&mut tx, genome)? {
             Some((id, how)) => (id, Some(how)),
             None => {
@@ -280,18 +280,22 @@ fn audit(
         .opt_real(0)?;
     if let Some(m) = consensus {
         tx.execute(
-            "UPDATE evaluations SET agrees = ?1 WHERE function_id = ?2 AND evaluator = ?3",
+            "UPDATE evaluations SET agrees = ?1, audit = 1 WHERE function_id = ?2
+             AND evaluator = ?3",
             vals![agrees_under(rules.consensus, score, m), id, auditor],
         )?;
     }
     Ok(())
 }
 
-/// An evaluator's reputation weight from its judged evaluations so far.
+/// An evaluator's reputation weight from its judged first evaluations so far. Audits do not
+/// count: the consensus they are judged against is public (`/leaderboard`, `/functions`), so
+/// agreeing with it proves nothing; a first evaluation is judged against a consensus that did
+/// not exist when it was sent.
 fn reputation(tx: &mut Tx<'_>, rules: &Rules, evaluator: &str) -> Result<f64, ApiError> {
     let row = tx.query_one(
         "SELECT COUNT(agrees), COUNT(CASE WHEN agrees = 1 THEN 1 END) FROM evaluations
-         WHERE evaluator = ?1 AND agrees IS NOT NULL",
+         WHERE evaluator = ?1 AND audit = 0 AND agrees IS NOT NULL",
         vals![evaluator],
     )?;
     let (judged, agreed) = (row.int(0)?, row.int(1)?);
@@ -361,9 +365,16 @@ fn try_consensus(
         vals![m, id],
     )?;
     let mut payments = Vec::new();
+    // A consensus at a failure encoding (-99999, 0.0) pays nobody: junk scored as junk by a
+    // ring of keys must not mint Alpha.
+    let paid = crate::pool::server::rewards::is_valid_score(m);
     for (_, evaluator, score) in &scores {
         let ok = agrees_under(rules.consensus, *score, m);
-        if ok && evolver.as_deref() != Some(evaluator.as_str()) && evaluator != LOCAL_EVALUATOR {
+        if paid
+            && ok
+            && evolver.as_deref() != Some(evaluator.as_str())
+            && evaluator != LOCAL_EVALUATOR
+        {
             let amount = rules.rewards.evaluation_agrees * reputation(tx, rules, evaluator)?;
             payments.push((evaluator.clone(), amount));
         }

@@ -276,8 +276,9 @@ fn cooldown_ms(expired: i64, strikes: u32) -> i64 {
     (30_000i64 << over).min(3_600_000)
 }
 
-/// Refuse (429) a key that keeps letting leases expire: holding tasks it does not finish
-/// keeps functions from other evaluators.
+/// Refuse (429) a key that keeps abandoning evaluate tasks (letting their leases expire, or
+/// resetting them unsubmitted): holding tasks it does not finish keeps functions from other
+/// evaluators. Evolve tasks reserve nothing and do not count.
 fn slow_down_expirers(
     tx: &mut Tx<'_>,
     miner: &str,
@@ -288,18 +289,20 @@ fn slow_down_expirers(
         return Ok(());
     }
     let row = tx.query_one(
-        "SELECT COUNT(*), COALESCE(MAX(lease_until_ms), 0) FROM tasks WHERE miner = ?1
-         AND state IN ('active', 'expired') AND lease_until_ms > ?2 AND lease_until_ms <= ?3",
+        "SELECT COUNT(*), COALESCE(MAX(issued_at_ms), 0) FROM tasks WHERE miner = ?1
+         AND task_type = 'evaluate' AND issued_at_ms > ?2
+         AND (state = 'reset' OR (state IN ('active', 'expired') AND lease_until_ms <= ?3))",
         vals![miner, now_ms - 3_600_000, now_ms],
     )?;
-    let (expired, last) = (row.int(0)?, row.int(1)?);
-    if expired < i64::from(strikes) {
+    let (abandoned, last) = (row.int(0)?, row.int(1)?);
+    if abandoned < i64::from(strikes) {
         return Ok(());
     }
-    let until = last + cooldown_ms(expired, strikes);
+    let until = last + cooldown_ms(abandoned, strikes);
     if now_ms < until {
         return Err(ApiError::TooManyRequests(format!(
-            "{expired} of this miner's leases expired in the last hour; request again in {} s",
+            "{abandoned} of this miner's evaluate tasks expired or were reset unsubmitted in \
+             the last hour; request again in {} s",
             (until - now_ms + 999) / 1000
         )));
     }
