@@ -850,8 +850,12 @@ macro_rules! on_both_backends {
             })*
         }
         mod postgres {
-            $(#[test] fn $m() { super::on_postgres(super::$m) })*
-            $(#[test] fn $f() { super::on_postgres(super::$f) })*
+            $(#[test]
+              #[cfg_attr(not(ncpc_postgres), ignore = "needs NCPC_TEST_POSTGRES at build time")]
+              fn $m() { super::on_postgres(super::$m) })*
+            $(#[test]
+              #[cfg_attr(not(ncpc_postgres), ignore = "needs NCPC_TEST_POSTGRES at build time")]
+              fn $f() { super::on_postgres(super::$f) })*
         }
     };
 }
@@ -952,6 +956,7 @@ fn the_postgres_store_works_inside_a_tokio_runtime(db: &DbLocation) {
 }
 
 #[test]
+#[cfg_attr(not(ncpc_postgres), ignore = "needs NCPC_TEST_POSTGRES at build time")]
 fn postgres_inside_a_tokio_runtime() {
     on_postgres(the_postgres_store_works_inside_a_tokio_runtime);
 }
@@ -1068,6 +1073,7 @@ fn two_replicas_share_one_database(db: &DbLocation) {
 }
 
 #[test]
+#[cfg_attr(not(ncpc_postgres), ignore = "needs NCPC_TEST_POSTGRES at build time")]
 fn postgres_two_replicas_share_one_database() {
     on_postgres(two_replicas_share_one_database);
 }
