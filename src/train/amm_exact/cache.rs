@@ -17,7 +17,7 @@
 use crate::loss::evaluate_function;
 use crate::train::torch_rng::TorchGenerator;
 use ncp_ir::tensor::Tensor;
-use ncp_ir::{DType, Function};
+use ncp_ir::{DType, Function, TrapCode};
 use std::collections::HashMap;
 
 /// The cache key: the float16 bits of the quantized probe output (NaNs share one key).
@@ -100,15 +100,19 @@ impl ScoreCache {
         }
     }
 
-    /// The key of `func`: its loss on the probes, quantized. `Err` when the function faults
-    /// there (AMM's strategy then raises, before any training).
-    pub fn key(&self, func: &Function) -> Result<Key, String> {
+    /// The key of `func`: its loss on the probes, quantized. `Err` when AMM's strategy
+    /// raises on the probe, before any training (its interpreter raised); `Ok(None)` for a
+    /// result that is an integer or bool tensor, which AMM quantizes without complaint but
+    /// ncpc has no scalar for (such a function then fails its first training step, as in
+    /// AMM, and is not cached).
+    pub fn key(&self, func: &Function) -> Result<Option<Key>, String> {
         let v = evaluate_function(func, &self.y_pred, &self.y_true, false)
             .map_err(|e| format!("the function failed on the probe: {e}"))?;
-        if let Some(t) = v.fault {
-            return Err(format!("the function faulted on the probe ({t:?})"));
+        match v.fault {
+            None => Ok(Some(quantize(v.loss))),
+            Some(TrapCode::NonFloatResult) => Ok(None),
+            Some(t) => Err(format!("the function faulted on the probe ({t:?})")),
         }
-        Ok(quantize(v.loss))
     }
 
     /// The cached score for `key`.

@@ -36,6 +36,9 @@ use data::{CLASSES, INPUT};
 use net::{Adam, Forward, Net};
 use std::sync::Arc;
 
+/// The compat note of the AMM lowering for a loss op that raises in PyTorch.
+const LOSS_OP_RAISED: &str = "PyTorch raises inside the loss op";
+
 /// AMM's `LOW_FITNESS_VALUE`: what its client sends for -inf and NaN.
 pub const LOW_FITNESS_VALUE: f64 = -99999.0;
 /// Rows per training batch.
@@ -183,11 +186,21 @@ impl AmmExact {
                 };
             }
         };
+        // A loss op that raised inside AMM's interpreter leaves `torch.tensor(1.0,
+        // requires_grad=True)` in its register; AMM's probe step then fails on `.numpy()` of a
+        // tensor that requires grad. ncpc assumes that value reaches the result.
+        if let Ok(c) = crate::formats::compile(text, &CompileOptions::default())
+            && c.notes.iter().any(|n| n.contains(LOSS_OP_RAISED))
+        {
+            return Outcome::Exception {
+                error: "a loss op raised inside AMM's interpreter; its default loss requires grad and AMM's probe step fails on it".into(),
+            };
+        }
         let key = match self.cache.key(&func) {
             Ok(k) => k,
             Err(error) => return Outcome::Exception { error },
         };
-        if let Some(fitness) = self.cache.get(&key) {
+        if let Some(fitness) = key.and_then(|k| self.cache.get(&k)) {
             return Outcome::Scored {
                 fitness,
                 cached: true,
@@ -204,7 +217,9 @@ impl AmmExact {
             Ok(acc) => (acc, None),
             Err(why) => (f64::NEG_INFINITY, Some(why)),
         };
-        self.cache.insert(key, fitness);
+        if let Some(k) = key {
+            self.cache.insert(k, fitness);
+        }
         Outcome::Scored {
             fitness,
             cached: false,
