@@ -196,3 +196,47 @@ fn show_outcomes() {
         eprintln!("{o:?}");
     }
 }
+
+#[test]
+fn eval_scores_files_as_one_task_with_amm_wire_values() {
+    let corpus = format!("{}/tests/corpus/amm", env!("CARGO_MANIFEST_DIR"));
+    let files: Vec<String> = ["mse", "cross_entropy", "edge_empty", "mse"]
+        .iter()
+        .map(|n| format!("{corpus}/{n}.json"))
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args(["eval", "--protocol", "amm-exact", "--json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = v.as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    // AMM's own code scored this task 0.505, 0.57, 0.0 (an exception), 0.505 (cache).
+    let want = fixture("tasks.json");
+    let amm = &want["tasks"][2]["scores"];
+    assert_eq!(entries[0]["score"], want["tasks"][0]["scores"][0]["score"]);
+    assert_eq!(entries[1]["score"], want["tasks"][0]["scores"][1]["score"]);
+    assert_eq!(entries[2]["score"].as_f64(), Some(0.0));
+    assert_eq!(entries[2]["criteria"]["stability"].as_f64(), Some(0.0));
+    assert_eq!(entries[2]["outcome"], "exception");
+    assert_eq!(entries[3]["cached"], true);
+    assert_eq!(entries[3]["score"], amm[1]["score"]);
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .args(["eval", "--protocol", "amm"])
+        .args(&files[..2])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only --protocol amm-exact"));
+}
+
+#[test]
+fn a_function_that_does_not_deserialize_is_skipped() {
+    let mut s = AmmExact::new(ncpc::loss::Backend::Interp).unwrap();
+    let out = s.evaluate_task(&["not json", "[[\"x\", 1]]", "{\"a\": 1}"]);
+    assert!(out.iter().all(|o| matches!(o, Outcome::Skipped { .. })), "{out:?}");
+    assert!(out.iter().all(|o| o.wire_score().is_none()));
+}
