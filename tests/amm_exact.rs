@@ -78,7 +78,11 @@ fn uniform_and_linear_init_match_torch() {
     let mut g = TorchGenerator::manual_seed(42);
     let (w1, b1) = linear_init(&mut g, 784, 64);
     let (w2, b2) = linear_init(&mut g, 64, 10);
-    assert_eq!(sha(&w1), l["w1_sha256"].as_str().unwrap(), "Linear(784, 64).weight");
+    assert_eq!(
+        sha(&w1),
+        l["w1_sha256"].as_str().unwrap(),
+        "Linear(784, 64).weight"
+    );
     assert_eq!(bits(&w1[..16]), ints(&l["w1_first"]));
     assert_eq!(bits(&w1[w1.len() - 4..]), ints(&l["w1_last"]));
     assert_eq!(bits(&b1), ints(&l["b1"]), "Linear(784, 64).bias");
@@ -106,7 +110,11 @@ fn adam_matches_torch_bit_for_bit() {
             let gr: Vec<f32> = ints(gr).iter().map(|b| f32::from_bits(*b as u32)).collect();
             adam.step(&mut net, &[gr, Vec::new(), Vec::new(), Vec::new()]);
         }
-        assert_eq!(bits(&net.params[0]), ints(&case["params"]), "Adam on {n} elements");
+        assert_eq!(
+            bits(&net.params[0]),
+            ints(&case["params"]),
+            "Adam on {n} elements"
+        );
     }
 }
 
@@ -160,7 +168,10 @@ fn task_pairs() -> Vec<(String, f64, f64)> {
 fn scores_agree_with_amm_on_its_own_tasks() {
     let pairs = task_pairs();
     let n = pairs.len() as f64;
-    let exact = pairs.iter().filter(|(_, a, b)| (a - b).abs() <= 0.005 + 1e-9).count() as f64;
+    let exact = pairs
+        .iter()
+        .filter(|(_, a, b)| (a - b).abs() <= 0.005 + 1e-9)
+        .count() as f64;
     let close = pairs
         .iter()
         .filter(|(_, a, b)| (a - b).abs() <= 0.10 * b.abs().max(a.abs()) + 1e-9)
@@ -176,7 +187,10 @@ fn scores_agree_with_amm_on_its_own_tasks() {
         100.0 * exact / n,
         100.0 * close / n
     );
-    assert!(exact / n >= 0.95, "{exact} of {n} within one validation image");
+    assert!(
+        exact / n >= 0.95,
+        "{exact} of {n} within one validation image"
+    );
     // The target is 99% within 10%; ncpc reaches 97.4% on these tasks (near-chance
     // runs of random programs diverge with the matmul summation order). Guard what it reaches.
     assert!(close / n >= 0.97, "{close} of {n} within 10%");
@@ -209,7 +223,11 @@ fn eval_scores_files_as_one_task_with_amm_wire_values() {
         .args(&files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let entries = v.as_array().unwrap();
     assert_eq!(entries.len(), 4);
@@ -237,6 +255,83 @@ fn eval_scores_files_as_one_task_with_amm_wire_values() {
 fn a_function_that_does_not_deserialize_is_skipped() {
     let mut s = AmmExact::new(ncpc::loss::Backend::Interp).unwrap();
     let out = s.evaluate_task(&["not json", "[[\"x\", 1]]", "{\"a\": 1}"]);
-    assert!(out.iter().all(|o| matches!(o, Outcome::Skipped { .. })), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Skipped { .. })),
+        "{out:?}"
+    );
     assert!(out.iter().all(|o| o.wire_score().is_none()));
+}
+
+/// The accuracy gap between `--protocol amm` and PyTorch (benches/compare_amm.py): MSE
+/// trained as AMM trains it, fresh torch init and batch stream per seed (as the bench's
+/// PyTorch peer), on AMM's split and on `--protocol amm`'s ChaCha8 split of the same 2000
+/// images (each split's own 1800 to train, 200 to validate).
+/// `cargo test --test amm_exact -- split_gap --ignored --nocapture`
+#[test]
+#[ignore = "measurement"]
+fn split_gap() {
+    use ncpc::train::amm_exact::net::Forward;
+    use ncpc::train::candidate::CandidateLoss;
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let raw = ncpc::train::data::embedded_mnist(ncpc::train::data::Split::Train).unwrap();
+    let split = |order: &[usize]| {
+        let x = |idx: &[usize]| -> Vec<f32> {
+            idx.iter()
+                .flat_map(|i| raw.images[i * 784..(i + 1) * 784].iter())
+                .map(|p| ncpc::train::amm_exact::data::normalize(*p))
+                .collect()
+        };
+        let l =
+            |idx: &[usize]| -> Vec<usize> { idx.iter().map(|i| raw.labels[*i] as usize).collect() };
+        (
+            x(&order[..1800]),
+            l(&order[..1800]),
+            x(&order[1800..]),
+            l(&order[1800..]),
+        )
+    };
+    let amm = split(&TorchGenerator::manual_seed(42).randperm(2000));
+    let mut order: Vec<usize> = (0..2000).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(42));
+    let chacha = split(&order);
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/corpus/amm/mse.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let run = |(tx, tl, vx, vl): &(Vec<f32>, Vec<usize>, Vec<f32>, Vec<usize>), seed: u64| {
+        let f = ncpc::loss::compile_for_inputs(&text, &Default::default(), 32, 10, true).unwrap();
+        let mut loss = CandidateLoss::new(f, ncpc::loss::Backend::Jit, ncpc::jit::MathMode::Exact);
+        let mut g = TorchGenerator::manual_seed(seed);
+        let mut net = Net::init(&mut g, 784, 10);
+        let mut bg = TorchGenerator::manual_seed(seed);
+        let mut adam = Adam::new(&net, 0.001);
+        let mut fw = Forward::default();
+        let mut grad = Vec::new();
+        for _ in 0..10 {
+            let (mut bx, mut by) = (Vec::new(), vec![0f32; 320]);
+            for r in 0..32 {
+                let i = bg.randint(0, 1800) as usize;
+                bx.extend_from_slice(&tx[i * 784..(i + 1) * 784]);
+                by[r * 10 + tl[i]] = 1.0;
+            }
+            net.forward(&bx, &mut fw);
+            loss.loss_and_grad(&fw.out, &by, 32, 10, &mut grad).unwrap();
+            let gr = net.backward(&bx, &fw, &grad);
+            adam.step(&mut net, &gr);
+        }
+        net.forward(vx, &mut fw);
+        fw.out
+            .chunks_exact(10)
+            .zip(vl)
+            .filter(|(r, l)| ncpc::train::amm_exact::torch_argmax(r) == **l)
+            .count() as f64
+            / vl.len() as f64
+    };
+    let seeds = 42..62u64;
+    let n = seeds.clone().count() as f64;
+    let a: f64 = seeds.clone().map(|s| run(&amm, s)).sum::<f64>() / n;
+    let b: f64 = seeds.map(|s| run(&chacha, s)).sum::<f64>() / n;
+    eprintln!("MSE, 20 seeds: AMM's split {a:.3}, ncpc amm's split {b:.3}");
 }

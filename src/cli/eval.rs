@@ -282,11 +282,13 @@ fn run_amm_exact(a: &EvalArgs) -> Result<(), CliError> {
         .map(|(p, o)| AmmExactEntry {
             file: p.display().to_string(),
             score: o.wire_score(),
-            criteria: o.wire_criteria().map(|(accuracy, stability, efficiency)| AmmCriteria {
-                accuracy,
-                stability,
-                efficiency,
-            }),
+            criteria: o
+                .wire_criteria()
+                .map(|(accuracy, stability, efficiency)| AmmCriteria {
+                    accuracy,
+                    stability,
+                    efficiency,
+                }),
             outcome: o,
         })
         .collect();
@@ -300,7 +302,11 @@ fn run_amm_exact(a: &EvalArgs) -> Result<(), CliError> {
     out.push_str(&format!("{:<32} {:>10}  {}\n", "file", "score", "outcome"));
     for e in &entries {
         let what = match &e.outcome {
-            Outcome::Scored { fitness, cached, failure } => {
+            Outcome::Scored {
+                fitness,
+                cached,
+                failure,
+            } => {
                 let mut w = format!("fitness {}", fmt_num(*fitness));
                 if *cached {
                     w.push_str(", from AMM's score cache");

@@ -3,13 +3,13 @@
 use super::CliError;
 use super::key::{KeySource, default_key_file};
 use super::protocol_args::ProtocolArgs;
-use crate::train::protocol::ProtocolName;
 use crate::evolve::engine::{EvolveConfig, Strategy};
 use crate::identity::Identity;
 use crate::mine::{CycleProgress, Miner, MinerConfig, summary};
 use crate::pool::client::PoolClient;
 use crate::pool::protocol::TaskType;
 use crate::pool::server::DbLocation;
+use crate::train::protocol::ProtocolName;
 use clap::Args;
 use std::time::Duration;
 

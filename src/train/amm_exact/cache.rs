@@ -72,12 +72,20 @@ pub fn f32_to_f16_bits(x: f32) -> u16 {
         let half = m >> shift;
         let rem = m & ((1 << shift) - 1);
         let mid = 1 << (shift - 1);
-        let r = if rem > mid || (rem == mid && half & 1 == 1) { half + 1 } else { half };
+        let r = if rem > mid || (rem == mid && half & 1 == 1) {
+            half + 1
+        } else {
+            half
+        };
         return sign | r as u16;
     }
     let half = ((e as u32) << 10) | (man >> 13);
     let rem = man & 0x1fff;
-    let r = if rem > 0x1000 || (rem == 0x1000 && half & 1 == 1) { half + 1 } else { half };
+    let r = if rem > 0x1000 || (rem == 0x1000 && half & 1 == 1) {
+        half + 1
+    } else {
+        half
+    };
     sign | r as u16 // a carry into the exponent (up to infinity) is the right rounding
 }
 
@@ -85,7 +93,11 @@ pub fn f32_to_f16_bits(x: f32) -> u16 {
 /// NaNs map to one key.
 pub fn quantize(out: f32) -> Key {
     let q = (out * 1e4f32).round_ties_even();
-    if q.is_nan() { 0x7e00 } else { f32_to_f16_bits(q) }
+    if q.is_nan() {
+        0x7e00
+    } else {
+        f32_to_f16_bits(q)
+    }
 }
 
 impl ScoreCache {
@@ -153,8 +165,16 @@ mod tests {
         assert_eq!(f32_to_f16_bits(65504.0), 0x7bff);
         assert_eq!(f32_to_f16_bits(65520.0), 0x7c00, "rounds up to infinity");
         assert_eq!(f32_to_f16_bits(1e6), 0x7c00);
-        assert_eq!(f32_to_f16_bits(20001.0), f32_to_f16_bits(20000.0), "spacing 16 there");
-        assert_eq!(f32_to_f16_bits(5.960_464_5e-8), 0x0001, "smallest subnormal");
+        assert_eq!(
+            f32_to_f16_bits(20001.0),
+            f32_to_f16_bits(20000.0),
+            "spacing 16 there"
+        );
+        assert_eq!(
+            f32_to_f16_bits(5.960_464_5e-8),
+            0x0001,
+            "smallest subnormal"
+        );
         assert_eq!(f32_to_f16_bits(0.0), 0);
     }
 

@@ -49,7 +49,10 @@ impl AmmData {
                 d.sample_len()
             )));
         }
-        let feats: Vec<f32> = d.images[..TOTAL * INPUT].iter().map(|p| normalize(*p)).collect();
+        let feats: Vec<f32> = d.images[..TOTAL * INPUT]
+            .iter()
+            .map(|p| normalize(*p))
+            .collect();
         let mut g = TorchGenerator::manual_seed(42);
         let perm = g.randperm(TOTAL);
         let (tr, va) = perm.split_at(TRAIN);

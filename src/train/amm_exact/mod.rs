@@ -93,11 +93,13 @@ impl Outcome {
     /// The score AMM's client sends, `None` for a skipped function.
     pub fn wire_score(&self) -> Option<f64> {
         match self {
-            Outcome::Scored { fitness, .. } => Some(if fitness.is_nan() || *fitness == f64::NEG_INFINITY {
-                LOW_FITNESS_VALUE
-            } else {
-                *fitness
-            }),
+            Outcome::Scored { fitness, .. } => {
+                Some(if fitness.is_nan() || *fitness == f64::NEG_INFINITY {
+                    LOW_FITNESS_VALUE
+                } else {
+                    *fitness
+                })
+            }
             Outcome::Exception { .. } => Some(0.0),
             Outcome::Skipped { .. } => None,
         }
@@ -116,18 +118,19 @@ impl Outcome {
 /// Whether `text` is genetic code AMM's `deserialize_genetic_code` accepts: a JSON list of
 /// non-empty lists whose first element is a number. `Err` says why not.
 pub fn amm_deserializes(text: &str) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v
-        .as_array()
-        .ok_or("the genetic code is not a list")?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let list = v.as_array().ok_or("the genetic code is not a list")?;
     for (i, ins) in list.iter().enumerate() {
         let ins = ins
             .as_array()
             .ok_or_else(|| format!("instruction {i} is not a list"))?;
         match ins.first() {
             Some(serde_json::Value::Number(_)) | Some(serde_json::Value::Bool(_)) => {}
-            _ => return Err(format!("instruction {i} does not start with a numeric op code")),
+            _ => {
+                return Err(format!(
+                    "instruction {i} does not start with a numeric op code"
+                ));
+            }
         }
     }
     Ok(())

@@ -176,8 +176,13 @@ impl Adam {
         let neg_step = (-step_size) as f32;
         let bc2s = bc2_sqrt as f32;
         let eps = 1e-8f32;
-        for k in 0..4 {
-            let (p, g, m, v) = (&mut net.params[k], &grads[k], &mut self.m[k], &mut self.v[k]);
+        let tensors = net
+            .params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v);
+        for (((p, g), m), v) in tensors {
             let body = p.len() / VECTOR_BLOCK * VECTOR_BLOCK;
             for i in 0..p.len() {
                 let vector = i < body;
