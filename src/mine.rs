@@ -159,6 +159,50 @@ fn wire(x: f64) -> f64 {
     }
 }
 
+/// An evaluate task's records as AMM's client makes them, scored by `scorer` in task order
+/// (weights carrying over): a function that does not deserialize gets no record (said on
+/// stderr), an exception 0.0 with all criteria 0, -inf and NaN -99999.
+fn amm_exact_evaluations(
+    scorer: &std::sync::Mutex<crate::train::amm_exact::AmmExact>,
+    batch: &TaskBatch,
+) -> Vec<Evaluation> {
+    let texts: Vec<String> = batch
+        .functions
+        .iter()
+        .map(|f| match &f.function {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    let outcomes = match scorer.lock() {
+        Ok(mut s) => s.evaluate_task(&texts),
+        Err(poisoned) => poisoned.into_inner().evaluate_task(&texts),
+    };
+    let mut out = Vec::new();
+    for (f, o) in batch.functions.iter().zip(outcomes) {
+        if let crate::train::amm_exact::Outcome::Skipped { reason } = &o {
+            eprintln!(
+                "ncpc: function {} is not AMM genetic code ({reason}); skipped, as AMM skips it",
+                f.id
+            );
+        }
+        if let (Some(score), Some((accuracy, stability, efficiency))) =
+            (o.wire_score(), o.wire_criteria())
+        {
+            out.push(Evaluation {
+                function_id: f.id.clone(),
+                score,
+                criteria: Criteria {
+                    accuracy,
+                    stability,
+                    efficiency,
+                },
+            });
+        }
+    }
+    out
+}
+
 /// How far the current cycle has got, for a progress display.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CycleProgress {
@@ -212,6 +256,10 @@ pub struct Miner<'a> {
     pub config: MinerConfig,
     /// Hears how far each cycle has got (a progress bar; `&|_| {}` for none).
     pub progress: &'a (dyn Fn(CycleProgress) + Sync),
+    /// Score evaluate tasks as AMM's client does (`--scoring amm-exact`): one scorer for the
+    /// whole mining run, as one AMM miner process, tasks in the order they come. `None`:
+    /// `prepared` scores each function on its own.
+    pub amm_exact: Option<&'a std::sync::Mutex<crate::train::amm_exact::AmmExact>>,
 }
 
 impl Miner<'_> {
@@ -390,7 +438,21 @@ impl Miner<'_> {
         let mut evaluations = Vec::new();
         let total = batch.functions.len();
         (self.progress)(CycleProgress::Evaluating { done: 0, total });
-        for f in &batch.functions {
+        if let Some(scorer) = self.amm_exact {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(CycleOutcome::Abandoned {
+                    batch: name.to_string(),
+                });
+            }
+            evaluations = amm_exact_evaluations(scorer, batch);
+            (self.progress)(CycleProgress::Evaluating { done: total, total });
+        }
+        let per_function = if self.amm_exact.is_some() {
+            &[][..]
+        } else {
+            &batch.functions[..]
+        };
+        for f in per_function {
             if stop.load(Ordering::Relaxed) {
                 return Ok(CycleOutcome::Abandoned {
                     batch: name.to_string(),

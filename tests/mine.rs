@@ -298,6 +298,7 @@ fn a_miner_reports_progress_within_each_cycle() {
     let seen = Mutex::new(Vec::new());
     let record = |e: CycleProgress| seen.lock().unwrap().push(e);
     let miner = Miner {
+        amm_exact: None,
         client: &c,
         prepared: &prepared,
         config: MinerConfig {

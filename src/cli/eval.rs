@@ -15,6 +15,10 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// Genome file, or `-` for stdin.
     pub genome: PathBuf,
+    /// More genome files: with `--protocol amm-exact`, all the files are scored in order as
+    /// one AMM evaluate task (weights carry over from each to the next, as in a fresh AMM
+    /// miner's first task). Other protocols take one file.
+    pub more: Vec<PathBuf>,
     /// The protocol and its knobs.
     #[command(flatten)]
     pub protocol: ProtocolArgs,
@@ -34,6 +38,16 @@ pub struct EvalArgs {
 
 /// Run `ncpc eval`.
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
+    if a.protocol.protocol == ProtocolName::AmmExact {
+        return run_amm_exact(&a);
+    }
+    if !a.more.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{} genome files given; only --protocol amm-exact scores several files (as one evaluate task)",
+            a.more.len() + 1
+        )
+        .into());
+    }
     let text = read_source(&a.genome)?;
     let adjust = |p: &mut Protocol| {
         if let Some(s) = a.seed {
@@ -224,4 +238,90 @@ fn table(r: &Report) -> String {
     }
     out.push_str(&format!("seconds   {:.2}\n", r.seconds));
     out
+}
+
+/// One function of an amm-exact task as `--json` prints it.
+#[derive(serde::Serialize)]
+struct AmmExactEntry {
+    /// The file.
+    file: String,
+    /// The score AMM's client would submit (`null`: AMM submits nothing for it).
+    score: Option<f64>,
+    /// The criteria it would submit with it.
+    criteria: Option<AmmCriteria>,
+    /// How it came out.
+    #[serde(flatten)]
+    outcome: crate::train::amm_exact::Outcome,
+}
+
+#[derive(serde::Serialize)]
+struct AmmCriteria {
+    accuracy: f64,
+    stability: f64,
+    efficiency: f64,
+}
+
+/// `ncpc eval --protocol amm-exact A.json B.json ...`: the files as one AMM evaluate task.
+fn run_amm_exact(a: &EvalArgs) -> Result<(), CliError> {
+    use crate::train::amm_exact::{AmmExact, Outcome};
+    let paths: Vec<&PathBuf> = std::iter::once(&a.genome).chain(&a.more).collect();
+    let texts = paths
+        .iter()
+        .map(|p| read_source(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = match a.protocol.backend {
+        super::protocol_args::EvalBackend::Interp => crate::loss::Backend::Interp,
+        _ => crate::loss::Backend::Jit,
+    };
+    let mut scorer = AmmExact::new(engine).map_err(anyhow::Error::from)?;
+    let t0 = std::time::Instant::now();
+    let outcomes = scorer.evaluate_task(&texts);
+    let entries: Vec<AmmExactEntry> = paths
+        .iter()
+        .zip(outcomes)
+        .map(|(p, o)| AmmExactEntry {
+            file: p.display().to_string(),
+            score: o.wire_score(),
+            criteria: o
+                .wire_criteria()
+                .map(|(accuracy, stability, efficiency)| AmmCriteria {
+                    accuracy,
+                    stability,
+                    efficiency,
+                }),
+            outcome: o,
+        })
+        .collect();
+    if a.json {
+        let text = serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?;
+        return write_output(None, &format!("{text}\n"));
+    }
+    let mut out = String::from(
+        "protocol  AmmExact: one AMM evaluate task, functions in order, weights carried over\n\n",
+    );
+    out.push_str(&format!("{:<32} {:>10}  {}\n", "file", "score", "outcome"));
+    for e in &entries {
+        let what = match &e.outcome {
+            Outcome::Scored {
+                fitness,
+                cached,
+                failure,
+            } => {
+                let mut w = format!("fitness {}", fmt_num(*fitness));
+                if *cached {
+                    w.push_str(", from AMM's score cache");
+                }
+                if let Some(f) = failure {
+                    w.push_str(&format!(" ({f})"));
+                }
+                w
+            }
+            Outcome::Exception { error } => format!("exception, sent as 0.0: {error}"),
+            Outcome::Skipped { reason } => format!("skipped, AMM sends nothing: {reason}"),
+        };
+        let score = e.score.map_or_else(|| "-".to_string(), fmt_num);
+        out.push_str(&format!("{:<32} {:>10}  {}\n", e.file, score, what));
+    }
+    out.push_str(&format!("seconds   {:.2}\n", t0.elapsed().as_secs_f64()));
+    write_output(None, &out)
 }

@@ -9,6 +9,7 @@ use crate::mine::{CycleProgress, Miner, MinerConfig, summary};
 use crate::pool::client::PoolClient;
 use crate::pool::protocol::TaskType;
 use crate::pool::server::DbLocation;
+use crate::train::protocol::ProtocolName;
 use clap::Args;
 use std::time::Duration;
 
@@ -47,9 +48,25 @@ pub struct MineArgs {
     /// The key.
     #[command(flatten)]
     pub key: KeySource,
+    /// How evaluate tasks are scored: `amm-exact` as AMM's Python client scores them (torch's
+    /// random streams, weights carried over within a task, AMM's score cache and failure
+    /// encodings), so scores agree with AMM miners'; `ncpc`: each function on its own under
+    /// `--protocol`. Default: amm-exact with `--pool-url`, ncpc on the solo pool (whose own
+    /// scorer is ncpc's deterministic protocol).
+    #[arg(long, value_enum)]
+    pub scoring: Option<Scoring>,
     /// The protocol that scores losses (AMM's by default, as the pool expects).
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+}
+
+/// How `ncpc mine` scores evaluate tasks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scoring {
+    /// As AMM's client: `--protocol amm-exact` over the task's functions in order.
+    AmmExact,
+    /// ncpc's own: each function scored on its own under `--protocol`.
+    Ncpc,
 }
 
 /// The miner's identity: the key flags, else the default key file, else a new key written
@@ -85,7 +102,7 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     let mut protocol = a.protocol.clone();
     // The pool's scores are AMM's unless the user asks for another protocol.
     if !std::env::args().any(|x| x == "--protocol" || x.starts_with("--protocol=")) {
-        protocol.protocol = crate::train::protocol::ProtocolName::Amm;
+        protocol.protocol = ProtocolName::Amm;
     }
     let prepared = protocol.resolve(|_| {})?;
     for n in &prepared.notes {
@@ -123,7 +140,29 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
         let n = cycle.load(std::sync::atomic::Ordering::Relaxed);
         bar.set_message(format!("cycle {n}: {}", p.describe()));
     };
+    let scoring = a.scoring.unwrap_or(
+        if a.pool_url.is_some() || a.protocol.protocol == ProtocolName::AmmExact {
+            Scoring::AmmExact
+        } else {
+            Scoring::Ncpc
+        },
+    );
+    let amm_exact = match scoring {
+        Scoring::AmmExact => Some(std::sync::Mutex::new(
+            crate::train::amm_exact::AmmExact::new(crate::loss::Backend::Jit)
+                .map_err(anyhow::Error::from)?,
+        )),
+        Scoring::Ncpc => None,
+    };
+    eprintln!(
+        "ncpc: evaluate tasks scored {}",
+        match scoring {
+            Scoring::AmmExact => "as AMM's client scores them (--scoring amm-exact)",
+            Scoring::Ncpc => "by ncpc's protocol, each function on its own (--scoring ncpc)",
+        }
+    );
     let miner = Miner {
+        amm_exact: amm_exact.as_ref(),
         progress: &progress,
         client: &client,
         prepared: &prepared,

@@ -2,6 +2,7 @@
 //! score a loss ([`protocol`]), and a deterministic MLP trainer whose backward pass takes
 //! dL/dy_pred from the Cranelift kernel or the reference interpreter ([`candidate`]).
 
+pub mod amm_exact;
 pub mod candidate;
 pub mod composite;
 pub mod custom;
@@ -12,3 +13,4 @@ pub mod optim;
 pub mod protocol;
 pub mod run;
 pub mod task;
+pub mod torch_rng;

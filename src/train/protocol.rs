@@ -13,6 +13,11 @@ pub enum ProtocolName {
     /// The Neural Component Pool client's: MNIST 1800/200, 10 Adam steps of 32, early stop,
     /// validation accuracy.
     Amm,
+    /// AMM's own scoring reproduced (torch's random streams bit for bit, weights carried over
+    /// between the functions of one evaluate task, AMM's score cache and failure
+    /// encodings): `ncpc eval` scores its files as one evaluate task (see
+    /// `train::amm_exact`); elsewhere it trains as `amm`.
+    AmmExact,
     /// The DAML validator's CIFAR-10 MLP run (MNIST when CIFAR-10 is absent): 600 batches
     /// of 32, accuracy on 101 validation batches.
     DamlMlp,
@@ -197,7 +202,7 @@ impl Protocol {
             baselines: true,
         };
         match name {
-            ProtocolName::Amm => Protocol {
+            ProtocolName::Amm | ProtocolName::AmmExact => Protocol {
                 early_stop: Some(EarlyStop {
                     patience: 3,
                     min_improvement: 0.001,
