@@ -214,7 +214,11 @@ fn daml_corpus_to_amm() {
     // Most DAML trees use ops AMM lacks (cos, round, exact sqrt/log); the ones that do not
     // must come back as the same function, and every refusal must say what cannot be written.
     assert_eq!(t.total, 31, "the corpus changed: update this tally");
-    assert_eq!(t.hash + t.values, 5, "DAML trees that round-trip through AMM");
+    assert_eq!(
+        t.hash + t.values,
+        5,
+        "DAML trees that round-trip through AMM"
+    );
     assert_eq!(t.skipped, 0);
     assert!(
         t.refused

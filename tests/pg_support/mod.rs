@@ -78,9 +78,8 @@ impl Drop for TestDatabase {
 /// `NCPC_TEST_POSTGRES` was set when they were built (build.rs); one that runs without it
 /// set now fails rather than passing without a database.
 pub fn on_postgres(body: fn(&DbLocation)) {
-    let admin = admin_url().unwrap_or_else(|| {
-        panic!("{ENV} was set when this test was built but is not set now")
-    });
+    let admin = admin_url()
+        .unwrap_or_else(|| panic!("{ENV} was set when this test was built but is not set now"));
     let db = TestDatabase::create(&admin);
     body(&db.location);
 }
