@@ -83,6 +83,13 @@ pub enum CycleOutcome {
         /// Candidates evaluated.
         evaluations: u64,
     },
+    /// A task of a component type this miner does not take: released with reset_active.
+    Released {
+        /// The batch.
+        batch: String,
+        /// Why.
+        reason: String,
+    },
     /// Stopped before finishing: the task was released with reset_active.
     Abandoned {
         /// The batch.
@@ -118,6 +125,9 @@ pub fn summary(n: u64, outcome: &CycleOutcome, seconds: f64) -> String {
         } => format!(
             "cycle {n}: evolve batch {batch}: nothing submitted: {reason} ({evaluations} candidates) in {seconds:.1} s"
         ),
+        CycleOutcome::Released { batch, reason } => {
+            format!("cycle {n}: batch {batch} released: {reason}")
+        }
         CycleOutcome::Abandoned { batch } => {
             format!("cycle {n}: batch {batch} abandoned (stopped) and released")
         }
@@ -141,6 +151,20 @@ fn pool_verdict(answer: &serde_json::Value) -> String {
         out.push_str(&format!("; balance {b}"));
     }
     out
+}
+
+/// Why a task's component type is not one this miner takes, or `None` for losses (AMM's
+/// client names them `loss` or `loss_function`).
+fn unsupported_component(component_type: &str) -> Option<String> {
+    match component_type.trim().to_ascii_lowercase().as_str() {
+        "loss" | "loss_function" => None,
+        known @ ("activation" | "activation_function" | "optimizer") => Some(format!(
+            "{known} tasks are not taken yet (ncpc mines losses only for now)"
+        )),
+        other => Some(format!(
+            "unknown component type {other:?} (ncpc takes `loss`/`loss_function` tasks)"
+        )),
+    }
 }
 
 fn batch_name(b: &TaskBatch) -> String {
@@ -292,6 +316,14 @@ impl Miner<'_> {
     pub fn cycle(&self, t: TaskType, stop: &AtomicBool) -> Result<CycleOutcome, MineError> {
         let batch = self.request(t)?;
         let name = batch_name(&batch);
+        if let Some(reason) = unsupported_component(&batch.component_type) {
+            // Not ours to do: give it back at once, for a miner that takes this type.
+            let _ = self.client.reset_active();
+            return Ok(CycleOutcome::Released {
+                batch: name,
+                reason,
+            });
+        }
         let outcome = match t {
             TaskType::Evolve => self.evolve(&batch, &name, stop),
             TaskType::Evaluate => self.evaluate(&batch, &name, stop),

@@ -378,3 +378,31 @@ fn an_evolve_task_with_nothing_better_than_its_parents_submits_nothing() {
         "{stdout}"
     );
 }
+
+/// A task of a component type the miner does not take is given back with a message; mining
+/// goes on.
+#[test]
+fn a_task_of_another_component_type_is_released_not_failed() {
+    let url = fake_pool(
+        r#"{"batch_id": "b-9", "component_type": "activation_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = ncpc(home.path())
+        .args(["mine", "--pool-url", &url, "--cycles", "2", "--delay", "0"])
+        .args(["--seed-file", &key_file(home.path(), "Alice")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .matches("batch b-9 released: activation_function tasks are not taken yet")
+            .count(),
+        2,
+        "{stdout}"
+    );
+}
