@@ -8,70 +8,8 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value as Json, json};
 
-/// A parameter's role, which decides how it is drawn and clamped.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Param {
-    /// A general register (drawn 1..=9, clamped to 0..=19).
-    Reg,
-    /// A special register (input slot 0..=6).
-    Special,
-    /// A reduction axis (-1 or 0).
-    Axis,
-    /// A float constant (drawn in [-1, 1), clamped to [-100, 100]).
-    Const,
-}
-
+use crate::formats::amm::registry::{self, DRAWN_CATEGORIES, Evolvable, Param};
 use Param::{Axis, Const, Reg, Special};
-
-/// The instruction registry: opcode, and its parameters in order (destination last, except
-/// LOAD and LOAD_CONST which write their first).
-const REGISTRY: &[(i64, &[Param])] = &[
-    (1, &[Reg, Reg, Reg]),
-    (2, &[Reg, Reg, Reg]),
-    (3, &[Reg, Reg, Reg]),
-    (4, &[Reg, Reg, Reg]),
-    (5, &[Reg, Reg, Reg]),
-    (6, &[Reg, Reg]),
-    (7, &[Reg, Reg]),
-    (8, &[Reg, Reg]),
-    (9, &[Reg, Reg]),
-    (10, &[Reg, Reg]),
-    (11, &[Reg, Reg]),
-    (12, &[Reg, Reg]),
-    (20, &[Reg, Const, Reg]),
-    (21, &[Reg, Const, Reg]),
-    (100, &[Reg, Special]),
-    (101, &[Reg, Const]),
-    (102, &[Reg, Reg, Reg]),
-    (103, &[Reg, Reg]),
-    (110, &[Reg, Reg]),
-    (200, &[Reg, Axis, Reg]),
-    (201, &[Reg, Axis, Reg]),
-    (202, &[Reg, Axis, Reg]),
-    (203, &[Reg, Axis, Reg]),
-    (250, &[Reg, Reg]),
-    (251, &[Reg, Reg]),
-    (252, &[Reg, Reg]),
-    (253, &[Reg, Reg]),
-    (300, &[Reg, Reg, Reg]),
-    (350, &[Reg, Reg, Reg]),
-    (351, &[Reg, Reg, Reg]),
-    (352, &[Reg, Reg, Reg]),
-    (400, &[Reg, Reg, Reg]),
-    (401, &[Reg, Reg, Reg]),
-    (409, &[Reg, Reg, Reg, Reg]),
-];
-
-/// Opcode categories: a mutated opcode stays in its category. Control flow is never
-/// inserted or mutated into.
-const CATEGORIES: &[&[i64]] = &[
-    &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21],
-    &[100, 101, 102, 103, 110],
-    &[200, 201, 202, 203],
-    &[250, 251, 252, 253],
-    &[350, 351, 352],
-    &[400, 401, 409],
-];
 
 /// Most instructions a mutation grows a program to (AMM's limit).
 pub const MAX_LEN: usize = 20;
@@ -79,8 +17,19 @@ pub const MAX_LEN: usize = 20;
 /// An AMM program as the operators see it: one list of JSON numbers per instruction.
 pub type Code = Vec<Vec<Json>>;
 
+/// The parameters AMM's client registers for `op` (none for opcodes outside its registry).
 fn spec(op: i64) -> Option<&'static [Param]> {
-    REGISTRY.iter().find(|(o, _)| *o == op).map(|(_, p)| *p)
+    registry::lookup(op)
+        .filter(|x| x.evolvable != Evolvable::No)
+        .map(|x| x.params)
+}
+
+/// The opcodes a mutation may turn `op` into: its category's drawn ones (none when `op` is
+/// not drawn itself).
+fn category_of(op: i64) -> Option<Vec<i64>> {
+    registry::lookup(op)
+        .filter(|x| x.evolvable == Evolvable::Yes)
+        .map(|x| registry::drawn_codes(x.category))
 }
 
 fn opcode(ins: &[Json]) -> Option<i64> {
@@ -127,8 +76,10 @@ fn fix_params(ins: &mut Vec<Json>, rng: &mut impl Rng) {
 
 /// A random instruction of a random (non-control) category.
 fn random_instruction(rng: &mut impl Rng) -> Vec<Json> {
-    let cat = CATEGORIES.choose(rng).copied().unwrap_or(CATEGORIES[0]);
-    let op = *cat.choose(rng).unwrap_or(&1);
+    let cat = *DRAWN_CATEGORIES
+        .choose(rng)
+        .unwrap_or(&registry::Category::Arithmetic);
+    let op = *registry::drawn_codes(cat).choose(rng).unwrap_or(&1);
     let mut ins = vec![json!(op)];
     for p in spec(op).unwrap_or(&[]) {
         ins.push(draw(*p, rng));
@@ -209,7 +160,7 @@ pub fn mutate(code: &Code, rate: f64, rng: &mut impl Rng) -> Code {
             match rng.random_range(0..5) {
                 0 => {
                     if let Some(op) = opcode(&m[i])
-                        && let Some(cat) = CATEGORIES.iter().find(|c| c.contains(&op))
+                        && let Some(cat) = category_of(op)
                     {
                         m[i][0] = json!(*cat.choose(rng).unwrap_or(&op));
                         fix_params(&mut m[i], rng);

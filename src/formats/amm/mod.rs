@@ -15,6 +15,7 @@ mod emit;
 mod lower;
 mod pyval;
 pub mod random;
+pub mod registry;
 
 pub use emit::emit;
 pub use lower::lower;

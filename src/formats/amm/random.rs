@@ -4,10 +4,14 @@ use super::Program;
 use rand::Rng;
 use serde_json::{Value as Json, json};
 
-const OPS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 100, 101, 102, 103, 110, 200, 201, 202, 203,
-    205, 250, 251, 252, 253, 300, 350, 351, 352, 400, 401, 409,
-];
+/// Every opcode but control flow, from the registry, in opcode order.
+fn ops() -> Vec<i64> {
+    super::registry::INSTRUCTIONS
+        .iter()
+        .filter(|x| x.category != super::registry::Category::Control)
+        .map(|x| x.code)
+        .collect()
+}
 
 fn reg(rng: &mut impl Rng) -> Json {
     if rng.random_bool(0.1) {
@@ -24,8 +28,9 @@ fn reg(rng: &mut impl Rng) -> Json {
 pub fn random_program(rng: &mut impl Rng, len: usize, wild: bool) -> Program {
     let mut instrs = vec![json!([100, 0, 0]), json!([100, 1, 1])];
     let mut written = vec![0i64, 1];
+    let ops = ops();
     for _ in 0..len {
-        let o = OPS[rng.random_range(0..OPS.len())];
+        let o = ops[rng.random_range(0..ops.len())];
         let z = rng.random_range(2..10);
         let ins = match o {
             100 => json!([100, z, rng.random_range(0..7)]),
