@@ -214,20 +214,8 @@ pub struct Checkpoint {
     hurdle: HurdleStats,
 }
 
-/// Which part of the protocol a scorer runs.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub enum Stage {
-    /// The whole protocol.
-    Full,
-    /// The first seed only: the cheap first stage of the hurdle.
-    First,
-    /// The other seeds of a candidate that passed the hurdle, combined with its first
-    /// seed's score into the full protocol's score.
-    Rest {
-        /// The first stage's score.
-        first: f64,
-    },
-}
+/// Which part of the protocol a scorer runs (defined by the trainer, which runs it).
+pub use crate::train::stage::Stage;
 
 /// The scorer: the fitness of each genome of a batch under the protocol (higher is better;
 /// `-inf` failed), in order. A batch lets a GPU backend train all of it as one population;

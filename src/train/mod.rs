@@ -12,5 +12,6 @@ pub mod model;
 pub mod optim;
 pub mod protocol;
 pub mod run;
+pub mod stage;
 pub mod task;
 pub mod torch_rng;

@@ -766,8 +766,8 @@ impl Prepared {
     /// On a burn device the whole batch trains as one population (every candidate and seed
     /// in lockstep); otherwise candidates run in parallel. Protocols scored against a
     /// baseline go one candidate at a time.
-    pub fn score_batch(&self, items: &[(&str, crate::evolve::engine::Stage)]) -> Vec<f64> {
-        use crate::evolve::engine::Stage;
+    pub fn score_batch(&self, items: &[(&str, super::stage::Stage)]) -> Vec<f64> {
+        use super::stage::Stage;
         use rayon::prelude::*;
         if self.opts.burn.is_none() {
             return items
@@ -861,8 +861,8 @@ impl Prepared {
     /// A stage of the score, for the evolution engine's hurdle: the full protocol, its first
     /// seed, or the other seeds combined with the first seed's score into the full score
     /// (the same value [`Prepared::score`] gives, up to the last bits of the mean).
-    pub fn score_stage(&self, text: &str, stage: crate::evolve::engine::Stage) -> f64 {
-        use crate::evolve::engine::Stage;
+    pub fn score_stage(&self, text: &str, stage: super::stage::Stage) -> f64 {
+        use super::stage::Stage;
         let n = self.protocol.seeds.max(1);
         match stage {
             Stage::Full => self.score(text),
