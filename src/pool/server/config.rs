@@ -2,23 +2,12 @@
 //! a flag of `ncpc pool serve`), with defaults a public pool can start from.
 
 use super::DbLocation;
+pub use super::consensus::ConsensusRule;
 use super::rewards::RewardSchedule;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How evaluations must agree with a function's consensus (its median) to count.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConsensusRule {
-    /// Within 10% of the median (0.001 near zero): evaluators on different stacks (AMM's
-    /// PyTorch, ncpc) draw other random streams.
-    #[default]
-    Tolerance,
-    /// Equal to the median, bit for bit: for pools whose evaluators all run ncpc, whose
-    /// scores are deterministic.
-    Exact,
-}
 
 /// A scorer the pool itself runs to confirm functions (solo pools): the AMM program's text in,
 /// its score out (AMM's encoding: accuracy in [0, 1], -99999 for a failed function).

@@ -7,7 +7,6 @@
 //! of three past the two honest ones, and scores outside the protocol's range are refused
 //! before they are stored ([`check_score`]).
 
-use super::config::ConsensusRule;
 use crate::pool::protocol::LOW_FITNESS_VALUE;
 
 /// How far (relative to the median) an agreeing evaluation may lie.
@@ -30,6 +29,18 @@ pub fn median(scores: &[f64]) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
+}
+
+/// How evaluations must agree with a function's consensus (its median) to count.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsensusRule {
+    /// Within 10% of the median (0.001 near zero): evaluators on different stacks (AMM's
+    /// PyTorch, ncpc) draw other random streams.
+    #[default]
+    Tolerance,
+    /// Equal to the median, bit for bit: for pools whose evaluators all run ncpc, whose
+    /// scores are deterministic.
+    Exact,
 }
 
 /// Whether a submitted score lies in the range of the pool's protocol: a validation accuracy
