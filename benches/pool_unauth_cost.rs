@@ -37,14 +37,24 @@ fn main() -> anyhow::Result<()> {
         l.local_addr()?.to_string()
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_ncpc"))
-        .args(["pool", "serve", "--listen", &addr, "--db", "sqlite::memory:"])
+        .args([
+            "pool",
+            "serve",
+            "--listen",
+            &addr,
+            "--db",
+            "sqlite::memory:",
+        ])
         .args(["--ip-rate", "1000000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     let start = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(20), "the pool did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the pool did not start"
+        );
         std::thread::sleep(Duration::from_millis(30));
     }
     let base = format!("http://{addr}{API_PREFIX}");
@@ -70,14 +80,42 @@ fn main() -> anyhow::Result<()> {
         "parent_id": 1, "genetic_code_length": 256, "total_evaluations": 1});
     let kinds: Vec<(&str, String, Option<Vec<u8>>)> = vec![
         ("GET leaderboard", format!("{base}/leaderboard"), None),
-        ("GET miner info (unknown)", format!("{base}/miners/{a}"), None),
-        ("GET balance (unknown)", format!("{base}/miners/{a}/balance"), None),
+        (
+            "GET miner info (unknown)",
+            format!("{base}/miners/{a}"),
+            None,
+        ),
+        (
+            "GET balance (unknown)",
+            format!("{base}/miners/{a}/balance"),
+            None,
+        ),
         ("GET openapi.json", format!("{base}/openapi.json"), None),
-        ("GET unknown path", format!("http://{addr}/nothing/here"), None),
-        ("POST register, bad signature", format!("{base}/miners/register"), Some(serde_json::to_vec(&bad_sig)?)),
-        ("POST register, 250 KiB body, bad signature", format!("{base}/miners/register"), Some(serde_json::to_vec(&big)?)),
-        ("POST request, malformed JSON", format!("{base}/tasks/{a}/request"), Some(b"{\"task_type\":".to_vec())),
-        ("POST submit_evolution, 256 jumps, bad signature", format!("{base}/tasks/{a}/00000000-0000-4000-8000-000000000000/submit_evolution"), Some(serde_json::to_vec(&forged_submit)?)),
+        (
+            "GET unknown path",
+            format!("http://{addr}/nothing/here"),
+            None,
+        ),
+        (
+            "POST register, bad signature",
+            format!("{base}/miners/register"),
+            Some(serde_json::to_vec(&bad_sig)?),
+        ),
+        (
+            "POST register, 250 KiB body, bad signature",
+            format!("{base}/miners/register"),
+            Some(serde_json::to_vec(&big)?),
+        ),
+        (
+            "POST request, malformed JSON",
+            format!("{base}/tasks/{a}/request"),
+            Some(b"{\"task_type\":".to_vec()),
+        ),
+        (
+            "POST submit_evolution, 256 jumps, bad signature",
+            format!("{base}/tasks/{a}/00000000-0000-4000-8000-000000000000/submit_evolution"),
+            Some(serde_json::to_vec(&forged_submit)?),
+        ),
     ];
     let http = reqwest::blocking::Client::new();
     println!("server CPU per unauthenticated request ({n} each, one connection):");

@@ -1001,25 +1001,34 @@ fn two_replicas_share_one_database(db: &DbLocation) {
         registered(&a, name);
     }
     // One miner asks both replicas for a task at once: exactly one gets it.
-    let got = race(&|p| match client(p, "Alice").request_task(TaskType::Evaluate) {
-        Ok(_) => 200,
-        Err(e) => status_of(e),
-    });
-    assert_eq!(got, vec![200, 400], "one lease, one 'already has active task'");
-    let batch = client(&a, "Alice")
-        .miner_info()
-        .unwrap()["active_task"]["batch_id"]
-        .clone();
+    let got = race(
+        &|p| match client(p, "Alice").request_task(TaskType::Evaluate) {
+            Ok(_) => 200,
+            Err(e) => status_of(e),
+        },
+    );
+    assert_eq!(
+        got,
+        vec![200, 400],
+        "one lease, one 'already has active task'"
+    );
+    let batch = client(&a, "Alice").miner_info().unwrap()["active_task"]["batch_id"].clone();
     assert!(batch.is_string(), "the owner sees its batch id");
     client(&a, "Alice").reset_active().unwrap();
     // One batch submitted to both replicas at once: recorded once.
     let task = client(&a, "Bob").request_task(TaskType::Evaluate).unwrap();
-    let evals: Vec<Evaluation> = task.functions.iter().map(|f| evaluation(&f.id, 0.8)).collect();
+    let evals: Vec<Evaluation> = task
+        .functions
+        .iter()
+        .map(|f| evaluation(&f.id, 0.8))
+        .collect();
     let id = task.batch_id.as_str().unwrap().to_string();
-    let got = race(&|p| match client(p, "Bob").submit_evaluation(&id, evals.clone()) {
-        Ok(_) => 200,
-        Err(e) => status_of(e),
-    });
+    let got = race(
+        &|p| match client(p, "Bob").submit_evaluation(&id, evals.clone()) {
+            Ok(_) => 200,
+            Err(e) => status_of(e),
+        },
+    );
     assert_eq!(got, vec![200, 409]);
     assert_eq!(counts(db).evaluations, task.functions.len() as i64);
     // Many cycles on both replicas at once.
@@ -1030,7 +1039,8 @@ fn two_replicas_share_one_database(db: &DbLocation) {
                 let c = client(p, name);
                 if let Ok(t) = c.request_task(TaskType::Evaluate) {
                     let evals = t.functions.iter().map(|f| evaluation(&f.id, 0.8)).collect();
-                    c.submit_evaluation(t.batch_id.as_str().unwrap(), evals).unwrap();
+                    c.submit_evaluation(t.batch_id.as_str().unwrap(), evals)
+                        .unwrap();
                 }
             });
         }
@@ -1042,13 +1052,19 @@ fn two_replicas_share_one_database(db: &DbLocation) {
         .iter()
         .filter(|f| f.consensus.is_some())
         .count() as i64;
-    assert_eq!(evaluated, 3, "both seeds and Eve's function reached consensus once each");
+    assert_eq!(
+        evaluated, 3,
+        "both seeds and Eve's function reached consensus once each"
+    );
     let ledger: f64 = st.ledger_entries().unwrap().iter().map(|e| e.amount).sum();
     let balances: f64 = ["Eve", "Alice", "Bob", "Carol", "Dave"]
         .iter()
         .map(|n| balance(&client(&a, n)))
         .sum();
-    assert!((ledger - balances).abs() < 1e-9 && ledger > 0.0, "{ledger} vs {balances}");
+    assert!(
+        (ledger - balances).abs() < 1e-9 && ledger > 0.0,
+        "{ledger} vs {balances}"
+    );
 }
 
 #[test]

@@ -466,7 +466,9 @@ pub async fn functions(
     let limit = page.limit.unwrap_or(500).clamp(1, 500);
     let after = page.after;
     let rows = s.db(move |st| st.functions_page(after, limit)).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|f| f.id)).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|f| f.id))
+        .flatten();
     let functions: Vec<Value> = rows
         .into_iter()
         .map(|f| {
