@@ -236,9 +236,10 @@ fn write(dir: &Path, name: &str, v: &Json) {
     std::fs::write(path, v.to_string()).unwrap();
 }
 
-/// A generated round: random AMM and DAML originals, exact and scaled copies by other
-/// hotkeys at later blocks, a hotkey with two submissions, and the hand-made MSE family.
-fn generated_round(dir: &Path, originals: usize) {
+/// A generated round: random AMM and DAML originals (that train), every `copy_every`-th
+/// copied by another hotkey at a later block (AMM programs scaled by 2.5, DAML trees as
+/// they are), and with `hand_made` a hotkey with two submissions and a renamed MSE copy.
+fn generated_round(dir: &Path, originals: usize, copy_every: usize, hand_made: bool) {
     use ncpc::evolve::genome::{Genome, GenomeFormat};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
     // Random genomes that train (a probe finds no fault, NaN or missing gradient).
@@ -268,7 +269,7 @@ fn generated_round(dir: &Path, originals: usize) {
         };
         write(dir, &format!("orig/{k:03}.json"), &v);
         // Every third is copied later by another hotkey: AMM ones scaled, DAML ones as is.
-        if k % 3 == 0 {
+        if k % copy_every == 0 {
             let mut copy = v.clone();
             copy["hotkey"] = json!(format!("c{k:03}"));
             copy["block"] = json!(block + 1000);
@@ -280,6 +281,9 @@ fn generated_round(dir: &Path, originals: usize) {
             }
             write(dir, &format!("copies/{k:03}.json"), &copy);
         }
+    }
+    if !hand_made {
+        return;
     }
     write(
         dir,
@@ -335,7 +339,7 @@ fn read_weights(out: &Path) -> (String, Json) {
 fn a_round_is_byte_identical_across_thread_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let subs = tmp.path().join("subs");
-    generated_round(&subs, 12);
+    generated_round(&subs, 12, 3, true);
     let (one, two) = (tmp.path().join("t1"), tmp.path().join("t2"));
     ok(validate(&subs, &one, &["--threads", "1"]));
     let report = ok(validate(&subs, &two, &["--threads", "2"]));
@@ -472,7 +476,7 @@ fn malformed_files_are_reported_and_skipped() {
 fn a_stopped_round_continues_without_training_finished_submissions_again() {
     let tmp = tempfile::tempdir().unwrap();
     let subs = tmp.path().join("subs");
-    generated_round(&subs, 6);
+    generated_round(&subs, 6, 3, true);
     let fresh = tmp.path().join("fresh");
     ok(validate(&subs, &fresh, &[]));
     let (fresh_text, fresh_v) = read_weights(&fresh);
@@ -556,6 +560,31 @@ fn dry_run_sets_nothing_and_bad_flags_exit_2() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
+}
+
+/// The benchmark round of docs/validator.md: 128 originals and a copy of each, 256
+/// submissions, written to `$NCPC_VALIDATE_BENCH` (run with `--ignored`).
+#[test]
+#[ignore]
+fn generate_round_of_256() {
+    let Ok(dir) = std::env::var("NCPC_VALIDATE_BENCH") else {
+        panic!("set NCPC_VALIDATE_BENCH to the directory to write");
+    };
+    let dir = Path::new(&dir);
+    generated_round(dir, 128, 1, false);
+    let n = walk(dir);
+    assert_eq!(n, 256);
+    println!("wrote {n} submissions to {}", dir.display());
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk(&p) } else { 1 }
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------------------
