@@ -242,15 +242,22 @@ fn write(dir: &Path, name: &str, v: &Json) {
 fn generated_round(dir: &Path, originals: usize, copy_every: usize, hand_made: bool) {
     use ncpc::evolve::genome::{Genome, GenomeFormat};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
-    // Random genomes that train (a probe finds no fault, NaN or missing gradient).
+    // Random genomes that train (a signature, so no fault, NaN or missing gradient on the
+    // probes), each a different function from those before it.
+    let mut seen = std::collections::HashSet::new();
     let mut pick = |format: GenomeFormat, n: usize| {
         let mut out = Vec::new();
         while out.len() < n {
             let g = Genome::random_population(format, 1, &mut rng).remove(0);
-            let probe = ncpc::evolve::fec::probe(&g.to_text(), &Default::default());
-            if matches!(probe, ncpc::evolve::fec::Probe::Keys { .. }) {
-                out.push(g);
+            let text = g.to_text();
+            let Ok(sig) = signature(&sub("probe", "p", 0, &text), SignatureMode::Gradient) else {
+                continue;
+            };
+            if sig.lookups.iter().any(|k| seen.contains(k)) {
+                continue;
             }
+            seen.extend(sig.keys);
+            out.push(g);
         }
         out
     };
@@ -374,7 +381,7 @@ fn a_round_is_byte_identical_across_thread_counts() {
         assert_ne!(copy["status"], "original", "{copy}");
     }
     // Every copy of an original is its duplicate, scaled AMM copies included.
-    let status = |id: &str| subs_list.iter().find(|s| s["id"] == id).map(|s| s.clone());
+    let status = |id: &str| subs_list.iter().find(|s| s["id"] == id).cloned();
     let (mut caught, mut scaled) = (0, 0);
     for copy in subs_list
         .iter()
