@@ -17,5 +17,6 @@ pub mod mine;
 pub mod numbers;
 pub mod pool;
 pub mod train;
+pub mod validate;
 
 pub use ncp_ir as ir;

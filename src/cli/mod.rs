@@ -13,6 +13,7 @@ mod pool;
 mod protocol_args;
 mod run;
 mod stop;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Pool(pool::PoolArgs),
     /// Mine: evolve and evaluate losses for a pool (an in-process one without --pool-url).
     Mine(mine::MineArgs),
+    /// Validate: score miners' submissions (copies earn 0) and set DAML's top-k weights.
+    Validate(validate::ValidateArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Key(a) => key::run(a),
         Command::Pool(a) => pool::run(a),
         Command::Mine(a) => mine::run(a),
+        Command::Validate(a) => validate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
