@@ -73,6 +73,12 @@ pub enum SplitRule {
         train: Option<usize>,
         /// Validation samples used.
         val: Option<usize>,
+        /// Take the validation samples in DAML's order instead of file order: after
+        /// `torch.manual_seed(42)`, a `randperm` of the training set and then one of the test
+        /// set (dml/data.py's samplers), the first `val` of the latter. Needs the whole test
+        /// set; with the embedded MNIST subset the first samples stand in, with a note.
+        #[serde(default)]
+        daml_order: bool,
     },
 }
 
@@ -214,6 +220,7 @@ impl Protocol {
                 split: SplitRule::TestSet {
                     train: None,
                     val: Some(101 * 32),
+                    daml_order: true,
                 },
                 hidden: vec![128, 128],
                 dropout: 0.2,
@@ -225,6 +232,7 @@ impl Protocol {
                 split: SplitRule::TestSet {
                     train: None,
                     val: None,
+                    daml_order: false,
                 },
                 hidden: vec![128],
                 steps: None,
@@ -237,6 +245,7 @@ impl Protocol {
                 split: SplitRule::TestSet {
                     train: Some(2000),
                     val: Some(1000),
+                    daml_order: false,
                 },
                 steps: Some(150),
                 curve_every: 25,

@@ -53,6 +53,34 @@ pub fn normalisation(name: DatasetName) -> (f32, f32) {
     }
 }
 
+/// Test sets DAML's validators load whole: their `randperm` runs over all of it.
+const FULL_TEST_SETS: [usize; 1] = [10_000];
+
+/// The first `n` samples of `test` in DAML's validation order: `torch.manual_seed(42)`, a
+/// `randperm` over the `train_len` training samples (the training sampler, drawn first), then
+/// one over the test set. When `test` is not a whole test set (the embedded MNIST subset),
+/// its first `n` samples stand in and `notes` says so.
+pub fn daml_validation(
+    test: &Dataset,
+    train_len: usize,
+    n: usize,
+    notes: &mut Vec<String>,
+) -> Dataset {
+    if !FULL_TEST_SETS.contains(&test.len()) {
+        notes.push(format!(
+            "{}: {} test samples, not a whole test set: validating on the first {n} in file \
+             order instead of DAML's permutation",
+            test.name,
+            test.len()
+        ));
+        return test.take(n);
+    }
+    let mut g = super::torch_rng::TorchGenerator::manual_seed(42);
+    let _training_order = g.randperm(train_len);
+    let order = g.randperm(test.len());
+    test.select(&order[..n.min(order.len())])
+}
+
 /// `(x - mean) / std` as an affine map.
 fn standardize(mean: f32, std: f32) -> Affine {
     Affine {
@@ -65,7 +93,12 @@ fn standardize(mean: f32, std: f32) -> Affine {
 fn needs(split: SplitRule) -> (Option<usize>, Option<usize>) {
     match split {
         SplitRule::Permuted { total, .. } => (Some(total), Some(0)),
-        SplitRule::TestSet { train, val } => (train, val),
+        // DAML's order draws from the whole test set.
+        SplitRule::TestSet {
+            train,
+            val,
+            daml_order,
+        } => (train, if daml_order { None } else { val }),
     }
 }
 
@@ -164,15 +197,20 @@ impl TaskData {
                 }
                 .with_sparse())
             }
-            SplitRule::TestSet { train: nt, val: nv } => {
+            SplitRule::TestSet {
+                train: nt,
+                val: nv,
+                daml_order,
+            } => {
+                let va = match nv {
+                    Some(n) if daml_order => daml_validation(&test, train.len(), n, notes),
+                    Some(n) => test.take(n),
+                    None => test,
+                };
                 // Whole sets are moved, not copied (full MNIST is 47 MB of pixels).
                 let tr = match nt {
                     Some(n) => train.take(n),
                     None => train,
-                };
-                let va = match nv {
-                    Some(n) => test.take(n),
-                    None => test,
                 };
                 if va.sample_len() != dim {
                     return Err(DataError::Invalid(format!(
@@ -224,5 +262,52 @@ impl TaskData {
         self.train_sparse = sparse_if_worth_it(&self.train_x, self.dim);
         self.val_sparse = sparse_if_worth_it(&self.val_x, self.dim);
         self
+    }
+}
+
+#[cfg(test)]
+mod daml_order_tests {
+    use super::*;
+
+    /// A test set whose sample `i` holds `i` in its pixels (two bytes) and `i % 10` as label.
+    fn numbered(n: usize) -> Dataset {
+        Dataset {
+            name: "numbered".into(),
+            images: (0..n).flat_map(|i| [(i >> 8) as u8, i as u8]).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            sample_shape: vec![2],
+            classes: 10,
+        }
+    }
+
+    fn index_of(d: &Dataset, k: usize) -> usize {
+        (d.images[2 * k] as usize) << 8 | d.images[2 * k + 1] as usize
+    }
+
+    #[test]
+    fn daml_s_validation_order_is_torch_s_second_randperm() {
+        // torch 2.15: manual_seed(42); randperm(60000); randperm(10000)[:8] and [3231]
+        // (MNIST), and after randperm(50000) (CIFAR-10).
+        let test = numbered(10_000);
+        let mut notes = Vec::new();
+        let v = daml_validation(&test, 60_000, 3232, &mut notes);
+        assert!(notes.is_empty());
+        assert_eq!(v.len(), 3232);
+        let first: Vec<usize> = (0..8).map(|k| index_of(&v, k)).collect();
+        assert_eq!(first, [914, 4169, 3956, 8025, 9992, 1890, 9568, 4111]);
+        assert_eq!(index_of(&v, 3231), 1327);
+        assert_eq!(v.labels[0], (914 % 10) as u8);
+        let c = daml_validation(&test, 50_000, 8, &mut notes);
+        let first: Vec<usize> = (0..8).map(|k| index_of(&c, k)).collect();
+        assert_eq!(first, [1682, 9430, 9589, 3601, 8760, 2815, 472, 4640]);
+    }
+
+    #[test]
+    fn a_partial_test_set_falls_back_to_file_order_with_a_note() {
+        let mut notes = Vec::new();
+        let v = daml_validation(&numbered(1000), 2000, 100, &mut notes);
+        assert_eq!(index_of(&v, 0), 0);
+        assert_eq!(v.len(), 100);
+        assert!(notes[0].contains("file order"), "{notes:?}");
     }
 }

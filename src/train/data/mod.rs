@@ -123,6 +123,26 @@ impl Dataset {
             ..self.clone()
         }
     }
+    /// The samples at `indices`, in that order (indices past the end are skipped).
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let d = self.sample_len();
+        let kept: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|i| *i < self.len())
+            .collect();
+        let mut images = Vec::with_capacity(kept.len() * d);
+        for i in &kept {
+            images.extend_from_slice(&self.images[i * d..(i + 1) * d]);
+        }
+        Dataset {
+            name: self.name.clone(),
+            images,
+            labels: kept.iter().map(|i| self.labels[*i]).collect(),
+            sample_shape: self.sample_shape.clone(),
+            classes: self.classes,
+        }
+    }
     /// Features scaled to [0, 1] and standardized: `(x / 255 - mean) / std` (MNIST uses
     /// mean 0.1307, std 0.3081).
     pub fn features(&self, mean: f32, std: f32) -> Vec<f32> {
