@@ -1083,3 +1083,37 @@ fn sqlite_two_replicas_share_one_database() {
     let dir = tempfile::tempdir().unwrap();
     two_replicas_share_one_database(&DbLocation::Sqlite(dir.path().join("pool.sqlite")));
 }
+
+#[test]
+fn metrics_count_requests_by_route_tasks_and_the_ledger() {
+    let p = pool(&DbLocation::Memory);
+    let c = registered(&p, "Alice");
+    evolve(&c, MAE).unwrap();
+    let _ = get(&p, "/leaderboard");
+    let _ = get(&p, &format!("/miners/{}", c.address()));
+    let resp = reqwest::blocking::get(format!("{}/metrics", p.url())).unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().unwrap();
+    for line in [
+        r#"ncpc_pool_requests_total{endpoint="/api/v1/miners/register",status="200"} 1"#,
+        r#"ncpc_pool_requests_total{endpoint="/api/v1/leaderboard",status="200"} 1"#,
+        // One series per route, not per miner.
+        r#"ncpc_pool_requests_total{endpoint="/api/v1/miners/{ss58}",status="200"} 1"#,
+        r#"ncpc_pool_tasks_issued_total{task_type="evolve"} 1"#,
+        r#"ncpc_pool_evolutions_total{outcome="new"} 1"#,
+        "ncpc_pool_ledger_alpha 0",
+        "# TYPE ncpc_pool_request_seconds histogram",
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
+    }
+    assert!(
+        !text.contains(&c.address()),
+        "no miner address in the metrics"
+    );
+}

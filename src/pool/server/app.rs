@@ -8,7 +8,7 @@ use super::state::AppState;
 use crate::pool::protocol::API_PREFIX;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,9 +39,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(handlers::openapi));
     Router::new()
         .nest(API_PREFIX, api)
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), per_ip_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
         // A client that sends its body too slowly (or a stuck handler) gets 408 instead of
         // holding a connection and a task forever.
         .layer(TimeoutLayer::with_status_code(
@@ -80,6 +82,30 @@ async fn per_ip_limit(State(s): State<Arc<AppState>>, req: Request, next: Next) 
     let resp = next.run(req).await;
     if signed && matches!(resp.status().as_u16(), 400 | 401 | 403 | 409) {
         s.ip_allow(ip);
+    }
+    resp
+}
+
+/// Count every answer by endpoint (the route's pattern, so miners' addresses do not make
+/// new series) and status, and time it.
+async fn record(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let m = &s.metrics;
+    m.requests
+        .with_label_values(&[endpoint.as_str(), &status.to_string()])
+        .inc();
+    m.latency
+        .with_label_values(&[endpoint.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    if status == 500 || status == 503 {
+        m.db_errors.inc();
     }
     resp
 }

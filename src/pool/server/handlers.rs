@@ -262,6 +262,13 @@ pub async fn request_task(
         })
         .await?;
     tracing::info!(miner = %address, batch = %task.batch_id, "issued {:?} task", task.task_type);
+    s.metrics
+        .tasks_issued
+        .with_label_values(&[match task.task_type {
+            TaskType::Evolve => "evolve",
+            TaskType::Evaluate => "evaluate",
+        }])
+        .inc();
     Ok(Json(batch_json(&task)?))
 }
 
@@ -330,6 +337,14 @@ pub async fn submit_evolution(
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, function = outcome.function_id,
         duplicate = outcome.duplicate.is_some(), "evolution accepted");
+    s.metrics
+        .evolutions
+        .with_label_values(&[if outcome.duplicate.is_some() {
+            "duplicate"
+        } else {
+            "new"
+        }])
+        .inc();
     let mut consensus = Value::Null;
     if let (Some(scorer), None) = (s.config.local_scorer.clone(), outcome.duplicate) {
         let score = tokio::task::spawn_blocking(move || {
@@ -343,6 +358,7 @@ pub async fn submit_evolution(
             .await?;
         if let Some(c) = formed {
             consensus = json!(c.score);
+            s.metrics.consensus_formed.inc();
         }
         balance = now_balance;
     }
@@ -417,6 +433,8 @@ pub async fn submit_evaluation(
         .db(move |st| st.submit_evaluations(&a, &b, &evaluations, now_ms()))
         .await?;
     tracing::info!(miner = %address, batch = %batch_id, evaluations = n, "evaluations accepted");
+    s.metrics.evaluations.inc_by(n as u64);
+    s.metrics.consensus_formed.inc_by(formed.len() as u64);
     let consensus: Vec<Value> = formed
         .iter()
         .map(|c| json!({ "function_id": c.function_id, "score": c.score }))
@@ -498,6 +516,16 @@ pub async fn functions(
         })
         .collect();
     Ok(Json(json!({ "functions": functions, "next_after": next })))
+}
+
+/// `GET /metrics`: Prometheus' text format; the ledger's total is read at each scrape.
+pub async fn metrics(State(s): Shared) -> Result<impl IntoResponse, ApiError> {
+    let total = s.db(|st| st.ledger_total()).await?;
+    s.metrics.ledger_alpha.set(total);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    ))
 }
 
 /// `GET /openapi.json`.

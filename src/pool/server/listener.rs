@@ -112,6 +112,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ServerConfig,
+    refused: prometheus::IntCounter,
     stop: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -139,6 +140,7 @@ pub async fn serve(
                     }
                 };
                 let Some(slot) = Slot::take(&counts, &super::state::ip_bucket(peer.ip()), total, per_ip) else {
+                    refused.inc();
                     refuse(stream);
                     continue;
                 };

@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod genome;
 mod handlers;
 mod listener;
+pub mod metrics;
 mod ratelimit;
 pub mod rewards;
 mod state;
@@ -84,7 +85,8 @@ async fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = state.config.clone();
-    listener::serve(listener, app(state), &config, stop, SHUTDOWN_GRACE)
+    let refused = state.metrics.connections_refused.clone();
+    listener::serve(listener, app(state), &config, refused, stop, SHUTDOWN_GRACE)
         .await
         .context("the pool server failed")
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     leaderboard: Mutex<Option<(Instant, Value)>>,
     /// Genome checks running at once (each is CPU work off the async workers).
     pub genome_slots: tokio::sync::Semaphore,
+    /// The Prometheus metrics (`GET /metrics`).
+    pub metrics: super::metrics::Metrics,
     started: Instant,
     /// The configuration it was started with.
     pub config: ServerConfig,
@@ -154,6 +156,7 @@ impl AppState {
             )),
             leaderboard: Mutex::new(None),
             genome_slots: tokio::sync::Semaphore::new(GENOME_CHECKS_AT_ONCE),
+            metrics: super::metrics::Metrics::new(),
             started: Instant::now(),
             config: config.clone(),
         };

@@ -322,6 +322,14 @@ impl Store {
             .collect::<Result<Vec<_>, db::DbError>>()?)
     }
 
+    /// The sum of every ledger entry.
+    pub fn ledger_total(&mut self) -> Result<f64, ApiError> {
+        Ok(self
+            .conn
+            .query_one("SELECT COALESCE(SUM(amount), 0.0) FROM ledger", &[])?
+            .real(0)?)
+    }
+
     /// Every ledger entry, oldest first (for audits of the ledger and tests).
     pub fn ledger_entries(&mut self) -> Result<Vec<LedgerEntry>, ApiError> {
         Ok(self
