@@ -399,3 +399,32 @@ fn pool_errors_name_the_url_or_the_key_file() {
     );
     assert!(request.join().unwrap().starts_with("POST "));
 }
+
+/// Exit codes are decided in one place: 2 for bad input (a missing or malformed input), 1 for
+/// a failure that is not the input's fault (a results folder that cannot be made).
+#[test]
+fn exit_codes_tell_bad_input_from_failures() {
+    let err = bad(&["compile", "/nonexistent/genome.json"], None);
+    assert!(err.contains("/nonexistent/genome.json"), "{err}");
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out_dir = file.join("results");
+    let o = ncpc(
+        &[
+            "evolve",
+            "--population",
+            "4",
+            "--generations",
+            "1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot create"), "{stderr}");
+    let help = ncpc(&["--help"], None);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes: 0 success; 2 bad input"));
+}

@@ -538,6 +538,18 @@ fn a_key_that_lets_leases_expire_is_slowed_down() {
     let (status, batch) = pool.request(&other, "evaluate");
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["functions"].as_array().unwrap().len(), 3);
+    // Resetting tasks unsubmitted before their leases end counts the same.
+    let resetter = id("Resetter");
+    pool.register(&resetter);
+    for _ in 0..2 {
+        let (status, batch) = pool.request(&resetter, "evaluate");
+        assert_eq!(status, 200, "{batch}");
+        let reset = signed(&resetter, json!({}));
+        let path = format!("/tasks/{}/reset_active", resetter.ss58());
+        assert_eq!(pool.post(&path, &reset).0, 200);
+    }
+    let (status, answer) = pool.request(&resetter, "evaluate");
+    assert_eq!(status, 429, "{answer}");
 }
 
 /// Read from `s` until it closes or `limit` passes; whether it closed.
@@ -584,17 +596,51 @@ fn connections_over_the_cap_are_answered_503() {
         "--header-read-timeout",
         "30",
     ]);
+    // The start-up probe's connection gives its slot back once the server sees it closed.
+    std::thread::sleep(Duration::from_millis(500));
+    // Four kept-alive connections, each served once (so each surely holds its slot).
     let held: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(&pool.addr).unwrap())
+        .map(|_| {
+            let mut c = TcpStream::connect(&pool.addr).unwrap();
+            c.write_all(b"GET /api/v1/functions?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 16];
+            c.read_exact(&mut buf).unwrap();
+            assert!(
+                buf.starts_with(b"HTTP/1.1 200"),
+                "{:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            c
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
     let mut fifth = TcpStream::connect(&pool.addr).unwrap();
     fifth
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut answer = String::new();
     let _ = fifth.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    let open: Vec<bool> = held
+        .iter()
+        .map(|c| {
+            c.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 4096];
+            let mut r = c;
+            // Drain what is buffered; 0 bytes read means the server closed it.
+            loop {
+                match r.read(&mut b) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(_) => return true,
+                }
+            }
+        })
+        .collect();
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "{answer:?}; held connections open: {open:?}"
+    );
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(

@@ -20,7 +20,15 @@ use std::process::ExitCode;
 
 /// ncpc: compile, run and evolve genetic loss functions; mine on a Neural Component Pool.
 #[derive(Parser, Debug)]
-#[command(name = "ncpc", version, about, propagate_version = true)]
+#[command(
+    name = "ncpc",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 2 bad input (a malformed genome, data file or flag, a \
+                  missing input, a refused request); 1 any other failure (a file that cannot \
+                  be written, the network, a database, an internal error)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,17 +63,44 @@ enum Command {
 /// An error with the exit code it deserves.
 #[derive(Debug)]
 pub struct CliError {
-    /// 2 for bad input, 1 for internal failures.
+    /// [`BAD_INPUT`] or [`FAILURE`].
     pub code: u8,
     /// The message (an error chain).
     pub err: anyhow::Error,
 }
 
+/// Exit code for bad input: a malformed genome, data file or flag, a missing input file, a
+/// refused request.
+pub const BAD_INPUT: u8 = 2;
+
+/// Exit code for everything else: a file that cannot be written, a network or database
+/// failure, an internal error.
+pub const FAILURE: u8 = 1;
+
+/// The exit code an error deserves, from the errors in its chain: an I/O error is a failure
+/// ([`FAILURE`]) unless it says the input is missing or malformed; every other error that
+/// reaches `?` comes from checking what the user gave ([`BAD_INPUT`]). Commands that fail
+/// otherwise (a pool that cannot be reached, mining that stops) set [`FAILURE`] themselves.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{InvalidData, InvalidInput, NotFound};
+            return if matches!(io.kind(), NotFound | InvalidData | InvalidInput) {
+                BAD_INPUT
+            } else {
+                FAILURE
+            };
+        }
+    }
+    BAD_INPUT
+}
+
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> Self {
+        let err = e.into();
         CliError {
-            code: 2,
-            err: e.into(),
+            code: exit_code(&err),
+            err,
         }
     }
 }

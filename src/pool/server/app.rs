@@ -80,7 +80,12 @@ async fn per_ip_limit(State(s): State<Arc<AppState>>, req: Request, next: Next) 
         .into_response();
     }
     let resp = next.run(req).await;
-    if signed && matches!(resp.status().as_u16(), 400 | 401 | 403 | 409) {
+    if signed
+        && matches!(
+            resp.status().as_u16(),
+            400 | 401 | 403 | 404 | 409 | 413 | 422
+        )
+    {
         s.ip_allow(ip);
     }
     resp
