@@ -1,8 +1,10 @@
 //! Evolution: genetic operators per format ([`amm_ops`], [`daml_ops`], [`haz_ops`]) behind
-//! one face ([`genome`]), the functional-equivalence cache ([`fec`]) and the search
-//! strategies ([`engine`]).
+//! one face ([`genome`]), the functional-equivalence cache ([`fec`]), the search
+//! strategies ([`engine`]) with their settings ([`config`]) and checkpoints ([`checkpoint`]).
 
 pub mod amm_ops;
+pub mod checkpoint;
+pub mod config;
 pub mod daml_ops;
 pub mod engine;
 pub mod fec;
