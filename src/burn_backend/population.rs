@@ -7,7 +7,7 @@
 //! Summing the members' losses and calling burn-autodiff's `backward` once gives every
 //! member its own gradient, as the losses share no parameters.
 //!
-//! A member reproduces the trainer's own run ([`crate::train::run::train_run`]) under the same
+//! A member reproduces the trainer's own run ([`crate::train::seed_run::train_run`]) under the same
 //! seed: the same initial weights, batch order, dropout masks and optimizer rule. Results agree
 //! within float rounding (summation orders differ), not to the bit.
 
@@ -17,7 +17,7 @@ use crate::train::candidate::StepFault;
 use crate::train::model::extend_dropout_mask;
 use crate::train::optim::{BETA1, BETA2, OptimizerKind, adam_step};
 use crate::train::protocol::Protocol;
-use crate::train::run::{
+use crate::train::seed_run::{
     Batches, CurvePoint, Patience, SeedRun, curve_due, hurdle_failure, score_logits,
 };
 use crate::train::task::TaskData;
