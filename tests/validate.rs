@@ -661,3 +661,81 @@ fn a_pools_listing_is_read_page_by_page_without_seeds() {
     );
     assert!(set.skipped.is_empty());
 }
+
+/// The same listing from a real pool (`spawn_local`): two miners' functions, the seeds left
+/// out, and a round over them with weights for both hotkeys.
+#[test]
+fn a_round_over_a_real_pool_s_functions() {
+    use ncpc::identity::Identity;
+    use ncpc::pool::client::PoolClient;
+    use ncpc::pool::protocol::{EvolutionMetadata, LenientF64, ParentRef, TaskType};
+    use ncpc::pool::server::{DbLocation, ServerConfig, spawn_local};
+    let pool = spawn_local(ServerConfig {
+        ip_rate_burst: 10_000,
+        ip_rate_per_second: 10_000.0,
+        ..ServerConfig::local(DbLocation::Memory)
+    })
+    .unwrap();
+    let mut hotkeys = Vec::new();
+    for (name, program) in [
+        ("Alice", MAE),
+        (
+            "Bob",
+            "[[100,1,0],[100,2,1],[2,1,2,3],[8,3,4],[201,4,-1,9],[453,9]]",
+        ),
+    ] {
+        let id = Identity::from_secret(&format!("//{name}"), "test").unwrap();
+        hotkeys.push(id.ss58());
+        let c = PoolClient::new(pool.url(), id).unwrap();
+        c.register().unwrap();
+        let task = c.request_task(TaskType::Evolve).unwrap();
+        let parent = task.functions[0].id.clone();
+        let meta = EvolutionMetadata {
+            fitness: LenientF64(0.5),
+            generations: 1,
+            population_size: 1,
+            parent_id: parent.clone(),
+            genetic_code_length: 6,
+            total_evaluations: 1,
+            generation_stats: Json::Null,
+            extra: Default::default(),
+        };
+        let answer = c
+            .submit_evolution(
+                task.batch_id.as_str().unwrap(),
+                program.into(),
+                vec![ParentRef { id: parent }],
+                meta,
+            )
+            .unwrap();
+        assert_eq!(answer["duplicate"], false, "{answer}");
+    }
+    let set = ncpc::validate::pool_source::read_pool(pool.url()).unwrap();
+    let got: Vec<&str> = set.submissions.iter().map(|s| s.hotkey.as_str()).collect();
+    assert_eq!(
+        got,
+        [hotkeys[0].as_str(), hotkeys[1].as_str()],
+        "seeds are left out"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("round");
+    ok(ncpc(&[
+        "validate",
+        "--pool",
+        pool.url(),
+        "--out",
+        out.to_str().unwrap(),
+        "--protocol",
+        "daml-mlp",
+        "--steps",
+        "20",
+    ]));
+    let (_, v) = read_weights(&out);
+    for h in &hotkeys {
+        assert!(
+            v["weights"][h].is_number(),
+            "{h} has a weight: {}",
+            v["weights"]
+        );
+    }
+}
