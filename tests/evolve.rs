@@ -186,6 +186,30 @@ fn evolve_cli_writes_its_results() {
     }
     let best = std::fs::read_to_string(dir.path().join("best.json")).unwrap();
     ncpc::formats::compile(&best, &CompileOptions::default()).expect("best.json compiles");
+    // The report: self-contained (no script, nothing fetched), with the chart, every
+    // generation and the hall of fame with formulas.
+    let report = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(report.starts_with("<!doctype html>"));
+    assert!(
+        report.contains("<svg") && report.contains("polyline"),
+        "no chart"
+    );
+    assert!(
+        !report.contains("<script") && !report.contains("http://") && !report.contains("https://")
+    );
+    let fame = r["hall_of_fame"].as_array().unwrap();
+    assert!(!fame.is_empty());
+    assert_eq!(report.matches("<details>").count(), fame.len());
+    let best_fitness = format!("{:.4}", fame[0]["fitness"].as_f64().unwrap());
+    assert!(report.contains(&best_fitness), "{best_fitness}");
+    assert!(
+        report.contains("mean(") || report.contains("no formula"),
+        "formulas shown"
+    );
+    assert_eq!(
+        report.matches("<tr><td>").count(),
+        fame.len() + r["generation_stats"].as_array().unwrap().len()
+    );
 }
 
 #[test]

@@ -369,6 +369,34 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
     if let Some(dir) = &out_dir {
         write_json(dir, CHECKPOINT, &engine.checkpoint())?;
         write_json(dir, "result.json", &outcome)?;
+        let protocol_name = format!("{:?}", setup.protocol.name);
+        let formula = |genome: &str| {
+            crate::loss::compile_for_inputs(
+                genome,
+                &crate::formats::CompileOptions::default(),
+                32,
+                10,
+                true,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                crate::explain::formula(&f, crate::explain::Style::Plain).map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|why| format!("(no formula: {why})"))
+        };
+        let report = crate::evolve::report::html(&crate::evolve::report::ReportInput {
+            protocol: &protocol_name,
+            stats: &engine.stats,
+            hall_of_fame: &engine.hall_of_fame,
+            evaluations: engine.evaluations,
+            trained: engine.trained,
+            fec: engine.fec.stats,
+            hurdle: config.hurdle.map(|_| engine.hurdle),
+            seconds,
+            formula: &formula,
+        });
+        std::fs::write(dir.join("report.html"), report)
+            .with_context(|| format!("cannot write {}", dir.join("report.html").display()))?;
         if let Some(best) = engine.best() {
             std::fs::write(dir.join("best.json"), format!("{}\n", best.genome))
                 .with_context(|| format!("cannot write {}", dir.join("best.json").display()))?;

@@ -10,3 +10,4 @@ pub mod engine;
 pub mod fec;
 pub mod genome;
 pub mod haz_ops;
+pub mod report;
