@@ -56,8 +56,7 @@ fn run(st: &mut Store, op: &Op, now: i64) -> HashSet<i64> {
     match op {
         Op::Evolve { program, .. } => {
             let g = check(PROGRAMS[*program]).unwrap();
-            let parents = [task.functions[0].id];
-            st.submit_evolution(key, &task.batch_id, &g, &parents, 0.5, "{}", now)
+            st.submit_evolution(key, &task.batch_id, &g, 0.5, "{}", now)
                 .unwrap();
             HashSet::new()
         }

@@ -60,7 +60,7 @@ pub fn check_score(score: f64) -> Result<(), String> {
 pub fn agrees_under(rule: ConsensusRule, score: f64, median: f64) -> bool {
     match rule {
         ConsensusRule::Tolerance => agrees(score, median),
-        ConsensusRule::Exact => score.to_bits() == median.to_bits() || score == median,
+        ConsensusRule::Exact => score == median,
     }
 }
 

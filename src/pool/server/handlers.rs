@@ -288,12 +288,6 @@ pub async fn submit_evolution(
     let signed = s.authenticate(&address, &sub.auth, "submit_evolution", &call.raw())?;
     s.claim(&signed).await?;
     let address = signed.miner.clone();
-    let mut parents: Vec<i64> = sub
-        .parent_functions
-        .iter()
-        .filter_map(|p| function_id(&p.id))
-        .collect();
-    parents.extend(function_id(&sub.metadata.parent_id));
     let metadata = serde_json::to_string(&sub.metadata)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding metadata: {e}")))?;
     if metadata.len() > s.config.max_metadata_bytes {
@@ -331,7 +325,7 @@ pub async fn submit_evolution(
     let (a, b) = (address.clone(), batch_id.clone());
     let (outcome, mut balance) = s
         .db(move |st| {
-            let o = st.submit_evolution(&a, &b, &genome, &parents, fitness, &metadata, now_ms())?;
+            let o = st.submit_evolution(&a, &b, &genome, fitness, &metadata, now_ms())?;
             Ok((o, st.balance(&a)?))
         })
         .await?;

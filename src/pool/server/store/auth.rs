@@ -63,11 +63,12 @@ impl Store {
         expires_ms: i64,
         now_ms: i64,
     ) -> Result<(), ApiError> {
-        self.unsynced(|st| st.claim_in_tx(address, tokens, expires_ms, now_ms))
+        self.unsynced(|st| st.claim_tokens(address, tokens, expires_ms, now_ms))
     }
 
-    /// Run `f` with commits not synced on their own: SQLite's WAL with `synchronous=NORMAL`,
-    /// Postgres with `synchronous_commit=off`. What they write survives a crash of the server
+    /// Run `f` with commits not synced on their own: SQLite's WAL with `synchronous=NORMAL`
+    /// (Postgres sessions commit that way unless a transaction is
+    /// [durable](super::db::Tx::durable)). What they write survives a crash of the server
     /// process, and the next synced commit (every submission's) carries it to the disk; only
     /// a power loss (or a Postgres crash) in between could forget it. For writes whose loss
     /// costs nothing but a retry (an auth token, a lease), so that a signed call syncs the
@@ -76,17 +77,14 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut Store) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let (off, on) = if self.conn.is_sqlite() {
-            ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
-        } else {
-            (
-                "SET synchronous_commit = off",
-                "SET synchronous_commit = on",
-            )
-        };
-        self.conn.execute_batch(off)?;
+        // Postgres sessions commit unsynced by default (pg.rs); only durable transactions
+        // turn it on, for themselves.
+        if !self.conn.is_sqlite() {
+            return f(self);
+        }
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
         let out = f(self);
-        self.conn.execute_batch(on)?;
+        self.conn.execute_batch("PRAGMA synchronous=FULL")?;
         out
     }
 
@@ -94,7 +92,7 @@ impl Store {
     /// spent whatever the call answers): an insert that fails when the token is there. Only
     /// an AMM message seen before is read back, and extended along AMM's chain by a
     /// compare-and-set update, so two servers racing for one message cannot both win.
-    fn claim_in_tx(
+    fn claim_tokens(
         &mut self,
         address: &str,
         tokens: &[AuthToken],

@@ -48,13 +48,11 @@ impl Store {
     /// Store an evolved function (or note it as a duplicate, without its metadata) for the
     /// miner's live evolve task `batch_id`, and close the task. Nothing is credited now: the
     /// evolver earns when the function's consensus forms.
-    #[allow(clippy::too_many_arguments)]
     pub fn submit_evolution(
         &mut self,
         miner: &str,
         batch_id: &str,
         genome: &CheckedGenome,
-        parent_ids: &[i64],
         claimed_fitness: f64,
         metadata: &str,
         now_ms: i64,
@@ -63,9 +61,8 @@ impl Store {
         tx.durable()?;
         let task = live_task(&mut tx, miner, batch_id, TaskType::Evolve, now_ms)?;
         // The parent a function must beat is the task's best (its first function, by
-        // consensus), whatever parents the evolver names (`parent_ids` is not trusted):
+        // consensus), whatever parents the evolver names in its submission (not trusted):
         // naming the weaker parent must not make "beats its parent" easier.
-        let _ = parent_ids;
         let parent = task.functions.first().map(|f| f.id);
         let (function_id, duplicate) = match find_duplicate(&mut tx, genome)? {
             Some((id, how)) => (id, Some(how)),

@@ -100,7 +100,7 @@ impl Store {
             "UPDATE tasks SET state = 'expired' WHERE miner = ?1 AND state = 'active'",
             vals![miner],
         )?;
-        slow_down_expirers(&mut tx, miner, self.rules.expired_lease_strikes, now_ms)?;
+        slow_down_abandoners(&mut tx, miner, self.rules.expired_lease_strikes, now_ms)?;
         let rules = self.rules.clone();
         let functions = match task_type {
             TaskType::Evolve => pick_parents(&mut tx, component_type)?,
@@ -279,7 +279,7 @@ fn cooldown_ms(expired: i64, strikes: u32) -> i64 {
 /// Refuse (429) a key that keeps abandoning evaluate tasks (letting their leases expire, or
 /// resetting them unsubmitted): holding tasks it does not finish keeps functions from other
 /// evaluators. Evolve tasks reserve nothing and do not count.
-fn slow_down_expirers(
+fn slow_down_abandoners(
     tx: &mut Tx<'_>,
     miner: &str,
     strikes: u32,
