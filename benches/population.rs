@@ -15,9 +15,9 @@
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ncpc::burn_backend::lower::lower_loss;
-use ncpc::burn_backend::population::{Member, train_population};
 use ncpc::formats::CompileOptions;
 use ncpc::loss::compile_for_inputs;
+use ncpc::train::burn::population::{Member, train_population};
 use ncpc::train::protocol::{Protocol, ProtocolName};
 use ncpc::train::run::BurnDevice;
 use ncpc::train::task::TaskData;

@@ -171,10 +171,11 @@ impl<'f> Printer<'f> {
             return Ok((name.into(), Prec::Atom));
         };
         let a = inst.args.clone();
-        let unary_fn = |name: &str| -> String {
-            match style {
-                Style::Torch => format!("torch.{name}"),
-                _ => name.to_string(),
+        // Ops written as a call: PyTorch's name from the op table, else the text-form name.
+        let call_name = |op: Opcode| -> String {
+            match (style, op.info().torch) {
+                (Style::Torch, Some(t)) => t.to_string(),
+                _ => op.name().to_string(),
             }
         };
         use Opcode::*;
@@ -218,10 +219,7 @@ impl<'f> Printer<'f> {
                 ),
             },
             Sqrt | Exp | Log | Sin | Cos | Tan | Asin | Acos | Atan | Tanh | Sigmoid | Relu
-            | Floor | Ceil | Round | Sign => {
-                let name = inst.op.name();
-                self.call(&unary_fn(name), &a)?
-            }
+            | Floor | Ceil | Round | Sign => self.call(&call_name(inst.op), &a)?,
             Add | Sub => {
                 let l = self.wrap(a[0], Prec::Sum)?;
                 let r = self.wrap(a[1], Prec::Product)?;
@@ -262,31 +260,7 @@ impl<'f> Printer<'f> {
                     }
                 }
             },
-            Max | Min => {
-                let name = match (inst.op, style) {
-                    (Max, Style::Torch) => "torch.maximum",
-                    (Min, Style::Torch) => "torch.minimum",
-                    (Max, _) => "max",
-                    _ => "min",
-                };
-                self.call(name, &a)?
-            }
-            Rem => self.call(
-                if style == Style::Torch {
-                    "torch.remainder"
-                } else {
-                    "rem"
-                },
-                &a,
-            )?,
-            Hypot => self.call(
-                if style == Style::Torch {
-                    "torch.hypot"
-                } else {
-                    "hypot"
-                },
-                &a,
-            )?,
+            Max | Min | Rem | Hypot => self.call(&call_name(inst.op), &a)?,
             ClampMin | ClampMax => match style {
                 Style::Torch => {
                     let x = self.expr(a[0])?.0;

@@ -4,7 +4,6 @@
 //! ([`ncp_ir`]), which is optimized, differentiated and run by the reference interpreter
 //! ([`loss`]). The command line lives in [`cli`].
 
-#[cfg(feature = "burn-cpu")]
 pub mod burn_backend;
 pub mod cli;
 pub mod evolve;

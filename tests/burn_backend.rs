@@ -12,9 +12,9 @@ use burn::tensor::{Tensor, TensorData};
 use ncp_ir::DType;
 use ncp_ir::tensor::Tensor as IrTensor;
 use ncpc::burn_backend::lower::{LowerError, lower_loss};
-use ncpc::burn_backend::population::{Member, train_population};
 use ncpc::formats::CompileOptions;
 use ncpc::loss::{compile_for_inputs, evaluate_function};
+use ncpc::train::burn::population::{Member, train_population};
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
 use ncpc::train::run::{BurnDevice, SeedRun, train_run};
@@ -245,7 +245,7 @@ fn a_failing_member_fails_alone() {
 /// convolutions learn MNIST, and a member alone trains as it did inside the population.
 #[test]
 fn the_small_cnn_learns_mnist_as_a_population() {
-    use ncpc::burn_backend::nets::Cnn;
+    use ncpc::train::burn::nets::Cnn;
     assert_eq!(
         Cnn::for_input(784, 10),
         Some(Cnn {

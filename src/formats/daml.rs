@@ -351,17 +351,8 @@ impl Lower<'_> {
                 let t = self.ins(O::ClampMax, &[t, hi])?;
                 self.ins(O::Exp, &[t])?
             }
-            "sin" => self.ins(O::Sin, a)?,
-            "cos" => self.ins(O::Cos, a)?,
-            "tan" => self.ins(O::Tan, a)?,
-            "sigmoid" => self.ins(O::Sigmoid, a)?,
-            "relu" => self.ins(O::Relu, a)?,
-            "tanh" => self.ins(O::Tanh, a)?,
             "mean" => self.all(O::Mean, a[0])?,
             "std" => self.all(O::Std, a[0])?,
-            "arcsin" => self.ins(O::Asin, a)?,
-            "arccos" => self.ins(O::Acos, a)?,
-            "arctan" => self.ins(O::Atan, a)?,
             "leaky_relu" => {
                 let zero = self.c(0.0)?;
                 let slope = self.c(0.01)?;
@@ -369,26 +360,20 @@ impl Lower<'_> {
                 let neg = self.ins(O::Mul, &[a[0], slope])?;
                 self.ins(O::Select, &[pos, a[0], neg])?
             }
-            "abs" => self.ins(O::Abs, a)?,
-            "reciprocal" => self.ins(O::Recip, a)?,
             "square" | "cube" => {
                 let k = self.c(if name == "square" { 2.0 } else { 3.0 })?;
                 self.ins(O::Pow, &[a[0], k])?
             }
-            "sign" => self.ins(O::Sign, a)?,
-            "floor" => self.ins(O::Floor, a)?,
-            "ceil" => self.ins(O::Ceil, a)?,
-            "round" => self.ins(O::Round, a)?,
-            "max" => self.ins(O::Max, a)?,
-            "min" => self.ins(O::Min, a)?,
-            "mod" => self.ins(O::Rem, a)?,
-            "hypot" => self.ins(O::Hypot, a)?,
-            _ => {
-                return Err(FormatError::Daml {
-                    col: 1,
-                    msg: format!("unknown primitive `{name}`"),
-                });
-            }
+            // The primitives that are one IR op, by the op table's DAML column.
+            _ => match Opcode::from_daml(name) {
+                Some(op) => self.ins(op, a)?,
+                None => {
+                    return Err(FormatError::Daml {
+                        col: 1,
+                        msg: format!("unknown primitive `{name}`"),
+                    });
+                }
+            },
         })
     }
 }

@@ -379,31 +379,10 @@ fn call1_of(name: &'static str, v: Value) -> Result<Node, FormatError> {
     Ok(Node::Call(name, vec![Arg::V(v)]))
 }
 
-/// IR ops that are exactly one DAML primitive: its name and arity.
+/// IR ops that are exactly one DAML primitive (the op table's DAML column): its name and arity.
 fn direct(op: Opcode) -> Option<(&'static str, usize)> {
-    use Opcode as O;
-    Some(match op {
-        O::Sin => ("sin", 1),
-        O::Cos => ("cos", 1),
-        O::Tan => ("tan", 1),
-        O::Sigmoid => ("sigmoid", 1),
-        O::Relu => ("relu", 1),
-        O::Tanh => ("tanh", 1),
-        O::Asin => ("arcsin", 1),
-        O::Acos => ("arccos", 1),
-        O::Atan => ("arctan", 1),
-        O::Abs => ("abs", 1),
-        O::Recip => ("reciprocal", 1),
-        O::Sign => ("sign", 1),
-        O::Floor => ("floor", 1),
-        O::Ceil => ("ceil", 1),
-        O::Round => ("round", 1),
-        O::Max => ("max", 2),
-        O::Min => ("min", 2),
-        O::Rem => ("mod", 2),
-        O::Hypot => ("hypot", 2),
-        _ => return None,
-    })
+    let info = op.info();
+    info.daml.map(|name| (name, info.arity))
 }
 
 /// The entry parameter a value is, if it is one.

@@ -65,6 +65,9 @@ pub(super) struct Gen<'a, 'b> {
     pub fast: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,
+    /// The first thing met that this backend cannot lower. Code generation goes on with a
+    /// placeholder value and the caller discards the function and reports this instead.
+    pub unsupported: Option<String>,
 }
 
 /// Contiguous row-major strides of a shape.
@@ -108,6 +111,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             extents: [one, db, dc, dbc],
             fast: false,
             aux: HashMap::new(),
+            unsupported: None,
             f,
             plan,
             b,
@@ -312,8 +316,17 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.b.ins().select(c, one, zero)
     }
 
+    /// Records that `what` cannot be lowered (the first such thing is reported) and gives a
+    /// placeholder value so that code generation can finish its walk.
+    pub(super) fn unsupported(&mut self, what: String) -> CV {
+        self.unsupported.get_or_insert(what);
+        self.fconst(0.0)
+    }
+
     fn call(&mut self, name: &str, args: &[CV]) -> CV {
-        let fr = self.math.by_name[name];
+        let Some(&fr) = self.math.by_name.get(name) else {
+            return self.unsupported(format!("no math routine `{name}` is registered"));
+        };
         let inst = self.b.ins().call(fr, args);
         self.b.inst_results(inst)[0]
     }

@@ -208,6 +208,9 @@ impl Jit {
                 g.assign_slots();
                 g.preload_bases();
                 g.emit();
+                if let Some(what) = g.unsupported.take() {
+                    return Err(JitError::Unsupported(Unsupported(what)));
+                }
                 g.layout.clone()
             };
             b.ins_return();

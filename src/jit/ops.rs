@@ -124,7 +124,9 @@ pub(super) fn op(g: &mut Gen, i: Inst) {
                 g.write(slot, &os, oidx, v, DType::F32);
             });
         }
-        other => unreachable!("{other:?} is planned elsewhere"),
+        other => {
+            g.unsupported(format!("op `{}` as a standalone loop", other.name()));
+        }
     }
 }
 

@@ -66,13 +66,6 @@ pub struct Plan {
     pub returns: Vec<Value>,
 }
 
-fn is_elementwise(op: Opcode) -> bool {
-    matches!(
-        op.info().class,
-        Class::Unary | Class::Binary | Class::Compare | Class::Select | Class::Cast | Class::Like
-    )
-}
-
 /// Whether operand `k` of `op` is read for its elements (not only for its shape, as the
 /// `like` operand of `expand`/`broadcast_like`/`sum_to` and the operand of `count`,
 /// `ones_like` and `zeros_like` are).
@@ -140,7 +133,7 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         let class = d.op.info().class;
         let scalar_view = matches!(d.op, Opcode::Expand | Opcode::BroadcastLike) && ty.is_scalar();
         let scalar_like = class == Class::Leaf
-            || (is_elementwise(d.op) && ty.is_scalar())
+            || (d.op.is_elementwise() && ty.is_scalar())
             || scalar_view
             || d.op == Opcode::Count;
         if scalar_like {
@@ -170,7 +163,7 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         // every operand they read is available; otherwise they open a new group at the end.
         let splat =
             matches!(d.op, Opcode::Expand | Opcode::BroadcastLike) && f.ty(d.args[0]).is_scalar();
-        if is_elementwise(d.op) || splat {
+        if d.op.is_elementwise() || splat {
             let fits = |gid: usize| {
                 let pos = group_pos[gid] as i64;
                 d.args.iter().enumerate().all(|(k, a)| {

@@ -3,6 +3,8 @@
 //! dL/dy_pred from the Cranelift kernel or the reference interpreter ([`candidate`]).
 
 pub mod amm_exact;
+#[cfg(feature = "burn-cpu")]
+pub mod burn;
 pub mod candidate;
 pub mod composite;
 pub mod custom;

@@ -45,25 +45,7 @@ pub fn baselines() -> Vec<Genome> {
     .collect()
 }
 
-/// A burn device to train on (the `burn-cpu` and `wgpu` features).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BurnDevice {
-    /// burn's pure-Rust CPU backend (`flex`).
-    Cpu,
-    /// burn's wgpu backend (Vulkan, Metal, DX12).
-    Wgpu,
-}
-
-impl BurnDevice {
-    /// The `--backend` name.
-    pub fn name(self) -> &'static str {
-        match self {
-            BurnDevice::Cpu => "cpu",
-            BurnDevice::Wgpu => "wgpu",
-        }
-    }
-}
+pub use crate::burn_backend::BurnDevice;
 
 /// What computed a loss's runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -347,7 +329,7 @@ fn burn_runs(
     p: &Protocol,
     on_run: &(dyn Fn() + Sync),
 ) -> Result<Vec<(Engine, SeedRun)>, EvalError> {
-    use crate::burn_backend::population::{Member, train_population};
+    use super::burn::population::{Member, train_population};
     let device = crate::burn_backend::device(dev).map_err(|e| EvalError::Device(e.to_string()))?;
     let members: Vec<Member> = jobs
         .iter()

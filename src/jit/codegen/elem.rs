@@ -82,19 +82,8 @@ impl Gen<'_, '_> {
                 let d = self.b.ins().fadd(one, e);
                 self.b.ins().fdiv(one, d)
             }
-            O::Exp => self.call("ncp_expf", a),
-            O::Log => self.call("ncp_logf", a),
-            O::Sin => self.call("ncp_sinf", a),
-            O::Cos => self.call("ncp_cosf", a),
-            O::Tan => self.call("ncp_tanf", a),
-            O::Tanh => self.call("ncp_tanhf", a),
-            O::Asin => self.call("ncp_asinf", a),
-            O::Acos => self.call("ncp_acosf", a),
-            O::Atan => self.call("ncp_atanf", a),
-            O::Sigmoid => self.call("ncp_sigmoidf", a),
-            O::Hypot => self.call("ncp_hypotf", a),
-            O::Rem => self.call("ncp_remf", a),
-            O::Pow if fl => self.call("ncp_powf", a),
+            // Everything the table gives an exact-math routine: one call.
+            _ if fl && let Some(sym) = op.info().libm => self.call(sym, a),
             O::Pow => {
                 // Integer powers only occur on scalars; compute through f32 like the interpreter.
                 let xf = b.ins().fcvt_from_sint(types::F32, a[0]);
@@ -172,7 +161,7 @@ impl Gen<'_, '_> {
             O::Expand | O::BroadcastLike => a[0],
             O::Cast => {
                 let Imm::DType(to) = imm else {
-                    unreachable!("cast has a dtype")
+                    return self.unsupported("a cast without a dtype".into());
                 };
                 match (dt[0], *to) {
                     (x, y) if x == y => a[0],
@@ -185,10 +174,14 @@ impl Gen<'_, '_> {
                     (DType::I64, DType::Bool) => b.ins().icmp_imm_s(IntCC::NotEqual, a[0], 0),
                     (DType::Bool, DType::I64) => b.ins().uextend(types::I64, a[0]),
                     (DType::Bool, DType::F32) => self.bool_to_f32(a[0]),
-                    _ => unreachable!("all dtype pairs covered"),
+                    (x, y) => self.unsupported(format!("cast from {x} to {y}")),
                 }
             }
-            _ => unreachable!("{op:?} is not elementwise (planned as a standalone op)"),
+            _ => self.unsupported(format!(
+                "op `{}` on {:?} operands in a fused loop",
+                op.name(),
+                dt
+            )),
         }
     }
 }

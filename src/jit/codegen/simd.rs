@@ -213,7 +213,7 @@ impl Gen<'_, '_> {
             O::Select => self.sel(w, a[0], a[1], a[2]),
             O::Cast => {
                 let Imm::DType(to) = d.imm else {
-                    unreachable!("cast has a dtype")
+                    return self.unsupported("a cast without a dtype".into());
                 };
                 match (dt0, to) {
                     (Some(x), y) if x == y => a[0],
@@ -227,7 +227,7 @@ impl Gen<'_, '_> {
             O::OnesLike => self.kf(w, 1.0),
             O::ZerosLike => self.kf(w, 0.0),
             O::Expand | O::BroadcastLike => a[0],
-            other => unreachable!("simd_ok admits no {other:?}"),
+            other => self.unsupported(format!("op `{}` in a vector loop", other.name())),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! [`gradient`] takes a straight-line loss function `(y_pred, y_true) -> f32` and builds the
 //! gradient IR: a function `(y_pred, y_true) -> (f32, f32[B,C])` that computes the loss and
-//! `d loss / d y_pred`. Each op's derivative comes from its row in [`crate::op::OPS`] and
+//! `d loss / d y_pred`. Each op's derivative comes from its rule in [`rules`] and
 //! follows PyTorch's autograd formulas (ties of `max`/`min` split the gradient in halves,
 //! `max(dim)` sends it to the first maximum, `clamp` passes it at the bounds, ...), so the
 //! gradient means what the public systems' `loss.backward()` computes.
@@ -16,6 +16,9 @@ use crate::function::{Function, Terminator};
 use crate::op::{Axis, ConstVal, Imm, Opcode};
 use crate::types::{DType, Type};
 use std::collections::{HashMap, HashSet};
+
+mod rules;
+pub use rules::{DerivFn, rule};
 
 /// What a derivative rule sees.
 pub struct DerivCtx {
@@ -301,7 +304,7 @@ pub fn gradient(f: &Function) -> Result<GradFunction, IrError> {
     let mut connected: HashSet<Value> = HashSet::from([y_pred]);
     for &i in &forward {
         let inst = &f.insts[i];
-        if inst.op.info().deriv.is_some()
+        if rule(inst.op).is_some()
             && f.ty(inst.result).dtype == DType::F32
             && inst.args.iter().any(|a| connected.contains(a))
         {
@@ -328,7 +331,7 @@ pub fn gradient(f: &Function) -> Result<GradFunction, IrError> {
         if !connected.contains(&inst.result) {
             continue;
         }
-        let Some(rule) = inst.op.info().deriv else {
+        let Some(rule) = rule(inst.op) else {
             continue;
         };
         let ctx = DerivCtx {

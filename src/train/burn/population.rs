@@ -11,8 +11,8 @@
 //! seed: the same initial weights, batch order, dropout masks and optimizer rule. Results agree
 //! within float rounding (summation orders differ), not to the bit.
 
-use super::lower::{LowerError, lower_loss};
 use super::nets::Net;
+use crate::burn_backend::lower::{LowerError, lower_loss};
 use crate::train::candidate::StepFault;
 use crate::train::model::extend_dropout_mask;
 use crate::train::optim::{BETA1, BETA2, OptimizerKind, adam_step};
