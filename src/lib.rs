@@ -6,6 +6,7 @@
 
 pub mod burn_backend;
 pub mod cli;
+pub mod component;
 pub mod evolve;
 pub mod explain;
 pub mod formats;

@@ -2,6 +2,7 @@
 //! compute it (evolve from the task's parent, or evaluate its functions under the AMM
 //! protocol), and submit, with retries and backoff, as the AMM client does.
 
+use crate::component::ComponentKind;
 use crate::evolve::amm_ops::{Code, from_program};
 use crate::evolve::engine::{Engine, EvolveConfig, Init};
 use crate::pool::client::{ClientError, PoolClient, with_retries};
@@ -153,17 +154,24 @@ fn pool_verdict(answer: &serde_json::Value) -> String {
     out
 }
 
-/// Why a task's component type is not one this miner takes, or `None` for losses (AMM's
-/// client names them `loss` or `loss_function`).
-fn unsupported_component(component_type: &str) -> Option<String> {
-    match component_type.trim().to_ascii_lowercase().as_str() {
-        "loss" | "loss_function" => None,
-        known @ ("activation" | "activation_function" | "optimizer") => Some(format!(
-            "{known} tasks are not taken yet (ncpc mines losses only for now)"
+/// The component type of a task this miner takes, or why it gives the task back. Losses of
+/// either kind of task; activation and optimizer evaluate tasks when scoring as AMM does
+/// (the only scoring ncpc has for them); their evolve tasks are not taken yet.
+fn taken_component(
+    component_type: &str,
+    task: TaskType,
+    amm_exact: bool,
+) -> Result<ComponentKind, String> {
+    let kind = ComponentKind::from_task(component_type)?;
+    match (kind, task) {
+        (ComponentKind::Loss, _) => Ok(kind),
+        (_, TaskType::Evolve) => Err(format!(
+            "{kind} evolve tasks are not taken yet (ncpc evolves losses; it evaluates activations and optimizers)"
         )),
-        other => Some(format!(
-            "unknown component type {other:?} (ncpc takes `loss`/`loss_function` tasks)"
+        (_, TaskType::Evaluate) if !amm_exact => Err(format!(
+            "{kind} evaluate tasks are scored only as AMM scores them: mine with --scoring amm-exact"
         )),
+        (_, TaskType::Evaluate) => Ok(kind),
     }
 }
 
@@ -189,18 +197,13 @@ fn wire(x: f64) -> f64 {
 fn amm_exact_evaluations(
     scorer: &std::sync::Mutex<crate::train::amm_exact::AmmExact>,
     batch: &TaskBatch,
+    kind: ComponentKind,
 ) -> Vec<Evaluation> {
-    let texts: Vec<String> = batch
-        .functions
-        .iter()
-        .map(|f| match &f.function {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect();
+    let values: Vec<serde_json::Value> =
+        batch.functions.iter().map(|f| f.function.clone()).collect();
     let outcomes = match scorer.lock() {
-        Ok(mut s) => s.evaluate_task(&texts),
-        Err(poisoned) => poisoned.into_inner().evaluate_task(&texts),
+        Ok(mut s) => s.evaluate_component(kind, &values),
+        Err(poisoned) => poisoned.into_inner().evaluate_component(kind, &values),
     };
     let mut out = Vec::new();
     for (f, o) in batch.functions.iter().zip(outcomes) {
@@ -316,7 +319,8 @@ impl Miner<'_> {
     pub fn cycle(&self, t: TaskType, stop: &AtomicBool) -> Result<CycleOutcome, MineError> {
         let batch = self.request(t)?;
         let name = batch_name(&batch);
-        if let Some(reason) = unsupported_component(&batch.component_type) {
+        let kind = taken_component(&batch.component_type, t, self.amm_exact.is_some());
+        if let Err(reason) = kind {
             // Not ours to do: give it back at once, for a miner that takes this type.
             let _ = self.client.reset_active();
             return Ok(CycleOutcome::Released {
@@ -326,7 +330,7 @@ impl Miner<'_> {
         }
         let outcome = match t {
             TaskType::Evolve => self.evolve(&batch, &name, stop),
-            TaskType::Evaluate => self.evaluate(&batch, &name, stop),
+            TaskType::Evaluate => self.evaluate(&batch, &name, kind.unwrap_or_default(), stop),
         };
         if matches!(
             outcome,
@@ -465,6 +469,7 @@ impl Miner<'_> {
         &self,
         batch: &TaskBatch,
         name: &str,
+        kind: ComponentKind,
         stop: &AtomicBool,
     ) -> Result<CycleOutcome, MineError> {
         let mut evaluations = Vec::new();
@@ -476,7 +481,7 @@ impl Miner<'_> {
                     batch: name.to_string(),
                 });
             }
-            evaluations = amm_exact_evaluations(scorer, batch);
+            evaluations = amm_exact_evaluations(scorer, batch, kind);
             (self.progress)(CycleProgress::Evaluating { done: total, total });
         }
         let per_function = if self.amm_exact.is_some() {

@@ -105,10 +105,10 @@ fn adam_matches_torch_bit_for_bit() {
             outs: 0,
             params: [p, Vec::new(), Vec::new(), Vec::new()],
         };
-        let mut adam = Adam::new(&net, 0.001);
+        let mut adam = Adam::new(&net.params, 0.001);
         for gr in case["grads"].as_array().unwrap() {
             let gr: Vec<f32> = ints(gr).iter().map(|b| f32::from_bits(*b as u32)).collect();
-            adam.step(&mut net, &[gr, Vec::new(), Vec::new(), Vec::new()]);
+            adam.step(&mut net.params, &[gr, Vec::new(), Vec::new(), Vec::new()]);
         }
         assert_eq!(
             bits(&net.params[0]),
@@ -306,7 +306,7 @@ fn split_gap() {
         let mut g = TorchGenerator::manual_seed(seed);
         let mut net = Net::init(&mut g, 784, 10);
         let mut bg = TorchGenerator::manual_seed(seed);
-        let mut adam = Adam::new(&net, 0.001);
+        let mut adam = Adam::new(&net.params, 0.001);
         let mut fw = Forward::default();
         let mut grad = Vec::new();
         for _ in 0..10 {
@@ -319,7 +319,7 @@ fn split_gap() {
             net.forward(&bx, &mut fw);
             loss.loss_and_grad(&fw.out, &by, 32, 10, &mut grad).unwrap();
             let gr = net.backward(&bx, &fw, &grad);
-            adam.step(&mut net, &gr);
+            adam.step(&mut net.params, &gr);
         }
         net.forward(vx, &mut fw);
         fw.out

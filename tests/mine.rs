@@ -222,9 +222,19 @@ fn a_killed_miners_task_goes_to_another_after_its_lease() {
 
 /// A pool that answers every call with `{}` except task requests, which get `batch`.
 fn fake_pool(batch: &'static str) -> String {
+    fake_pool_logged(batch).0
+}
+
+/// Requests a fake pool received: (request line, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// [`fake_pool`], also keeping every request it received.
+fn fake_pool_logged(batch: &'static str) -> (String, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = Received::default();
+    let seen = log.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream);
@@ -239,10 +249,12 @@ fn fake_pool(batch: &'static str) -> String {
                     len = v.trim().parse().unwrap_or(0);
                 }
             }
-            let _ = reader
-                .by_ref()
-                .take(len as u64)
-                .read_to_end(&mut Vec::new());
+            let mut body = Vec::new();
+            let _ = reader.by_ref().take(len as u64).read_to_end(&mut body);
+            seen.lock().unwrap().push((
+                first.trim().to_string(),
+                String::from_utf8_lossy(&body).into(),
+            ));
             let body = if first.contains("/request") {
                 batch
             } else {
@@ -255,7 +267,7 @@ fn fake_pool(batch: &'static str) -> String {
             );
         }
     });
-    url
+    (url, log)
 }
 
 #[test]
@@ -383,26 +395,86 @@ fn an_evolve_task_with_nothing_better_than_its_parents_submits_nothing() {
 /// goes on.
 #[test]
 fn a_task_of_another_component_type_is_released_not_failed() {
-    let url = fake_pool(
-        r#"{"batch_id": "b-9", "component_type": "activation_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
-    );
-    let home = tempfile::tempdir().unwrap();
-    let out = ncpc(home.path())
-        .args(["mine", "--pool-url", &url, "--cycles", "2", "--delay", "0"])
-        .args(["--seed-file", &key_file(home.path(), "Alice")])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout
-            .matches("batch b-9 released: activation_function tasks are not taken yet")
-            .count(),
-        2,
-        "{stdout}"
-    );
+    for (batch, line) in [
+        (
+            r#"{"batch_id": "b-9", "component_type": "activation_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
+            "batch b-9 released: activation evolve tasks are not taken yet",
+        ),
+        (
+            r#"{"batch_id": "b-10", "component_type": "optimizer_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
+            "batch b-10 released: unknown component type \"optimizer_function\"",
+        ),
+    ] {
+        let url = fake_pool(batch);
+        let home = tempfile::tempdir().unwrap();
+        let out = ncpc(home.path())
+            .args(["mine", "--pool-url", &url, "--cycles", "2", "--delay", "0"])
+            .args(["--task-type", "evolve"])
+            .args(["--seed-file", &key_file(home.path(), "Alice")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.matches(line).count(), 2, "{stdout}");
+    }
+}
+
+/// Activation and optimizer evaluate tasks are scored as AMM's client scores them: AMM's own
+/// activation library (relu, sigmoid, identity) computes zero once AMM's validator has
+/// rewritten it and scores 0.115 in a fresh task (tests/reference/amm_activation); every
+/// optimizer function scores 0.0 with all criteria 0 (AMM's strategy raises).
+#[test]
+fn activation_and_optimizer_evaluate_tasks_are_scored_as_amm_scores_them() {
+    for (batch, want) in [
+        (
+            r#"{"batch_id": "a-1", "component_type": "activation", "functions": [
+                {"id": 1, "function": [[100,1,0],[101,2,0.0],[300,1,2,3],[453,3]]},
+                {"id": 2, "function": [[100,1,0],[11,1,2],[8,2,3],[101,4,1.0],[1,4,3,5],[4,4,5,6],[453,6]]},
+                {"id": 3, "function": [[100,1,0],[453,1]]}]}"#,
+            [(0.115, 1.0), (0.115, 1.0), (0.115, 1.0)],
+        ),
+        (
+            r#"{"batch_id": "o-1", "component_type": "optimizer", "functions": [
+                {"id": 1, "function": [[100,1,0],[100,2,1],[100,3,2],[4,4,3,2],[2,5,1,4],[453,5]]},
+                {"id": 2, "function": [[100,1,0],[453,1]]},
+                {"id": 3, "function": [["x"]]}]}"#,
+            [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0)],
+        ),
+    ] {
+        let (url, log) = fake_pool_logged(batch);
+        let home = tempfile::tempdir().unwrap();
+        let out = ncpc(home.path())
+            .args(["mine", "--pool-url", &url, "--cycles", "1", "--delay", "0"])
+            .args(["--task-type", "evaluate"])
+            .args(["--seed-file", &key_file(home.path(), "Alice")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = log.lock().unwrap();
+        let (_, body) = log
+            .iter()
+            .find(|(line, _)| line.contains("/submit"))
+            .unwrap_or_else(|| panic!("nothing submitted: {log:?}"));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let got: Vec<(f64, f64)> = body["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["score"].as_f64().unwrap(),
+                    e["criteria"]["stability"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{body}");
+    }
 }

@@ -87,7 +87,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40)
     ) {
         let mut st = Store::open(&DbLocation::Memory).unwrap();
-        st.seed("loss", 0).unwrap();
+        st.seed(ncpc::component::ComponentKind::Loss, 0).unwrap();
         for k in KEYS {
             st.register(k, 0).unwrap();
         }
@@ -129,7 +129,7 @@ proptest! {
 #[test]
 fn the_property_s_cycles_do_form_consensus_and_pay() {
     let mut st = Store::open(&DbLocation::Memory).unwrap();
-    st.seed("loss", 0).unwrap();
+    st.seed(ncpc::component::ComponentKind::Loss, 0).unwrap();
     for k in KEYS {
         st.register(k, 0).unwrap();
     }

@@ -31,6 +31,10 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// What the genomes are: loss, activation or optimizer (AMM's component types; other
+    /// than loss only with --protocol amm-exact, which scores them as AMM's client does).
+    #[arg(long, default_value = "loss")]
+    pub component: crate::component::ComponentKind,
     /// How the genome is read.
     #[command(flatten)]
     pub read: ReadArgs,
@@ -40,6 +44,14 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
     if a.protocol.protocol == ProtocolName::AmmExact {
         return run_amm_exact(&a);
+    }
+    if a.component != crate::component::ComponentKind::Loss {
+        return Err(anyhow::anyhow!(
+            "--component {} is scored only by --protocol amm-exact (AMM's {} strategy)",
+            a.component,
+            a.component
+        )
+        .into());
     }
     if !a.more.is_empty() {
         return Err(anyhow::anyhow!(
@@ -275,7 +287,15 @@ fn run_amm_exact(a: &EvalArgs) -> Result<(), CliError> {
     };
     let mut scorer = AmmExact::new(engine).map_err(anyhow::Error::from)?;
     let t0 = std::time::Instant::now();
-    let outcomes = scorer.evaluate_task(&texts);
+    let outcomes = if a.component == crate::component::ComponentKind::Loss {
+        scorer.evaluate_task(&texts)
+    } else {
+        let values: Vec<serde_json::Value> = texts
+            .iter()
+            .map(|t| serde_json::Value::String(t.clone()))
+            .collect();
+        scorer.evaluate_component(a.component, &values)
+    };
     let entries: Vec<AmmExactEntry> = paths
         .iter()
         .zip(outcomes)
@@ -296,8 +316,9 @@ fn run_amm_exact(a: &EvalArgs) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?;
         return write_output(None, &format!("{text}\n"));
     }
-    let mut out = String::from(
-        "protocol  AmmExact: one AMM evaluate task, functions in order, weights carried over\n\n",
+    let mut out = format!(
+        "protocol  AmmExact: one AMM evaluate task of {} functions, in order, weights carried over\n\n",
+        a.component
     );
     out.push_str(&format!("{:<32} {:>10}  {}\n", "file", "score", "outcome"));
     for e in &entries {

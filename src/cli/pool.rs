@@ -133,6 +133,11 @@ struct ServeArgs {
     /// are written, NN ops short of parameters and the like, naming the instruction.
     #[arg(long, value_enum, default_value = "compat")]
     genome_check: crate::formats::Mode,
+    /// The component types served, comma-separated: loss, activation, optimizer (AMM's pool
+    /// serves all three). Each gets a population seeded with its built-in functions; tasks
+    /// take the types in turn, and a submission is checked as its task's type.
+    #[arg(long, value_delimiter = ',', default_value = "loss")]
+    component_types: Vec<crate::component::ComponentKind>,
 }
 
 fn run_server(a: ServeArgs) -> Result<(), CliError> {
@@ -201,6 +206,12 @@ fn run_server(a: ServeArgs) -> Result<(), CliError> {
         body_limit: a.body_limit,
         max_metadata_bytes: a.max_metadata_bytes,
         max_instructions: a.max_instructions,
+        component_types: {
+            let mut kinds = a.component_types.clone();
+            kinds.sort();
+            kinds.dedup();
+            kinds
+        },
         ..ServerConfig::default()
     };
     serve(config).map_err(|err| CliError { code: 1, err })

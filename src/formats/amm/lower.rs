@@ -40,6 +40,9 @@ enum Flow {
 struct Lowerer<'p> {
     prog: &'p [Json],
     mode: Mode,
+    component: Component,
+    /// The upstream weights of an activation component (see [`Component`]).
+    other: Option<Value>,
     f: Function,
     specials: [Value; 7],
     targets: HashSet<usize>,
@@ -50,19 +53,67 @@ struct Lowerer<'p> {
     trap_blocks: HashMap<TrapCode, Block>,
 }
 
-/// Compile an AMM program. Returns the function and, in compat mode, one note per thing the
-/// interpreter would paper over (instruction index and reason).
+/// What an AMM program computes, which decides its special registers and what happens to its
+/// result. Every variant is a function of the loss signature `(f32[B,C], f32[B,C]) -> f32`,
+/// so the gradient pass, the interpreter and the JIT take them all.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Component {
+    /// A loss (AMM's `loss` component): S0 = y_true (the second parameter), S1 = y_pred (the
+    /// first); the result is averaged to a scalar.
+    #[default]
+    Loss,
+    /// An activation's forward pass, as `(g, x) -> sum(g * act(x))`: S0 = x, S1 unset (0.0),
+    /// S5/S6 ones and zeros of x's shape. Its gradient with respect to `g` is `act(x)`,
+    /// broadcast to x's shape when it has one element (AMM's `expand_as`).
+    ActivationForward,
+    /// An activation's backward pass, as `(x, g) -> sum(act(x) * g)`: its gradient with
+    /// respect to `x` is `act'(x) * g`.
+    ActivationBackward,
+}
+
+/// The note an activation lowering leaves when the result is not float (AMM trains with it,
+/// promoted by a dummy multiply, and fails when it reaches `Linear` in evaluation).
+pub const ACTIVATION_NOT_FLOAT: &str = "the activation's result is not float";
+/// The note an activation lowering leaves when the result has neither the input's shape nor
+/// one element (AMM passes it on and the next layer fails).
+pub const ACTIVATION_SHAPE: &str = "the activation's result has another shape than its input";
+
+/// Compile an AMM loss program. Returns the function and, in compat mode, one note per thing
+/// the interpreter would paper over (instruction index and reason).
 pub fn lower(
     p: &Program,
     name: &str,
     mode: Mode,
     dims: DimModel,
 ) -> Result<(Function, Vec<String>), FormatError> {
+    lower_as(p, name, mode, dims, Component::Loss)
+}
+
+/// Compile an AMM program as the given component.
+pub fn lower_as(
+    p: &Program,
+    name: &str,
+    mode: Mode,
+    dims: DimModel,
+    component: Component,
+) -> Result<(Function, Vec<String>), FormatError> {
     let ity = dims.input_type();
     let (mut f, entry) = Function::new(name, &[ity.clone(), ity.clone()], vec![Type::f32()]);
-    let y_pred = f.blocks[entry].params[0];
-    let y_true = f.blocks[entry].params[1];
+    let p0 = f.blocks[entry].params[0];
+    let p1 = f.blocks[entry].params[1];
     let ir = |r: Result<Value, ncp_ir::IrError>| r.map_err(FormatError::Ir);
+    // (S0, S1, the other parameter: the upstream weights of an activation.)
+    let (y_true, y_pred, other) = match component {
+        Component::Loss => (p1, p0, None),
+        Component::ActivationForward => {
+            let zero = ir(f.ins(entry, Opcode::Const, Imm::Const(ConstVal::F32(0.0)), &[]))?;
+            (p1, zero, Some(p0))
+        }
+        Component::ActivationBackward => {
+            let zero = ir(f.ins(entry, Opcode::Const, Imm::Const(ConstVal::F32(0.0)), &[]))?;
+            (p0, zero, Some(p1))
+        }
+    };
     let batch = ir(f.ins(entry, Opcode::Dim, Imm::Dim(Dim::B), &[]))?;
     let lr = ir(f.ins(entry, Opcode::Const, Imm::Const(ConstVal::F32(0.001)), &[]))?;
     let eps = ir(f.ins(entry, Opcode::Const, Imm::Const(ConstVal::F32(1e-7)), &[]))?;
@@ -82,6 +133,8 @@ pub fn lower(
     let mut l = Lowerer {
         prog: &p.instrs,
         mode,
+        component,
+        other,
         f,
         specials,
         targets: HashSet::new(),
@@ -428,6 +481,40 @@ impl Lowerer<'_> {
         }
     }
 
+    /// `sum(g * act)` for an activation whose result is `v` (see [`Component`]).
+    fn activation_result(
+        &mut self,
+        b: Block,
+        pc: usize,
+        v: Value,
+    ) -> Result<Terminator, FormatError> {
+        let (Some(g), x) = (self.other, self.specials[0]) else {
+            return Err(FormatError::Ir(ncp_ir::IrError::Type(
+                "an activation without its upstream weights".into(),
+            )));
+        };
+        let ty = self.f.ty(v).clone();
+        let one_element = ty.shape.iter().all(|d| *d == Dim::Fixed(1));
+        if !one_element && ty.shape != self.f.ty(x).shape {
+            self.notes.insert((pc, ACTIVATION_SHAPE.into()));
+            return Ok(Terminator::Trap(TrapCode::BadReturn));
+        }
+        let mut v = v;
+        if one_element && !ty.is_scalar() {
+            v = self.ir(b, Opcode::Reshape, Imm::Shape(Vec::new()), &[v])?;
+        }
+        if ty.dtype != DType::F32 {
+            self.notes.insert((pc, ACTIVATION_NOT_FLOAT.into()));
+            v = self.ir(b, Opcode::Cast, Imm::DType(DType::F32), &[v])?;
+        }
+        let product = match self.component {
+            Component::ActivationForward => self.ir(b, Opcode::Mul, Imm::None, &[g, v])?,
+            _ => self.ir(b, Opcode::Mul, Imm::None, &[v, g])?,
+        };
+        let total = self.ir(b, Opcode::Sum, Imm::Axis(ncp_ir::Axis::All), &[product])?;
+        Ok(Terminator::Return(vec![total]))
+    }
+
     fn ret(
         &mut self,
         b: Block,
@@ -457,6 +544,9 @@ impl Lowerer<'_> {
                 self.ir(b, Opcode::Const, Imm::Const(ConstVal::F32(0.0)), &[])?
             }
         };
+        if self.component != Component::Loss {
+            return self.activation_result(b, pc, v);
+        }
         match reduce_to_loss(&mut self.f, b, v) {
             Ok(loss) => Ok(Terminator::Return(vec![loss])),
             Err(_) => {

@@ -16,9 +16,10 @@ mod lower;
 mod pyval;
 pub mod random;
 pub mod registry;
+pub mod validator;
 
 pub use emit::emit;
-pub use lower::lower;
+pub use lower::{ACTIVATION_NOT_FLOAT, ACTIVATION_SHAPE, Component, lower, lower_as};
 
 use super::{FormatError, parse_json};
 use serde_json::Value as Json;

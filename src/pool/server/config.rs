@@ -74,8 +74,9 @@ pub struct ServerConfig {
     pub audit_share: f64,
     /// What each confirmed event pays.
     pub rewards: RewardSchedule,
-    /// The component type of the population served (`loss`).
-    pub component_type: String,
+    /// The component types served, a population each (`loss` by default; AMM's pool serves
+    /// `loss`, `activation` and `optimizer`). Tasks go round them in turn.
+    pub component_types: Vec<crate::component::ComponentKind>,
     /// Refuse AMM's body-only auth: every signed call must carry the signed headers.
     pub require_signed_headers: bool,
     /// How submitted genomes are checked before they are stored: as AMM's interpreter runs
@@ -115,7 +116,7 @@ impl Default for ServerConfig {
             consensus: ConsensusRule::Tolerance,
             audit_share: 0.1,
             rewards: RewardSchedule::default(),
-            component_type: "loss".into(),
+            component_types: vec![crate::component::ComponentKind::Loss],
             require_signed_headers: false,
             genome_check: crate::formats::Mode::Compat,
             max_instructions: super::genome::MAX_INSTRUCTIONS,

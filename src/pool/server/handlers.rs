@@ -4,7 +4,6 @@
 
 use super::consensus::check_score;
 use super::error::ApiError;
-use super::genome;
 use super::state::{AppState, RawRequest, now_ms};
 use super::store::{Duplicate, NewEvaluation, TaskRow};
 use crate::pool::headers::SignedHeaders;
@@ -246,19 +245,33 @@ pub async fn request_task(
     let lease_ms = config.lease_ms(req.task_type);
     let a = address.clone();
     let now = now_ms();
+    // Component types take turns; one with nothing to hand out passes to the next.
+    let start = s
+        .next_component
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let task = s
         .db_signed(&signed, move |st| {
             if !st.is_registered(&a)? {
                 return Err(not_registered(&a));
             }
-            st.issue_task(
-                &a,
-                req.task_type,
-                &config.component_type,
-                config.evaluate_batch_size,
-                lease_ms,
-                now,
-            )
+            let kinds = &config.component_types;
+            let mut last = None;
+            for k in 0..kinds.len() {
+                let kind = kinds[(start + k) % kinds.len()];
+                match st.issue_task(
+                    &a,
+                    req.task_type,
+                    kind.name(),
+                    config.evaluate_batch_size,
+                    lease_ms,
+                    now,
+                ) {
+                    Err(e @ ApiError::NotFound(_)) => last = Some(e),
+                    other => return other,
+                }
+            }
+            Err(last
+                .unwrap_or_else(|| ApiError::NotFound("this pool serves no component type".into())))
         })
         .await?;
     tracing::info!(miner = %address, batch = %task.batch_id, "issued {:?} task", task.task_type);
@@ -299,8 +312,11 @@ pub async fn submit_evolution(
     }
     let fitness = sub.metadata.fitness.0;
     let (a, b) = (address.clone(), batch_id.clone());
-    s.db(move |st| st.check_live_task(&a, &b, TaskType::Evolve, now_ms()))
+    let component_type = s
+        .db(move |st| st.check_live_task(&a, &b, TaskType::Evolve, now_ms()))
         .await?;
+    let kind = crate::component::ComponentKind::from_task(&component_type)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("task {batch_id}: {e}")))?;
     // Compiling is CPU work: do it off the async workers and outside the store's lock, and
     // at most a few at once, so no number of submissions can take every core.
     let _slot = tokio::time::timeout(super::state::GENOME_WAIT, s.genome_slots.acquire())
@@ -315,12 +331,16 @@ pub async fn submit_evolution(
         })?;
     let text = sub.evolved_function;
     let (mode, max) = (s.config.genome_check, s.config.max_instructions);
-    let genome = tokio::task::spawn_blocking(move || genome::check_limited(&text, mode, max))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
-        .map_err(|e| {
-            ApiError::Unprocessable(format!("evolved_function is not a usable AMM program: {e}"))
-        })?;
+    let genome = tokio::task::spawn_blocking(move || {
+        super::component_genome::check_component(&text, kind, mode, max)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the genome check failed: {e}")))?
+    .map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "evolved_function is not a usable AMM {kind} program: {e}"
+        ))
+    })?;
     let program = genome.program.clone();
     let (a, b) = (address.clone(), batch_id.clone());
     let (outcome, mut balance) = s
@@ -340,7 +360,9 @@ pub async fn submit_evolution(
         }])
         .inc();
     let mut consensus = Value::Null;
-    if let (Some(scorer), None) = (s.config.local_scorer.clone(), outcome.duplicate) {
+    if let (Some(scorer), None, crate::component::ComponentKind::Loss) =
+        (s.config.local_scorer.clone(), outcome.duplicate, kind)
+    {
         let score = tokio::task::spawn_blocking(move || {
             crate::pool::protocol::wire_score((scorer.0)(&program))
         })

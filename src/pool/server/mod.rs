@@ -8,6 +8,7 @@
 //! docs/pool.md.
 
 mod app;
+pub mod component_genome;
 mod config;
 pub mod consensus;
 mod error;

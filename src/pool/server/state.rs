@@ -5,6 +5,7 @@ use super::ServerConfig;
 use super::error::ApiError;
 use super::ratelimit::RateLimiter;
 use super::store::{AuthToken, Rules, Store, outside_runtime};
+use crate::component::ComponentKind;
 use crate::pool::headers::SignedHeaders;
 use crate::pool::protocol::Auth;
 use serde_json::Value;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The Prometheus metrics (`GET /metrics`).
     pub metrics: super::metrics::Metrics,
     started: Instant,
+    /// Where the next task's component type is taken from in `config.component_types`.
+    pub next_component: std::sync::atomic::AtomicUsize,
     /// The configuration it was started with.
     pub config: ServerConfig,
 }
@@ -141,9 +144,14 @@ impl AppState {
         let store = outside_runtime(|| -> anyhow::Result<Store> {
             let mut store = Store::open(&config.db)?;
             store.set_rules(rules(config));
-            store.seed(&config.component_type, now_ms())?;
-            if let Some(scorer) = &config.local_scorer {
-                confirm_pending(&mut store, scorer, &config.component_type)?;
+            for kind in &config.component_types {
+                store.seed(*kind, now_ms())?;
+            }
+            // The local scorer scores losses; other types wait for evaluators.
+            if let Some(scorer) = &config.local_scorer
+                && config.component_types.contains(&ComponentKind::Loss)
+            {
+                confirm_pending(&mut store, scorer, ComponentKind::Loss.name())?;
             }
             Ok(store)
         })??;
@@ -158,6 +166,7 @@ impl AppState {
             genome_slots: tokio::sync::Semaphore::new(GENOME_CHECKS_AT_ONCE),
             metrics: super::metrics::Metrics::new(),
             started: Instant::now(),
+            next_component: std::sync::atomic::AtomicUsize::new(0),
             config: config.clone(),
         };
         Ok(state)

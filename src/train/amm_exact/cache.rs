@@ -35,7 +35,7 @@ pub struct ScoreCache {
 }
 
 /// `n` standard normal values (Box-Muller over torch's generator), as float32.
-fn normals(seed: u64, n: usize) -> Vec<f64> {
+pub(super) fn normals(seed: u64, n: usize) -> Vec<f64> {
     let mut g = TorchGenerator::manual_seed(seed);
     let mut out = Vec::with_capacity(n + 1);
     while out.len() < n {

@@ -20,6 +20,7 @@
 //!   function that does not compile or faults on the probe) as 0.0 with all criteria 0, and
 //!   skips (sends nothing for) a function whose text does not deserialize.
 
+pub mod activation;
 pub mod cache;
 pub mod data;
 pub mod net;
@@ -27,6 +28,7 @@ pub mod net;
 pub use cache::ScoreCache;
 pub use data::AmmData;
 
+use crate::component::ComponentKind;
 use crate::formats::CompileOptions;
 use crate::jit::MathMode;
 use crate::loss::{Backend, compile_for_inputs};
@@ -115,6 +117,31 @@ impl Outcome {
     }
 }
 
+/// A function of an evaluate task as AMM's client takes it from the pool's JSON: a list goes
+/// to the strategy as it is (unchecked: a malformed list fails inside the strategy, and AMM
+/// sends 0.0), text must deserialize ([`amm_deserializes`]), anything else is skipped. The
+/// genetic code as JSON text, or why AMM sends no record.
+pub fn genetic_code(v: &serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => amm_deserializes(s).map(|()| s.clone()),
+        serde_json::Value::Array(_) => Ok(v.to_string()),
+        _ => Err("the function is neither a list nor text".into()),
+    }
+}
+
+/// How AMM's client scores a function of an optimizer evaluate task: its
+/// `OptimizerStrategy.evaluate` does not take the `stop_flag` argument the client passes, so
+/// it raises before running and every function that reaches it is an exception (0.0 with
+/// all criteria 0); a function that does not deserialize gets no record.
+pub fn amm_optimizer_outcome(v: &serde_json::Value) -> Outcome {
+    match genetic_code(v) {
+        Ok(_) => Outcome::Exception {
+            error: "AMM's optimizer strategy raises TypeError (evaluate() got an unexpected keyword argument 'stop_flag') before it runs".into(),
+        },
+        Err(reason) => Outcome::Skipped { reason },
+    }
+}
+
 /// Whether `text` is genetic code AMM's `deserialize_genetic_code` accepts: a JSON list of
 /// non-empty lists whose first element is a number. `Err` says why not.
 pub fn amm_deserializes(text: &str) -> Result<(), String> {
@@ -144,6 +171,8 @@ pub struct AmmExact {
     data: Arc<AmmData>,
     cache: ScoreCache,
     engine: Backend,
+    /// The activation component's evaluator, made at the first activation task.
+    activation: Option<activation::ActivationExact>,
 }
 
 /// The state of one evaluate task: the model, once made, and torch's global generator.
@@ -159,6 +188,7 @@ impl AmmExact {
             data: Arc::new(AmmData::load()?),
             cache: ScoreCache::new(),
             engine,
+            activation: None,
         })
     }
 
@@ -167,19 +197,54 @@ impl AmmExact {
         &self.data
     }
 
-    /// Score the functions of one evaluate task, in order (weights carry over).
+    /// Score the functions of one evaluate task, given as texts (files), in order (weights
+    /// carry over).
     pub fn evaluate_task<S: AsRef<str>>(&mut self, texts: &[S]) -> Vec<Outcome> {
         let mut task = TaskState { model: None };
         texts
             .iter()
-            .map(|t| self.evaluate_one(&mut task, t.as_ref()))
+            .map(|t| match amm_deserializes(t.as_ref()) {
+                Ok(()) => self.evaluate_one(&mut task, t.as_ref()),
+                Err(reason) => Outcome::Skipped { reason },
+            })
+            .collect()
+    }
+
+    /// Score the functions of one evaluate task of component type `kind` as the pool sends
+    /// them (JSON values), in order, as AMM's client scores that type.
+    pub fn evaluate_component(
+        &mut self,
+        kind: ComponentKind,
+        functions: &[serde_json::Value],
+    ) -> Vec<Outcome> {
+        match kind {
+            ComponentKind::Loss => self.evaluate_values(functions),
+            ComponentKind::Activation => self.activation().evaluate_values(functions),
+            ComponentKind::Optimizer => functions.iter().map(amm_optimizer_outcome).collect(),
+        }
+    }
+
+    /// The activation evaluator of this miner (one score cache for the process, as AMM's).
+    pub fn activation(&mut self) -> &mut activation::ActivationExact {
+        let (data, engine) = (self.data.clone(), self.engine);
+        self.activation
+            .get_or_insert_with(|| activation::ActivationExact::new(data, engine))
+    }
+
+    /// Score the functions of one evaluate task as the pool sends them (JSON values), in
+    /// order: see [`genetic_code`].
+    pub fn evaluate_values(&mut self, functions: &[serde_json::Value]) -> Vec<Outcome> {
+        let mut task = TaskState { model: None };
+        functions
+            .iter()
+            .map(|v| match genetic_code(v) {
+                Ok(text) => self.evaluate_one(&mut task, &text),
+                Err(reason) => Outcome::Skipped { reason },
+            })
             .collect()
     }
 
     fn evaluate_one(&mut self, task: &mut TaskState, text: &str) -> Outcome {
-        if let Err(reason) = amm_deserializes(text) {
-            return Outcome::Skipped { reason };
-        }
         let func = match compile_for_inputs(text, &CompileOptions::default(), BATCH, CLASSES, true)
         {
             Ok(f) => f,
@@ -240,7 +305,7 @@ fn train(
     loss: &mut CandidateLoss,
 ) -> Result<f64, String> {
     let n_train = (data.train_x.len() / INPUT) as i64;
-    let mut adam = Adam::new(net, LR);
+    let mut adam = Adam::new(&net.params, LR);
     let mut best = f64::INFINITY;
     let mut stale = 0;
     let (mut bx, mut by) = (Vec::new(), Vec::new());
@@ -259,7 +324,7 @@ fn train(
             .loss_and_grad(&fw.out, &by, BATCH, CLASSES, &mut grad)
             .map_err(|e| format!("step {step}: {e}"))?;
         let grads = net.backward(&bx, &fw, &grad);
-        adam.step(net, &grads);
+        adam.step(&mut net.params, &grads);
         let current = value as f64;
         if current < best - MIN_IMPROVEMENT {
             best = current;

@@ -32,7 +32,7 @@ pub struct Forward {
 }
 
 /// `out[r][j] = bias[j] + sum_k x[r][k] w[j][k]`, accumulated in f64.
-fn affine(x: &[f32], w: &[f32], bias: &[f32], ins: usize, out: &mut Vec<f32>) {
+pub(super) fn affine(x: &[f32], w: &[f32], bias: &[f32], ins: usize, out: &mut Vec<f32>) {
     let outs = bias.len();
     let n = x.len() / ins;
     out.clear();
@@ -147,9 +147,9 @@ pub struct Adam {
 const VECTOR_BLOCK: usize = 32;
 
 impl Adam {
-    /// A fresh optimizer for `net`'s parameters.
-    pub fn new(net: &Net, lr: f64) -> Adam {
-        let zeros = |k: usize| vec![0f32; net.params[k].len()];
+    /// A fresh optimizer for a network's four parameter tensors.
+    pub fn new(params: &[Vec<f32>; 4], lr: f64) -> Adam {
+        let zeros = |k: usize| vec![0f32; params[k].len()];
         Adam {
             lr,
             step: 0,
@@ -159,7 +159,7 @@ impl Adam {
     }
 
     /// One `optimizer.step()` with `grads`.
-    pub fn step(&mut self, net: &mut Net, grads: &[Vec<f32>; 4]) {
+    pub fn step(&mut self, params: &mut [Vec<f32>; 4], grads: &[Vec<f32>; 4]) {
         const BETA1: f64 = 0.9;
         const BETA2: f64 = 0.999;
         self.step += 1;
@@ -176,8 +176,7 @@ impl Adam {
         let neg_step = (-step_size) as f32;
         let bc2s = bc2_sqrt as f32;
         let eps = 1e-8f32;
-        let tensors = net
-            .params
+        let tensors = params
             .iter_mut()
             .zip(grads)
             .zip(&mut self.m)

@@ -22,8 +22,11 @@ pub use location::{DbLocation, LocationError};
 pub(crate) use pg::outside_runtime;
 pub use submissions::Duplicate;
 
+use super::component_genome::{check_component, seeds};
 use super::error::ApiError;
-use super::genome::{SEEDS, check};
+use super::genome::MAX_INSTRUCTIONS;
+use crate::component::ComponentKind;
+use crate::formats::Mode;
 use crate::pool::protocol::TaskType;
 use db::{Conn, Exec, Val, vals};
 use std::path::Path;
@@ -248,13 +251,14 @@ impl Store {
         self.rules = rules;
     }
 
-    /// Add the built-in losses to `component_type`'s population (once; they are deduplicated
+    /// Add the built-in functions of `kind` to its population (once; they are deduplicated
     /// by hash like any function, and only missing ones are inserted, so restarts use no ids).
-    pub fn seed(&mut self, component_type: &str, now_ms: i64) -> anyhow::Result<()> {
+    pub fn seed(&mut self, kind: ComponentKind, now_ms: i64) -> anyhow::Result<()> {
+        let component_type = kind.name();
         let mut tx = self.conn.transaction()?;
         tx.durable()?;
-        for (name, program) in SEEDS {
-            let g = check(program)
+        for (name, program) in seeds(kind) {
+            let g = check_component(program, kind, Mode::Compat, MAX_INSTRUCTIONS)
                 .map_err(|e| anyhow::anyhow!("the built-in seed `{name}` does not compile: {e}"))?;
             if tx
                 .query_opt("SELECT id FROM functions WHERE hash = ?1", vals![&g.hash])?

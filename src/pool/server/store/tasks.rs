@@ -30,10 +30,9 @@ impl Store {
         batch_id: &str,
         task_type: TaskType,
         now_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<String, ApiError> {
         let mut tx = self.conn.transaction()?;
-        live_task(&mut tx, miner, batch_id, task_type, now_ms)?;
-        Ok(())
+        Ok(live_task(&mut tx, miner, batch_id, task_type, now_ms)?.component_type)
     }
 
     /// End the miner's active tasks (leases live or not); returns how many there were.
