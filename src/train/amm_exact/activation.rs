@@ -31,7 +31,7 @@
 //! [`super::cache`].
 
 use super::data::{AmmData, CLASSES, INPUT};
-use super::net::{Adam, affine};
+use super::net::{Adam, affine, axpy_f64};
 use super::{LR, MODEL_SEED, Outcome, amm_deserializes, genetic_code, torch_argmax};
 use crate::formats::Mode;
 use crate::formats::amm::validator::validate_and_fix;
@@ -406,27 +406,33 @@ fn step(
     let reaches = m.activation.backward(jit, &p.pre, &da, rows, &mut dh)?;
     let (mut gw1, mut gb1) = (vec![0f32; HIDDEN * INPUT], vec![0f32; HIDDEN]);
     if reaches {
-        let mut acc = vec![0f64; INPUT];
-        for k in 0..HIDDEN {
-            acc.fill(0.0);
-            let mut sb = 0f64;
-            for r in 0..rows {
-                let d = dh[r * HIDDEN + k] as f64;
-                sb += d;
-                for (a, xv) in acc.iter_mut().zip(&x[r * INPUT..(r + 1) * INPUT]) {
-                    *a += d * *xv as f64;
-                }
-            }
-            for (g, a) in gw1[k * INPUT..(k + 1) * INPUT].iter_mut().zip(&acc) {
-                *g = *a as f32;
-            }
-            gb1[k] = sb as f32;
-        }
+        first_layer_grads(x, &dh, rows, &mut gw1, &mut gb1);
     }
     // With no gradient path to the first layer, torch leaves its `.grad` at None and Adam
     // skips it; zero gradients on a fresh Adam leave it unchanged just the same.
     adam.step(&mut m.params, &[gw1, gb1, gw2, gb2]);
     Ok(loss)
+}
+
+/// dL/dW1 = dh^T x and dL/db1 = the column sums of dh: each (unit, feature) sum over the rows
+/// in order, in f64, rounded once; the eight units' rows updated together per input row.
+fn first_layer_grads(x: &[f32], dh: &[f32], rows: usize, gw1: &mut [f32], gb1: &mut [f32]) {
+    let mut acc = vec![0f64; HIDDEN * INPUT];
+    let mut sb = [0f64; HIDDEN];
+    for r in 0..rows {
+        let xr = &x[r * INPUT..(r + 1) * INPUT];
+        for k in 0..HIDDEN {
+            let d = dh[r * HIDDEN + k] as f64;
+            sb[k] += d;
+            axpy_f64(&mut acc[k * INPUT..(k + 1) * INPUT], d, xr);
+        }
+    }
+    for (g, a) in gw1.iter_mut().zip(&acc) {
+        *g = *a as f32;
+    }
+    for (g, a) in gb1.iter_mut().zip(&sb) {
+        *g = *a as f32;
+    }
 }
 
 /// AMM's `_full_evaluate` on the task's model: the validation accuracy, or why it failed.

@@ -31,18 +31,83 @@ pub struct Forward {
     pub out: Vec<f32>,
 }
 
-/// `out[r][j] = bias[j] + sum_k x[r][k] w[j][k]`, accumulated in f64.
+/// `out[r][j] = bias[j] + sum_k x[r][k] w[j][k]`, accumulated in f64 in `k` order (the
+/// products of two f32 are exact in f64, so only the sums round) and rounded once.
+///
+/// The weights are read transposed (`[k][j]`), so each input feature updates every output's
+/// running sum in turn: the same sums in the same order as a dot product per output, in
+/// vector lanes across the outputs.
 pub(super) fn affine(x: &[f32], w: &[f32], bias: &[f32], ins: usize, out: &mut Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::train::linalg::has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(x: &[f32], w: &[f32], bias: &[f32], ins: usize, out: &mut Vec<f32>) {
+            affine_body(x, w, bias, ins, out)
+        }
+        // SAFETY: the CPU has AVX2 (checked above). No fused multiply-add: the same bits.
+        return unsafe { avx2(x, w, bias, ins, out) };
+    }
+    affine_body(x, w, bias, ins, out)
+}
+
+/// `acc[i] += d * x[i]` in f64, vectorized with AVX2 where the CPU has it (the same bits).
+pub(super) fn axpy_f64(acc: &mut [f64], d: f64, x: &[f32]) {
+    fn body(acc: &mut [f64], d: f64, x: &[f32]) {
+        for (a, xv) in acc.iter_mut().zip(x) {
+            *a += d * *xv as f64;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::train::linalg::has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(acc: &mut [f64], d: f64, x: &[f32]) {
+            body(acc, d, x)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { avx2(acc, d, x) };
+    }
+    body(acc, d, x)
+}
+
+#[inline(always)]
+fn affine_body(x: &[f32], w: &[f32], bias: &[f32], ins: usize, out: &mut Vec<f32>) {
+    const LANES: usize = 8;
     let outs = bias.len();
     let n = x.len() / ins;
     out.clear();
-    out.reserve(n * outs);
-    for r in 0..n {
-        let xr = &x[r * ins..(r + 1) * ins];
-        for (j, b) in bias.iter().enumerate() {
-            let wr = &w[j * ins..(j + 1) * ins];
-            let s: f64 = xr.iter().zip(wr).map(|(a, b)| *a as f64 * *b as f64).sum();
-            out.push((s + *b as f64) as f32);
+    out.resize(n * outs, 0.0);
+    let mut wt = vec![0f64; ins * outs];
+    for (j, row) in w.chunks_exact(ins).enumerate() {
+        for (k, v) in row.iter().enumerate() {
+            wt[k * outs + j] = *v as f64;
+        }
+    }
+    for (xr, o) in x.chunks_exact(ins).zip(out.chunks_exact_mut(outs)) {
+        // Eight outputs at a time, each a running sum over k in order (Rust's f64 `sum`
+        // starts from -0.0; so do these).
+        let mut j0 = 0;
+        while j0 + LANES <= outs {
+            let mut acc = [-0.0f64; LANES];
+            for (k, xv) in xr.iter().enumerate() {
+                let xv = *xv as f64;
+                let wk: &[f64; LANES] = wt[k * outs + j0..k * outs + j0 + LANES]
+                    .try_into()
+                    .expect("eight weights");
+                for l in 0..LANES {
+                    acc[l] += xv * wk[l];
+                }
+            }
+            for l in 0..LANES {
+                o[j0 + l] = (acc[l] + bias[j0 + l] as f64) as f32;
+            }
+            j0 += LANES;
+        }
+        for j in j0..outs {
+            let mut a = -0.0f64;
+            for (k, xv) in xr.iter().enumerate() {
+                a += *xv as f64 * wt[k * outs + j];
+            }
+            o[j] = (a + bias[j] as f64) as f32;
         }
     }
 }
@@ -118,9 +183,7 @@ impl Net {
                 let d = dh[r * HIDDEN + j] as f64;
                 sb += d;
                 if d != 0.0 {
-                    for (a, xv) in acc.iter_mut().zip(&x[r * ins..(r + 1) * ins]) {
-                        *a += d * *xv as f64;
-                    }
+                    axpy_f64(&mut acc, d, &x[r * ins..(r + 1) * ins]);
                 }
             }
             for (g, a) in gw1[j * ins..(j + 1) * ins].iter_mut().zip(&acc) {
@@ -158,8 +221,23 @@ impl Adam {
         }
     }
 
-    /// One `optimizer.step()` with `grads`.
+    /// One `optimizer.step()` with `grads`. The fused multiply-add of torch's vector body is
+    /// one instruction where the CPU has FMA, a (slower) library call elsewhere: the same bits.
     pub fn step(&mut self, params: &mut [Vec<f32>; 4], grads: &[Vec<f32>; 4]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::train::linalg::has_avx2() && std::arch::is_x86_feature_detected!("fma") {
+            #[target_feature(enable = "avx2,fma")]
+            fn fused(adam: &mut Adam, params: &mut [Vec<f32>; 4], grads: &[Vec<f32>; 4]) {
+                adam.step_body(params, grads)
+            }
+            // SAFETY: the CPU has AVX2 and FMA (checked above). Only `mul_add` fuses.
+            return unsafe { fused(self, params, grads) };
+        }
+        self.step_body(params, grads)
+    }
+
+    #[inline(always)]
+    fn step_body(&mut self, params: &mut [Vec<f32>; 4], grads: &[Vec<f32>; 4]) {
         const BETA1: f64 = 0.9;
         const BETA2: f64 = 0.999;
         self.step += 1;
