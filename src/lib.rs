@@ -14,9 +14,11 @@ pub mod identity;
 pub mod jit;
 pub mod loss;
 pub mod mine;
+pub mod mine_ui;
 pub mod numbers;
 pub mod pool;
 pub mod train;
+pub mod ui;
 pub mod validate;
 
 pub use ncp_ir as ir;

@@ -287,6 +287,9 @@ pub struct Miner<'a> {
     /// whole mining run, as one AMM miner process, tasks in the order they come. `None`:
     /// `prepared` scores each function on its own.
     pub amm_exact: Option<&'a std::sync::Mutex<crate::train::amm_exact::AmmExact>>,
+    /// Pause, resume and settings changed while mining (`ncpc mine --ui`); `None`: the
+    /// settings of `config` throughout.
+    pub control: Option<&'a crate::mine_ui::MinerControl>,
 }
 
 impl Miner<'_> {
@@ -537,11 +540,29 @@ impl Miner<'_> {
     ) -> Result<u64, MineError> {
         let mut t = self.config.task_type;
         let mut done = 0u64;
+        let delay = || {
+            self.control
+                .map_or(self.config.delay, |c| c.settings().delay)
+        };
+        let alternate = || {
+            self.control
+                .map_or(self.config.alternate, |c| c.settings().alternate)
+        };
         while (self.config.cycles == 0 || done < self.config.cycles)
             && !stop.load(Ordering::Relaxed)
         {
+            if let Some(c) = self.control {
+                // Paused: no new cycle starts until resumed (or stopped).
+                c.wait_while_paused(stop);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(chosen) = c.take_task_type() {
+                    t = chosen;
+                }
+            }
             let mut attempt = 0;
-            let mut pause = self.config.delay.max(Duration::from_millis(200));
+            let mut pause = delay().max(Duration::from_millis(200));
             let mut idle_since: Option<TaskType> = None;
             let outcome = loop {
                 let t0 = Instant::now();
@@ -556,7 +577,7 @@ impl Miner<'_> {
                         }
                         if idle_since == Some(other(kind)) {
                             warn(&MineError::NoTask(kind));
-                            sleep_unless(stop, self.config.delay.max(IDLE_WAIT));
+                            sleep_unless(stop, delay().max(IDLE_WAIT));
                             idle_since = None;
                         } else {
                             idle_since = Some(kind);
@@ -579,11 +600,11 @@ impl Miner<'_> {
             if matches!(outcome.0, CycleOutcome::Abandoned { .. }) {
                 break;
             }
-            if self.config.alternate {
+            if alternate() {
                 t = other(t);
             }
             if self.config.cycles == 0 || done < self.config.cycles {
-                sleep_unless(stop, self.config.delay);
+                sleep_unless(stop, delay());
             }
         }
         Ok(done)

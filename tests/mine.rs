@@ -178,7 +178,11 @@ fn a_killed_miners_task_goes_to_another_after_its_lease() {
             "--cycles",
             "1",
         ])
+        // ncpc's own scoring under a protocol that takes ages: Charlie holds the task until
+        // he is killed (AMM-exact scoring would finish it in a blink).
         .args([
+            "--scoring",
+            "ncpc",
             "--protocol",
             "standard",
             "--steps",
@@ -311,6 +315,7 @@ fn a_miner_reports_progress_within_each_cycle() {
     let record = |e: CycleProgress| seen.lock().unwrap().push(e);
     let miner = Miner {
         amm_exact: None,
+        control: None,
         client: &c,
         prepared: &prepared,
         config: MinerConfig {

@@ -552,6 +552,9 @@ fn the_openapi_document_lists_every_endpoint() {
         "/tasks/{ss58}/{batch_id}/submit_evaluation",
         "/leaderboard",
         "/functions",
+        "/functions/{id}",
+        "/stats",
+        "/miners",
         "/openapi.json",
     ] {
         assert!(

@@ -55,6 +55,10 @@ pub struct MineArgs {
     /// scorer is ncpc's deterministic protocol).
     #[arg(long, value_enum)]
     pub scoring: Option<Scoring>,
+    /// Serve the miner's page (address, balance, progress, history; pause/resume and settings,
+    /// guarded by a token printed here) on ADDR (default 127.0.0.1 and a free port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<std::net::SocketAddr>,
     /// The protocol that scores losses (AMM's by default, as the pool expects).
     #[command(flatten)]
     pub protocol: ProtocolArgs,
@@ -161,8 +165,34 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             Scoring::Ncpc => "by ncpc's protocol, each function on its own (--scoring ncpc)",
         }
     );
+    let control = std::sync::Arc::new(crate::mine_ui::MinerControl::new(
+        crate::mine_ui::Settings {
+            task_type: a.task_type,
+            alternate: a.alternate,
+            delay: Duration::from_secs_f64(a.delay),
+        },
+    ));
+    let page = match a.ui {
+        None => None,
+        Some(addr) => {
+            let ui = crate::mine_ui::MinerUi::start(addr, control.clone(), &client.address(), &url)
+                .map_err(|e| CliError {
+                    code: 1,
+                    err: anyhow::anyhow!(e),
+                })?;
+            eprintln!("ncpc: miner page at {}#token={}", ui.url, ui.token);
+            Some(ui)
+        }
+    };
+    let progress = |p: CycleProgress| {
+        progress(p.clone());
+        if let Some(ui) = &page {
+            ui.progress(&p);
+        }
+    };
     let miner = Miner {
         amm_exact: amm_exact.as_ref(),
+        control: page.as_ref().map(|_| &*control),
         progress: &progress,
         client: &client,
         prepared: &prepared,
@@ -195,6 +225,9 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
     let result = miner.run(
         &stop,
         &mut |n, t| {
+            if let Some(ui) = &page {
+                ui.cycle_started(n, t);
+            }
             cycle.store(n, std::sync::atomic::Ordering::Relaxed);
             bar.reset_elapsed();
             bar.set_message(match t {
@@ -202,8 +235,24 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
                 TaskType::Evaluate => format!("cycle {n}: evaluating"),
             })
         },
-        &mut |n, outcome, secs| bar.suspend(|| println!("{}", summary(n, outcome, secs))),
-        &mut |e| bar.suspend(|| eprintln!("ncpc: warning: {e}; retrying")),
+        &mut |n, outcome, secs| {
+            let line = summary(n, outcome, secs);
+            if let Some(ui) = &page {
+                ui.cycle_finished(n, outcome, secs, &line);
+                if let Ok(b) = client.balance()
+                    && let Some(b) = b["balance"].as_f64()
+                {
+                    ui.balance(b);
+                }
+            }
+            bar.suspend(|| println!("{line}"))
+        },
+        &mut |e| {
+            if let Some(ui) = &page {
+                ui.error(&e.to_string());
+            }
+            bar.suspend(|| eprintln!("ncpc: warning: {e}; retrying"))
+        },
     );
     bar.finish_and_clear();
     match result {

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::handlers;
 use super::listener::Peer;
+use super::pages;
 use super::state::AppState;
 use crate::pool::protocol::API_PREFIX;
 use axum::Router;
@@ -36,10 +37,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/leaderboard", get(handlers::leaderboard))
         .route("/functions", get(handlers::functions))
+        .route("/functions/{id}", get(pages::function_json))
+        .route("/stats", get(pages::stats_json))
+        .route("/miners", get(pages::miners_json))
         .route("/openapi.json", get(handlers::openapi));
     Router::new()
         .nest(API_PREFIX, api)
         .route("/metrics", get(handlers::metrics))
+        .route("/", get(pages::index))
+        .route("/miners", get(pages::miners_page))
+        .route("/function/{id}", get(pages::function_page))
+        .route("/ui/{*path}", get(pages::ui_file))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), per_ip_limit))
@@ -63,6 +71,10 @@ async fn per_ip_limit(State(s): State<Arc<AppState>>, req: Request, next: Next) 
     let Some(ip) = req.extensions().get::<Peer>().map(|p| p.0.ip()) else {
         return next.run(req).await;
     };
+    // The pages' embedded files cost no database work: a page load fetches a dozen of them.
+    if req.uri().path().starts_with("/ui/") {
+        return next.run(req).await;
+    }
     // Registration is signed, but each one is a durable row: it counts like an unsigned
     // request, so one address cannot register keys without bound.
     let signed =

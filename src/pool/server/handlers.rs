@@ -94,7 +94,7 @@ fn not_registered(address: &str) -> ApiError {
     ))
 }
 
-fn seconds(ms: i64) -> f64 {
+pub(super) fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
@@ -479,6 +479,8 @@ pub async fn leaderboard(State(s): Shared) -> Result<Json<Value>, ApiError> {
                 "score": f.score,
                 "evolver": f.evolver,
                 "name": f.name,
+                "evaluations": f.evaluations,
+                "created_at": seconds(f.created_at_ms),
             })
         })
         .collect();

@@ -17,6 +17,7 @@ pub mod genome;
 mod handlers;
 mod listener;
 pub mod metrics;
+mod pages;
 mod ratelimit;
 pub mod rewards;
 mod state;

@@ -10,7 +10,9 @@
 //! backends.
 
 mod auth;
+mod dashboard;
 pub mod db;
+pub use dashboard::{FunctionDetail, MinerSummary, PoolStats};
 mod location;
 mod pg;
 mod schema;
@@ -178,6 +180,10 @@ pub struct LeaderboardFunction {
     pub evolver: Option<String>,
     /// The seed's name, for seeds.
     pub name: Option<String>,
+    /// Evaluations it has.
+    pub evaluations: i64,
+    /// When it was stored (ms since the epoch).
+    pub created_at_ms: i64,
 }
 
 /// The rules the store applies when it forms consensus, pays and issues tasks (from the
@@ -457,7 +463,8 @@ impl Store {
         let functions = self
             .conn
             .query(
-                "SELECT id, component_type, consensus_score, evolver, name FROM functions
+                "SELECT id, component_type, consensus_score, evolver, name, evaluation_count,
+                 created_at_ms FROM functions
                  WHERE consensus_score IS NOT NULL ORDER BY consensus_score DESC, id LIMIT ?1",
                 vals![limit],
             )?
@@ -469,6 +476,8 @@ impl Store {
                     score: r.real(2)?,
                     evolver: r.opt_text(3)?,
                     name: r.opt_text(4)?,
+                    evaluations: r.int(5)?,
+                    created_at_ms: r.int(6)?,
                 })
             })
             .collect::<Result<Vec<_>, db::DbError>>()?;

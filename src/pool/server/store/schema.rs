@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS functions (
     created_at_ms {INT} NOT NULL,
     evaluation_count {INT} NOT NULL DEFAULT 0,
     consensus_score {REAL},
-    fingerprint TEXT
+    fingerprint TEXT,
+    consensus_at_ms {INT}
 );
 CREATE INDEX IF NOT EXISTS functions_by_score ON functions (component_type, consensus_score);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -90,6 +91,7 @@ CREATE INDEX IF NOT EXISTS auth_used_by_expiry ON auth_used (expires_ms);
 pub const MIGRATIONS: &[(&str, &str, &str)] = &[
     ("functions", "fingerprint", "TEXT"),
     ("evaluations", "audit", "{INT} NOT NULL DEFAULT 0"),
+    ("functions", "consensus_at_ms", "{INT}"),
 ];
 
 /// Indexes on migrated columns, created after [`MIGRATIONS`] ran.

@@ -358,8 +358,8 @@ fn try_consensus(
         None => None,
     };
     tx.execute(
-        "UPDATE functions SET consensus_score = ?1 WHERE id = ?2",
-        vals![m, id],
+        "UPDATE functions SET consensus_score = ?1, consensus_at_ms = ?3 WHERE id = ?2",
+        vals![m, id, now_ms],
     )?;
     let mut payments = Vec::new();
     // A consensus at a failure encoding (-99999, 0.0) pays nobody: junk scored as junk by a
