@@ -4,9 +4,10 @@ use super::CliError;
 use super::evolve_config::{ConfigFile, parse_duration};
 use super::input::{read_source, write_output};
 use super::protocol_args::ProtocolArgs;
-use crate::evolve::engine::{Checkpoint, Engine, EvolveConfig, HurdleConfig, Init, Stage};
+use crate::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage};
 use crate::evolve::genome::{Genome, GenomeFormat};
-use crate::train::protocol::Protocol;
+use crate::evolve::run_dir::{CHECKPOINT, RunDir};
+use crate::train::run::Prepared;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -118,42 +119,19 @@ struct Outcome<'a> {
     evaluations_per_second: f64,
 }
 
-/// The checkpoint file in an output directory.
-const CHECKPOINT: &str = "checkpoint.json";
-/// The effective protocol, saved beside the results.
-const PROTOCOL: &str = "protocol.json";
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read {} (is this an `ncpc evolve --out` directory?)",
-            path.display()
-        )
-    })?;
-    Ok(serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid checkpoint", path.display()))?)
+/// The search's limits, from the flags over the config file.
+struct Budget {
+    time: Option<String>,
+    deadline: Option<std::time::Duration>,
+    evaluations: Option<u64>,
+    generations: Option<usize>,
+    population: usize,
+    strategy: crate::evolve::engine::Strategy,
+    tournament: usize,
+    default_crossover: f64,
 }
 
-fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(v).map_err(anyhow::Error::from)?;
-    write_atomically(dir, name, &text)
-}
-
-fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), CliError> {
-    let path = dir.join(name);
-    // Write then rename, so a reader never sees half a file.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// Run `ncpc evolve`.
-pub fn run(a: EvolveArgs) -> Result<(), CliError> {
-    let file = match &a.config {
-        Some(path) => ConfigFile::read(path)?,
-        None => ConfigFile::default(),
-    };
+fn budget(a: &EvolveArgs, file: &ConfigFile) -> Result<Budget, CliError> {
     let time = a.time.clone().or_else(|| file.time.clone());
     let deadline = time
         .as_deref()
@@ -185,117 +163,138 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
             return Err(anyhow::anyhow!("{name} must be between 0 and 1").into());
         }
     }
-    let out_dir = a.out.clone().or_else(|| a.resume.clone());
-    if let Some(dir) = &out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(Budget {
+        time,
+        deadline,
+        evaluations,
+        generations,
+        population,
+        strategy,
+        tournament,
+        default_crossover,
+    })
+}
+
+/// The engine of a run saved in `dir`, with the budget's limits.
+fn resumed(a: &EvolveArgs, dir: &RunDir, b: &Budget) -> Result<(Engine, Prepared), CliError> {
+    let cp = dir.read_checkpoint()?;
+    let protocol = dir.read_protocol()?;
+    let setup = a.protocol.resolve(|p| *p = protocol.clone())?;
+    // A budget without --generations lifts the saved run's generation limit.
+    let generations = b
+        .generations
+        .or((b.evaluations.is_some() || b.deadline.is_some()).then_some(usize::MAX));
+    let mut engine = Engine::resume(cp, generations)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.path().join(CHECKPOINT).display()))?;
+    if b.evaluations.is_some() {
+        engine.config.max_evaluations = b.evaluations;
     }
-    let (mut engine, setup) = match &a.resume {
-        Some(dir) => {
-            let cp: Checkpoint = read_json(&dir.join(CHECKPOINT))?;
-            let protocol: Protocol = read_json(&dir.join(PROTOCOL))?;
-            let setup = a.protocol.resolve(|p| *p = protocol.clone())?;
-            // A budget without --generations lifts the saved run's generation limit.
-            let generations =
-                generations.or((evaluations.is_some() || deadline.is_some()).then_some(usize::MAX));
-            let mut engine = Engine::resume(cp, generations)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CHECKPOINT).display()))?;
-            if evaluations.is_some() {
-                engine.config.max_evaluations = evaluations;
-            }
-            (engine, setup)
-        }
-        None => {
-            // A name that is not a file is a known loss of the searched format.
-            let known_name = a
-                .from
-                .as_deref()
-                .filter(|p| !p.exists() && p.to_str().is_some_and(|s| !s.contains(['/', '.'])))
-                .and_then(Path::to_str);
-            let from_text = match known_name {
-                Some(_) => None,
-                None => a.from.as_deref().map(read_source).transpose()?,
-            };
-            let format = match (a.format.or(file.format), &from_text) {
-                (Some(f), _) => f,
-                (None, Some(text)) => GenomeFormat::detect(text).with_context(|| {
-                    format!("{}", a.from.as_deref().unwrap_or(Path::new("")).display())
-                })?,
-                (None, None) => GenomeFormat::Amm,
-            };
-            let seed = match (&a.from, &from_text) {
-                (Some(_), None) => {
-                    let name = known_name.unwrap_or_default();
-                    Some(Genome::known(format, name).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "--from {name}: no such file, nor a known {format:?} loss (known: {})",
-                            Genome::known_names(format).join(", ")
-                        )
-                    })?)
-                }
-                (Some(p), Some(text)) => {
-                    Some(Genome::from_text(format, text).with_context(|| {
-                        format!("{} (read as a {format:?} genome)", p.display())
-                    })?)
-                }
-                _ => None,
-            };
-            let setup = a.protocol.resolve_from(file.protocol.clone(), |_| {})?;
-            let d = EvolveConfig::default();
-            let percentile = a
-                .hurdle_percentile
-                .or(file.hurdle.as_ref().and_then(|h| h.percentile));
-            let config = EvolveConfig {
-                strategy,
-                population,
-                tournament,
-                crossover_rate: a
-                    .crossover_rate
-                    .or(file.crossover_rate)
-                    .unwrap_or(default_crossover),
-                mutation_rate: a
-                    .mutation_rate
-                    .or(file.mutation_rate)
-                    .unwrap_or(d.mutation_rate),
-                generations: generations.unwrap_or(
-                    if evaluations.is_some() || deadline.is_some() {
-                        usize::MAX
-                    } else {
-                        5
-                    },
-                ),
-                round: a.round.or(file.round).unwrap_or(d.round),
-                seed: a.seed.or(file.seed).unwrap_or(d.seed),
-                max_len: a
-                    .max_len
-                    .or(file.max_len)
-                    .unwrap_or(format.default_size_limit())
-                    .clamp(format.min_size_limit(), format.max_size_limit()),
-                format,
-                hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
-                max_evaluations: evaluations,
-                parsimony: a.parsimony || file.parsimony.unwrap_or(false),
-                hurdle: match percentile {
-                    Some(p) if p > 0.0 && setup.splits_by_seed() => Some(file.hurdle_config(p)),
-                    Some(_) => None,
-                    None => setup
-                        .splits_by_seed()
-                        .then(|| file.hurdle_config(HurdleConfig::default().percentile)),
-                },
-            };
-            let init = match seed {
-                _ if a.random => Init::Random,
-                Some(genome) => Init::From(genome),
-                None => Init::From(Genome::seed_mse(format)),
-            };
-            (Engine::with_init(config, init), setup)
-        }
+    Ok((engine, setup))
+}
+
+/// The genome `--from` names: a file, or a known loss of the searched format.
+fn starting_genome(
+    a: &EvolveArgs,
+    file: &ConfigFile,
+) -> Result<(GenomeFormat, Option<Genome>), CliError> {
+    let known_name = a
+        .from
+        .as_deref()
+        .filter(|p| !p.exists() && p.to_str().is_some_and(|s| !s.contains(['/', '.'])))
+        .and_then(Path::to_str);
+    let from_text = match known_name {
+        Some(_) => None,
+        None => a.from.as_deref().map(read_source).transpose()?,
     };
+    let format = match (a.format.or(file.format), &from_text) {
+        (Some(f), _) => f,
+        (None, Some(text)) => GenomeFormat::detect(text)
+            .with_context(|| format!("{}", a.from.as_deref().unwrap_or(Path::new("")).display()))?,
+        (None, None) => GenomeFormat::Amm,
+    };
+    let seed = match (&a.from, &from_text) {
+        (Some(_), None) => {
+            let name = known_name.unwrap_or_default();
+            Some(Genome::known(format, name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--from {name}: no such file, nor a known {format:?} loss (known: {})",
+                    Genome::known_names(format).join(", ")
+                )
+            })?)
+        }
+        (Some(p), Some(text)) => Some(
+            Genome::from_text(format, text)
+                .with_context(|| format!("{} (read as a {format:?} genome)", p.display()))?,
+        ),
+        _ => None,
+    };
+    Ok((format, seed))
+}
+
+/// A new engine from the flags and the config file.
+fn fresh(a: &EvolveArgs, file: &ConfigFile, b: &Budget) -> Result<(Engine, Prepared), CliError> {
+    let (format, seed) = starting_genome(a, file)?;
+    let setup = a.protocol.resolve_from(file.protocol.clone(), |_| {})?;
+    let d = EvolveConfig::default();
+    let percentile = a
+        .hurdle_percentile
+        .or(file.hurdle.as_ref().and_then(|h| h.percentile));
+    let config = EvolveConfig {
+        strategy: b.strategy,
+        population: b.population,
+        tournament: b.tournament,
+        crossover_rate: a
+            .crossover_rate
+            .or(file.crossover_rate)
+            .unwrap_or(b.default_crossover),
+        mutation_rate: a
+            .mutation_rate
+            .or(file.mutation_rate)
+            .unwrap_or(d.mutation_rate),
+        generations: b
+            .generations
+            .unwrap_or(if b.evaluations.is_some() || b.deadline.is_some() {
+                usize::MAX
+            } else {
+                5
+            }),
+        round: a.round.or(file.round).unwrap_or(d.round),
+        seed: a.seed.or(file.seed).unwrap_or(d.seed),
+        max_len: a
+            .max_len
+            .or(file.max_len)
+            .unwrap_or(format.default_size_limit())
+            .clamp(format.min_size_limit(), format.max_size_limit()),
+        format,
+        hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
+        max_evaluations: b.evaluations,
+        parsimony: a.parsimony || file.parsimony.unwrap_or(false),
+        hurdle: match percentile {
+            Some(p) if p > 0.0 && setup.splits_by_seed() => Some(file.hurdle_config(p)),
+            Some(_) => None,
+            None => setup
+                .splits_by_seed()
+                .then(|| file.hurdle_config(HurdleConfig::default().percentile)),
+        },
+    };
+    let init = match seed {
+        _ if a.random => Init::Random,
+        Some(genome) => Init::From(genome),
+        None => Init::From(Genome::seed_mse(format)),
+    };
+    Ok((Engine::with_init(config, init), setup))
+}
+
+/// Run the search to its budget (or Ctrl-C), with a progress bar, `--events` lines and a
+/// checkpoint in `dir` after every generation.
+fn search(
+    a: &EvolveArgs,
+    engine: &mut Engine,
+    setup: &Prepared,
+    deadline: Option<std::time::Duration>,
+    dir: Option<&RunDir>,
+) -> Result<(), CliError> {
     let config = engine.config.clone();
-    if let Some(dir) = &out_dir {
-        write_json(dir, PROTOCOL, &setup.protocol)?;
-        let text = ConfigFile::effective(&config, time.as_deref(), &setup.protocol).to_toml()?;
-        write_atomically(dir, "config.toml", &text)?;
-    }
     let t0 = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new(if config.generations == usize::MAX {
         0
@@ -320,11 +319,11 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
     }
     let mut save_error = None;
     engine.run(&score, &stop, &mut |e| {
+        let rate = e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(e.generation as u64);
         bar.set_message(format!(
-            "best {:.4}, {:.1} eval/s, FEC hits {:.0}%",
+            "best {:.4}, {rate:.1} eval/s, FEC hits {:.0}%",
             e.best().map_or(f64::NAN, |b| b.fitness),
-            e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             100.0 * e.fec.hit_rate()
         ));
         if a.events {
@@ -334,96 +333,81 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
                 "best": e.best().map(|b| b.fitness),
                 "evaluations": e.evaluations,
                 "trained": e.trained,
-                "evaluations_per_second": e.evaluations as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                "evaluations_per_second": rate,
                 "fec_hit_rate": e.fec.hit_rate(),
                 "hurdle": e.hurdle,
                 "seconds": t0.elapsed().as_secs_f64(),
             });
             bar.suspend(|| println!("{event}"));
         }
-        if let Some(dir) = &out_dir
-            && let Err(err) = write_json(dir, CHECKPOINT, &e.checkpoint())
+        if let Some(dir) = dir
+            && let Err(err) = dir.save_checkpoint(&e.checkpoint())
         {
             save_error.get_or_insert(err);
         }
     });
     bar.finish_and_clear();
-    if let Some(err) = save_error {
-        return Err(err);
+    match save_error {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
     }
-    let seconds = t0.elapsed().as_secs_f64();
-    let outcome = Outcome {
-        config: &config,
-        protocol: &setup.protocol,
-        best: engine.best(),
+}
+
+/// The results in `dir`: the last checkpoint, `result.json`, `report.html`, `best.json`.
+fn write_results(
+    dir: &RunDir,
+    engine: &Engine,
+    outcome: &Outcome,
+    setup: &Prepared,
+) -> Result<(), CliError> {
+    dir.save_checkpoint(&engine.checkpoint())?;
+    dir.write_json("result.json", outcome)?;
+    let protocol_name = format!("{:?}", setup.protocol.name);
+    let formula = |genome: &str| {
+        crate::loss::compile_for_inputs(
+            genome,
+            &crate::formats::CompileOptions::default(),
+            32,
+            10,
+            true,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            crate::explain::formula(&f, crate::explain::Style::Plain).map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|why| format!("(no formula: {why})"))
+    };
+    let report = crate::evolve::report::html(&crate::evolve::report::ReportInput {
+        protocol: &protocol_name,
+        stats: &engine.stats,
         hall_of_fame: &engine.hall_of_fame,
-        generation_stats: &engine.stats,
         evaluations: engine.evaluations,
         trained: engine.trained,
         fec: engine.fec.stats,
-        fec_hit_rate: engine.fec.hit_rate(),
-        hurdle: engine.hurdle,
-        seconds,
-        evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
-    };
-    if let Some(dir) = &out_dir {
-        write_json(dir, CHECKPOINT, &engine.checkpoint())?;
-        write_json(dir, "result.json", &outcome)?;
-        let protocol_name = format!("{:?}", setup.protocol.name);
-        let formula = |genome: &str| {
-            crate::loss::compile_for_inputs(
-                genome,
-                &crate::formats::CompileOptions::default(),
-                32,
-                10,
-                true,
-            )
-            .map_err(|e| e.to_string())
-            .and_then(|f| {
-                crate::explain::formula(&f, crate::explain::Style::Plain).map_err(|e| e.to_string())
-            })
-            .unwrap_or_else(|why| format!("(no formula: {why})"))
-        };
-        let report = crate::evolve::report::html(&crate::evolve::report::ReportInput {
-            protocol: &protocol_name,
-            stats: &engine.stats,
-            hall_of_fame: &engine.hall_of_fame,
-            evaluations: engine.evaluations,
-            trained: engine.trained,
-            fec: engine.fec.stats,
-            hurdle: config.hurdle.map(|_| engine.hurdle),
-            seconds,
-            formula: &formula,
-        });
-        std::fs::write(dir.join("report.html"), report)
-            .with_context(|| format!("cannot write {}", dir.join("report.html").display()))?;
-        if let Some(best) = engine.best() {
-            std::fs::write(dir.join("best.json"), format!("{}\n", best.genome))
-                .with_context(|| format!("cannot write {}", dir.join("best.json").display()))?;
-        }
+        hurdle: engine.config.hurdle.map(|_| engine.hurdle),
+        seconds: outcome.seconds,
+        formula: &formula,
+    });
+    dir.write_text("report.html", &report)?;
+    if let Some(best) = engine.best() {
+        dir.write_text("best.json", &format!("{}\n", best.genome))?;
     }
-    if a.events {
-        // The stream stays one JSON object per line: the result is its last event.
-        let mut event = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
-        if let Some(map) = event.as_object_mut() {
-            map.insert("event".into(), serde_json::json!("result"));
-        }
-        return write_output(None, &format!("{event}\n"));
-    }
-    if a.json {
-        let text = serde_json::to_string_pretty(&outcome).map_err(anyhow::Error::from)?;
-        return write_output(None, &format!("{text}\n"));
-    }
+    Ok(())
+}
+
+/// The human-readable summary of a finished search.
+fn summary_text(engine: &Engine, outcome: &Outcome, setup: &Prepared) -> String {
     let mut out = format!(
-        "{} evaluations in {seconds:.1} s ({:.1}/s), {} trained; FEC: {} by IR hash, {} by fingerprint, {} degenerate rejected\n",
+        "{} evaluations in {:.1} s ({:.1}/s), {} trained; FEC: {} by IR hash, {} by fingerprint, {} degenerate rejected\n",
         engine.evaluations,
+        outcome.seconds,
         outcome.evaluations_per_second,
         engine.trained,
         engine.fec.stats.hash_hits,
         engine.fec.stats.fingerprint_hits,
         engine.fec.stats.degenerate
     );
-    if let Some(h) = config.hurdle {
+    if let Some(h) = engine.config.hurdle {
         let n = setup.protocol.seeds;
         out += &format!(
             "hurdle (first seed at or above the {}th percentile): {} passed, {} stopped and {} failed after 1 of {n} seeds ({} seed runs saved)\n",
@@ -444,5 +428,64 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
     for f in &engine.hall_of_fame {
         out += &format!("{:.4}  {}\n", f.fitness, f.genome);
     }
-    write_output(None, &out)
+    out
+}
+
+/// Run `ncpc evolve`.
+pub fn run(a: EvolveArgs) -> Result<(), CliError> {
+    let file = match &a.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
+    };
+    let b = budget(&a, &file)?;
+    let dir = a
+        .out
+        .as_deref()
+        .or(a.resume.as_deref())
+        .map(RunDir::create)
+        .transpose()?;
+    let (mut engine, setup) = match &a.resume {
+        Some(r) => resumed(&a, &RunDir::create(r)?, &b)?,
+        None => fresh(&a, &file, &b)?,
+    };
+    if let Some(d) = &dir {
+        d.save_protocol(&setup.protocol)?;
+        let text =
+            ConfigFile::effective(&engine.config, b.time.as_deref(), &setup.protocol).to_toml()?;
+        d.write_text("config.toml", &text)?;
+    }
+    let t0 = std::time::Instant::now();
+    search(&a, &mut engine, &setup, b.deadline, dir.as_ref())?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let config = engine.config.clone();
+    let outcome = Outcome {
+        config: &config,
+        protocol: &setup.protocol,
+        best: engine.best(),
+        hall_of_fame: &engine.hall_of_fame,
+        generation_stats: &engine.stats,
+        evaluations: engine.evaluations,
+        trained: engine.trained,
+        fec: engine.fec.stats,
+        fec_hit_rate: engine.fec.hit_rate(),
+        hurdle: engine.hurdle,
+        seconds,
+        evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
+    };
+    if let Some(d) = &dir {
+        write_results(d, &engine, &outcome, &setup)?;
+    }
+    if a.events {
+        // The stream stays one JSON object per line: the result is its last event.
+        let mut event = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
+        if let Some(map) = event.as_object_mut() {
+            map.insert("event".into(), serde_json::json!("result"));
+        }
+        return write_output(None, &format!("{event}\n"));
+    }
+    if a.json {
+        let text = serde_json::to_string_pretty(&outcome).map_err(anyhow::Error::from)?;
+        return write_output(None, &format!("{text}\n"));
+    }
+    write_output(None, &summary_text(&engine, &outcome, &setup))
 }

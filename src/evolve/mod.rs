@@ -11,3 +11,4 @@ pub mod fec;
 pub mod genome;
 pub mod haz_ops;
 pub mod report;
+pub mod run_dir;
