@@ -7,12 +7,14 @@ use crate::evolve::amm_ops::{Code, from_program};
 use crate::evolve::engine::{Engine, EvolveConfig, Init};
 use crate::pool::client::{ClientError, PoolClient, with_retries};
 use crate::pool::protocol::{
-    Criteria, Evaluation, EvolutionMetadata, LOW_FITNESS_VALUE, ParentRef, TaskBatch, TaskType,
+    Criteria, Evaluation, EvolutionMetadata, LOW_FITNESS_VALUE, ParentRef, TaskBatch, TaskFunction,
+    TaskType,
 };
 use crate::train::run::Prepared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod activation_evolve;
 mod report;
 
 pub use report::{CycleOutcome, CycleProgress, summary};
@@ -34,6 +36,9 @@ pub enum MineError {
         /// What is wrong.
         msg: String,
     },
+    /// The miner could not set up what a task needs.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// How to mine.
@@ -53,9 +58,9 @@ pub struct MinerConfig {
     pub evolve: EvolveConfig,
 }
 
-/// The component type of a task this miner takes, or why it gives the task back. Losses of
-/// either kind of task; activation and optimizer evaluate tasks when scoring as AMM does
-/// (the only scoring ncpc has for them); their evolve tasks are not taken yet.
+/// The component type of a task this miner takes, or why it gives the task back. Losses and
+/// activations of either kind of task; optimizer evaluate tasks; activation and optimizer
+/// evaluate tasks only when scoring as AMM does (the only scoring ncpc has for them).
 fn taken_component(
     component_type: &str,
     task: TaskType,
@@ -63,9 +68,10 @@ fn taken_component(
 ) -> Result<ComponentKind, String> {
     let kind = ComponentKind::from_task(component_type)?;
     match (kind, task) {
+        (ComponentKind::Loss | ComponentKind::Activation, TaskType::Evolve) => Ok(kind),
         (ComponentKind::Loss, _) => Ok(kind),
         (_, TaskType::Evolve) => Err(format!(
-            "{kind} evolve tasks are not taken yet (ncpc evolves losses; it evaluates activations and optimizers)"
+            "{kind} evolve tasks are not taken (AMM scores every optimizer 0.0, so no evolved optimizer can beat its parents)"
         )),
         (_, TaskType::Evaluate) if !amm_exact => Err(format!(
             "{kind} evaluate tasks are scored only as AMM scores them: mine with --scoring amm-exact"
@@ -188,7 +194,7 @@ impl Miner<'_> {
             });
         }
         let outcome = match t {
-            TaskType::Evolve => self.evolve(&batch, &name, stop),
+            TaskType::Evolve => self.evolve(&batch, &name, kind.unwrap_or_default(), stop),
             TaskType::Evaluate => self.evaluate(&batch, &name, kind.unwrap_or_default(), stop),
         };
         if matches!(
@@ -205,6 +211,7 @@ impl Miner<'_> {
         &self,
         batch: &TaskBatch,
         name: &str,
+        kind: ComponentKind,
         stop: &AtomicBool,
     ) -> Result<CycleOutcome, MineError> {
         let bad = |msg: String| MineError::BadTask {
@@ -214,60 +221,36 @@ impl Miner<'_> {
         if batch.functions.is_empty() {
             return Err(bad("the pool sent no parent function".into()));
         }
-        // Score the parents first, as AMM's client does: the evolved function is submitted
-        // only if it beats the best of them, and evolution starts from that best one.
-        let mut scored = Vec::new();
+        let mut programs = Vec::new();
         for f in &batch.functions {
             let program = f
                 .program()
                 .map_err(|e| bad(format!("parent {}: {e}", f.id)))?;
-            let score = self.prepared.score(&crate::formats::amm::to_json(&program));
-            scored.push((f, program, score));
+            programs.push((f, program));
         }
-        let best_at = (0..scored.len())
-            .max_by(|a, b| scored[*a].2.total_cmp(&scored[*b].2).then(b.cmp(a)))
-            .unwrap_or(0);
-        let (parent, program, parent_score) = scored.swap_remove(best_at);
-        let code = from_program(program);
         // Different batches explore differently; the same batch is reproducible.
         let mut config = self.config.evolve.clone();
         config.seed ^= name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         config.format = crate::evolve::genome::GenomeFormat::Amm;
-        let mut engine = Engine::with_init(
-            config.clone(),
-            Init::From(crate::evolve::genome::Genome::Amm(code)),
-        );
-        let score =
-            |items: &[(&str, crate::evolve::engine::Stage)]| self.prepared.score_batch(items);
-        let generations = config.generations;
-        engine.run(&score, stop, &mut |e| {
-            (self.progress)(CycleProgress::Evolving {
-                generation: e.generation,
-                generations,
-                best: e.best().map_or(f64::NEG_INFINITY, |b| b.fitness),
-                evaluations: e.evaluations,
-            })
-        });
-        if stop.load(Ordering::Relaxed) && engine.best().is_none() {
+        // Score the parents first, as AMM's client does: the evolved function is submitted
+        // only if it beats the best of them, and evolution starts from that best one.
+        let search = match kind {
+            ComponentKind::Activation => self.search_activation(&programs, &config, stop)?,
+            _ => self.search_loss(&programs, &config, stop),
+        };
+        let Some(search) = search else {
             return Ok(CycleOutcome::Abandoned {
                 batch: name.to_string(),
             });
-        }
-        let best = engine
-            .best()
-            .cloned()
-            .unwrap_or_else(|| crate::evolve::engine::Famous {
-                genome: engine.population[0].genome.to_text(),
-                fitness: f64::NEG_INFINITY,
-                found_at: 0,
-            });
-        if !(best.fitness.is_finite() && best.fitness > parent_score) {
-            let reason = if best.fitness.is_finite() {
+        };
+        let parent = programs[search.parent].0;
+        if !(search.fitness.is_finite() && search.fitness > search.parent_score) {
+            let reason = if search.fitness.is_finite() {
                 format!(
                     "the best found ({:.4}) does not beat the best parent ({:.4})",
-                    best.fitness, parent_score
+                    search.fitness, search.parent_score
                 )
             } else {
                 "every candidate failed".to_string()
@@ -277,21 +260,20 @@ impl Miner<'_> {
             return Ok(CycleOutcome::NotSubmitted {
                 batch: name.to_string(),
                 reason,
-                evaluations: engine.evaluations,
+                evaluations: search.evaluations,
             });
         }
-        let stats = serde_json::to_value(&engine.stats).unwrap_or_default();
         let metadata = EvolutionMetadata {
-            fitness: crate::pool::protocol::LenientF64(best.fitness),
-            generations: engine.generation as u64,
+            fitness: crate::pool::protocol::LenientF64(search.fitness),
+            generations: search.generations,
             population_size: config.population as u64,
             parent_id: parent.id.clone(),
-            genetic_code_length: serde_json::from_str::<Code>(&best.genome)
+            genetic_code_length: serde_json::from_str::<Code>(&search.genome)
                 .map_or(0, |c| c.len() as u64),
-            total_evaluations: engine.evaluations,
-            generation_stats: stats,
+            total_evaluations: search.evaluations,
+            generation_stats: search.stats,
             extra: [
-                ("trained".to_string(), serde_json::json!(engine.trained)),
+                ("trained".to_string(), serde_json::json!(search.trained)),
                 (
                     "completed".to_string(),
                     serde_json::json!(!stop.load(Ordering::Relaxed)),
@@ -310,18 +292,116 @@ impl Miner<'_> {
         let answer = self.retry(|| {
             self.client.submit_evolution(
                 name,
-                best.genome.clone(),
+                search.genome.clone(),
                 parents.clone(),
                 metadata.clone(),
             )
         })?;
         Ok(CycleOutcome::Evolved {
             batch: name.to_string(),
+            fitness: search.fitness,
+            evaluations: search.evaluations,
+            trained: search.trained,
+            answer,
+        })
+    }
+
+    /// A loss evolve task: the parents scored by the miner's protocol, then the evolution
+    /// engine from the best. `None` when stopped before anything was found.
+    fn search_loss(
+        &self,
+        programs: &[(&TaskFunction, crate::formats::amm::Program)],
+        config: &EvolveConfig,
+        stop: &AtomicBool,
+    ) -> Option<Searched> {
+        let scores: Vec<f64> = programs
+            .iter()
+            .map(|(_, p)| self.prepared.score(&crate::formats::amm::to_json(p)))
+            .collect();
+        let best_at = best_index(&scores);
+        let code = from_program(programs[best_at].1.clone());
+        let mut engine = Engine::with_init(
+            config.clone(),
+            Init::From(crate::evolve::genome::Genome::Amm(code)),
+        );
+        let score =
+            |items: &[(&str, crate::evolve::engine::Stage)]| self.prepared.score_batch(items);
+        let generations = config.generations;
+        engine.run(&score, stop, &mut |e| {
+            (self.progress)(CycleProgress::Evolving {
+                generation: e.generation,
+                generations,
+                best: e.best().map_or(f64::NEG_INFINITY, |b| b.fitness),
+                evaluations: e.evaluations,
+            })
+        });
+        if stop.load(Ordering::Relaxed) && engine.best().is_none() {
+            return None;
+        }
+        let best = engine
+            .best()
+            .cloned()
+            .unwrap_or_else(|| crate::evolve::engine::Famous {
+                genome: engine.population[0].genome.to_text(),
+                fitness: f64::NEG_INFINITY,
+                found_at: 0,
+            });
+        Some(Searched {
+            parent: best_at,
+            parent_score: scores[best_at],
+            genome: best.genome,
             fitness: best.fitness,
             evaluations: engine.evaluations,
             trained: engine.trained,
-            answer,
+            generations: engine.generation as u64,
+            stats: serde_json::to_value(&engine.stats).unwrap_or_default(),
         })
+    }
+
+    /// An activation evolve task: parents and candidates each scored as the first function
+    /// of a fresh AMM activation task (mine/activation_evolve.rs).
+    fn search_activation(
+        &self,
+        programs: &[(&TaskFunction, crate::formats::amm::Program)],
+        config: &EvolveConfig,
+        stop: &AtomicBool,
+    ) -> Result<Option<Searched>, MineError> {
+        let data = crate::train::amm_exact::AmmData::load()
+            .map_err(|e| MineError::Setup(format!("AMM's activation data: {e}")))?;
+        let mut ev = crate::train::amm_exact::activation::ActivationExact::new(
+            std::sync::Arc::new(data),
+            crate::loss::Backend::Jit,
+        );
+        let codes: Vec<Code> = programs
+            .iter()
+            .map(|(_, p)| from_program(p.clone()))
+            .collect();
+        let scores = activation_evolve::score_parents(&mut ev, &codes);
+        let best_at = best_index(&scores);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let parents: Vec<(Code, f64)> = codes.into_iter().zip(scores.iter().copied()).collect();
+        let found = activation_evolve::search(
+            &mut ev,
+            &parents,
+            config.population,
+            config.generations,
+            config.mutation_rate,
+            config.seed,
+            stop,
+            self.progress,
+        );
+        Ok(Some(Searched {
+            parent: best_at,
+            parent_score: scores[best_at],
+            genome: found.genome,
+            fitness: found.fitness,
+            evaluations: found.evaluations,
+            trained: found.trained,
+            generations: config.generations as u64,
+            stats: serde_json::Value::Array(Vec::new()),
+        }))
     }
 
     fn evaluate(
@@ -465,6 +545,27 @@ impl Miner<'_> {
         }
         Ok(done)
     }
+}
+
+/// What an evolve task's search found.
+struct Searched {
+    /// The best parent (index into the task's functions) and its score.
+    parent: usize,
+    parent_score: f64,
+    /// The best program found and its fitness.
+    genome: String,
+    fitness: f64,
+    evaluations: u64,
+    trained: u64,
+    generations: u64,
+    stats: serde_json::Value,
+}
+
+/// The index of the best score (the first of ties).
+fn best_index(scores: &[f64]) -> usize {
+    (0..scores.len())
+        .max_by(|a, b| scores[*a].total_cmp(&scores[*b]).then(b.cmp(a)))
+        .unwrap_or(0)
 }
 
 /// How long to wait when the pool has no task of either type.

@@ -402,8 +402,8 @@ fn an_evolve_task_with_nothing_better_than_its_parents_submits_nothing() {
 fn a_task_of_another_component_type_is_released_not_failed() {
     for (batch, line) in [
         (
-            r#"{"batch_id": "b-9", "component_type": "activation_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
-            "batch b-9 released: activation evolve tasks are not taken yet",
+            r#"{"batch_id": "b-9", "component_type": "optimizer", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
+            "batch b-9 released: optimizer evolve tasks are not taken",
         ),
         (
             r#"{"batch_id": "b-10", "component_type": "optimizer_function", "functions": [{"id": 1, "function": [[100,1,0],[453,1]]}]}"#,
@@ -481,5 +481,59 @@ fn activation_and_optimizer_evaluate_tasks_are_scored_as_amm_scores_them() {
             })
             .collect();
         assert_eq!(got, want, "{body}");
+    }
+}
+
+/// An activation evolve task: the parents and every candidate are scored as AMM scores an
+/// activation in a fresh task; the best is submitted only if it beats the best parent.
+#[test]
+fn an_activation_evolve_task_is_searched_and_judged_against_its_parents() {
+    let (url, log) = fake_pool_logged(
+        r#"{"batch_id": "e-1", "component_type": "activation_function", "functions": [
+            {"id": 1, "function": [[100,1,0],[101,2,0.0],[300,1,2,3],[453,3]]},
+            {"id": 2, "function": [[100,1,0],[100,2,1],[252,1,9],[453,9]]}]}"#,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = ncpc(home.path())
+        .args(["mine", "--pool-url", &url, "--cycles", "1", "--delay", "0"])
+        .args([
+            "--task-type",
+            "evolve",
+            "--population",
+            "4",
+            "--generations",
+            "2",
+        ])
+        .args(["--seed-file", &key_file(home.path(), "Alice")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cycle 1: evolve batch e-1"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let submitted = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(l, _)| l.contains("/submit_evolution"))
+        .map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap());
+    match submitted {
+        // tanh scores 0.81 as the first function of a fresh task (tests/reference/amm_activation):
+        // a submission must beat it.
+        Some(body) => {
+            let fitness = body["metadata"]["fitness"].as_f64().unwrap();
+            assert!(fitness > 0.81, "{body}");
+            assert!(line.contains("submitted fitness"), "{line}");
+        }
+        None => assert!(
+            line.contains("does not beat the best parent (0.8100)"),
+            "{line}"
+        ),
     }
 }
