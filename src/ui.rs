@@ -44,6 +44,7 @@ pub fn serve(path: &str) -> Response {
                     (header::CONTENT_TYPE, media_type(path)),
                     (header::CACHE_CONTROL, cache),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    (header::CONTENT_SECURITY_POLICY, CSP),
                 ],
                 bytes,
             )
@@ -69,20 +70,37 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A readable 404 page naming what was not found (escaped).
+/// The Content-Security-Policy of the pages: their own files only, no inline scripts.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The generic sentence of `ui/pool/404.html` that [`not_found_page`] replaces.
+const NOT_FOUND_GENERIC: &str = "This pool has no function or page at this address.";
+
+/// A readable 404 page naming what was not found (escaped): `ui/pool/404.html` with its
+/// sentence made specific.
 pub fn not_found_page(what: &str, name: &str) -> Response {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main class=\"notfound\">\
-         <h1>Not found</h1><p>There is no {} <code>{}</code> here.</p>\
-         <p><a href=\"/\">Back to the dashboard</a></p></main></body></html>",
+    let specific = format!(
+        "There is no {} <code>{}</code> here.",
         escape(what),
         escape(name)
     );
+    let body = match asset("pool/404.html").map(String::from_utf8_lossy) {
+        Some(page) if page.contains(NOT_FOUND_GENERIC) => {
+            page.replace(NOT_FOUND_GENERIC, &specific)
+        }
+        _ => format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title>\
+             <link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main class=\"notfound\">\
+             <h1>Not found</h1><p>{specific}</p><p><a href=\"/\">Back to the dashboard</a></p>\
+             </main></body></html>"
+        ),
+    };
     (
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+        ],
         body,
     )
         .into_response()

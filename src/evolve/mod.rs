@@ -4,6 +4,7 @@
 
 pub mod amm_ops;
 pub mod checkpoint;
+pub mod cmaes;
 pub mod config;
 pub mod daml_ops;
 pub mod engine;
@@ -12,3 +13,4 @@ pub mod genome;
 pub mod haz_ops;
 pub mod report;
 pub mod run_dir;
+pub mod tune;
