@@ -2,6 +2,7 @@
 
 mod compile;
 mod data;
+mod discover;
 mod eval;
 mod evolve;
 mod evolve_config;
@@ -44,6 +45,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Search for better losses by evolution.
     Evolve(evolve::EvolveArgs),
+    /// Discover a loss that transfers: search a proxy, tune constants, check on a held-out protocol.
+    Discover(discover::DiscoverArgs),
     /// Print a genome's optimized formula, plain and LaTeX.
     Explain(explain::ExplainArgs),
     /// Write a genome as a PyTorch module, an AMM program, a DAML expression or IR.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Evolve(a) => evolve::run(a),
+        Command::Discover(a) => discover::run(a),
         Command::Explain(a) => explain::run_explain(a),
         Command::Export(a) => explain::run_export(a),
         Command::Data(a) => data::run(a),

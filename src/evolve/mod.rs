@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cmaes;
 pub mod config;
 pub mod daml_ops;
+pub mod discover;
 pub mod engine;
 pub mod fec;
 pub mod genome;

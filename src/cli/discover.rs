@@ -1,0 +1,167 @@
+//! `ncpc discover`: search, tune, check transfer, with one time budget (docs/discovery.md).
+
+use super::CliError;
+use super::evolve_config::parse_duration;
+use super::protocol_args::ProtocolArgs;
+use crate::evolve::discover::{DiscoverConfig, Discovery, discover};
+use crate::evolve::engine::EvolveConfig;
+use crate::evolve::genome::GenomeFormat;
+use crate::evolve::run_dir::RunDir;
+use crate::train::data::{DatasetName, data_root};
+use crate::train::protocol::{Protocol, ProtocolName};
+use crate::train::run::{EvalOptions, Prepared};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `ncpc discover`.
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// The whole budget: search, constant tuning and the transfer check (e.g. 1h, 20m).
+    #[arg(long, default_value = "1h")]
+    pub time: String,
+    /// The share of the budget for the search.
+    #[arg(long, default_value_t = 0.6)]
+    pub search_share: f64,
+    /// The genome format searched.
+    #[arg(long, value_enum, default_value = "amm")]
+    pub format: GenomeFormat,
+    /// Start from MSE instead of random genomes.
+    #[arg(long)]
+    pub from_mse: bool,
+    /// Population of the search.
+    #[arg(long, default_value_t = 100)]
+    pub population: usize,
+    /// Random seed of the search.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Distinct structures tuned and checked on the held-out protocol.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// CMA-ES scores per structure for its constants (AMM programs).
+    #[arg(long, default_value_t = 40)]
+    pub tune_evaluations: usize,
+    /// The held-out protocol the winner is chosen on.
+    #[arg(long, value_enum, default_value = "haz")]
+    pub transfer: ProtocolName,
+    /// Its dataset (default: the protocol's own).
+    #[arg(long, value_enum)]
+    pub transfer_dataset: Option<DatasetName>,
+    /// Its seeds (fresh: they start after the proxy's).
+    #[arg(long, default_value_t = 5)]
+    pub transfer_seeds: usize,
+    /// Its training steps (default: the protocol's).
+    #[arg(long)]
+    pub transfer_steps: Option<usize>,
+    /// Where the evidence and the winner go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The search's proxy protocol.
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+/// Run `ncpc discover`.
+pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
+    let time = parse_duration(&a.time).context("--time")?;
+    if !(0.05..=0.95).contains(&a.search_share) || a.population < 2 || a.transfer_seeds == 0 {
+        return Err(anyhow::anyhow!(
+            "--search-share must lie in [0.05, 0.95], --population be at least 2 and --transfer-seeds at least 1"
+        )
+        .into());
+    }
+    let dir = RunDir::create(&a.out)?;
+    let proxy = a.protocol.resolve(|_| {})?;
+    let mut held_out = Protocol::preset(a.transfer);
+    held_out.seeds = a.transfer_seeds;
+    held_out.seed = proxy.protocol.seed + proxy.protocol.seeds as u64 + 1000;
+    if let Some(s) = a.transfer_steps {
+        held_out.steps = Some(s);
+    }
+    if let Some(d) = a.transfer_dataset {
+        held_out.dataset = d;
+    }
+    let root = data_root(a.protocol.data_dir.as_deref());
+    let transfer = Prepared::load(
+        held_out,
+        &root,
+        a.transfer_dataset.is_some(),
+        EvalOptions::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("the held-out protocol's data: {e}"))?;
+    for n in &transfer.notes {
+        eprintln!("ncpc: held-out protocol: {n}");
+    }
+    let cfg = DiscoverConfig {
+        evolve: EvolveConfig {
+            format: a.format,
+            population: a.population,
+            seed: a.seed,
+            max_len: a.format.default_size_limit(),
+            ..EvolveConfig::default()
+        },
+        random: !a.from_mse,
+        time,
+        search_share: a.search_share,
+        top: a.top,
+        tune_evaluations: a.tune_evaluations,
+    };
+    let stop = super::stop::install("this step");
+    let found = discover(&cfg, &proxy, &transfer, &stop, &mut |line| {
+        eprintln!("ncpc: {line}")
+    });
+    write(&dir, &found)?;
+    print!("{}", summary(&found));
+    Ok(())
+}
+
+fn write(dir: &RunDir, d: &Discovery) -> Result<(), CliError> {
+    dir.write_json("discover.json", d)?;
+    if let Some(w) = d.winner.map(|i| &d.candidates[i]) {
+        dir.write_text("winner.json", &format!("{}\n", w.genome))?;
+        let f = crate::loss::compile_for_inputs(
+            &w.genome,
+            &crate::formats::CompileOptions::default(),
+            32,
+            10,
+            true,
+        )
+        .map_err(anyhow::Error::from)?;
+        if let Ok(py) = crate::explain::pytorch_module(&f, "DiscoveredLoss") {
+            dir.write_text("winner.py", &py)?;
+        }
+        if let Ok(text) = crate::explain::formula(&f, crate::explain::Style::Plain) {
+            dir.write_text("winner.txt", &text)?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(d: &Discovery) -> String {
+    let mut out = format!(
+        "{} candidates on {} in {:.0} s; tuning {:.0} s; held-out check on {} in {:.0} s\n",
+        d.evaluations, d.proxy, d.seconds[0], d.seconds[1], d.transfer, d.seconds[2]
+    );
+    for b in &d.baselines {
+        out += &format!("baseline {:<14} {:.4} ± {:.4}\n", b.name, b.mean, b.std);
+    }
+    for (k, c) in d.candidates.iter().enumerate() {
+        out += &format!(
+            "{} {:.4} ± {:.4} (proxy {:.4})  {}\n",
+            if Some(k) == d.winner {
+                "winner   "
+            } else {
+                "candidate"
+            },
+            c.transfer_mean,
+            c.transfer_std,
+            c.proxy_fitness,
+            c.genome
+        );
+    }
+    out += &format!(
+        "beats cross-entropy by more than the larger standard deviation: {}\n",
+        if d.beats_cross_entropy { "yes" } else { "no" }
+    );
+    out
+}

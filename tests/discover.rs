@@ -1,0 +1,78 @@
+//! `ncpc discover` end to end on a small budget: the search, the constant tuning and the
+//! held-out check run, the evidence is written (candidates with per-seed held-out accuracy,
+//! cross-entropy and MSE under the same seeds) and the winner is the best held-out candidate,
+//! with its program, formula and PyTorch module beside it.
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn discover_searches_tunes_and_checks_transfer() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("found");
+    let run = Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .env("HOME", home.path())
+        .env("NCPC_DATA", home.path().join("data"))
+        .args([
+            "discover",
+            "--time",
+            "6s",
+            "--protocol",
+            "amm",
+            "--population",
+            "8",
+        ])
+        .args(["--top", "2", "--tune-evaluations", "6", "--from-mse"])
+        .args([
+            "--transfer",
+            "amm",
+            "--transfer-seeds",
+            "3",
+            "--transfer-steps",
+            "30",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("ncpc: search:"), "{stderr}");
+    let d: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("discover.json")).unwrap()).unwrap();
+    assert_eq!(d["proxy"], "amm");
+    assert!(d["evaluations"].as_u64().unwrap() > 0, "{d}");
+    let candidates = d["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty() && candidates.len() <= 2, "{d}");
+    let names: Vec<&str> = d["baselines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cross-entropy", "mse"], "{d}");
+    for b in d["baselines"].as_array().unwrap() {
+        assert_eq!(b["accuracy"].as_array().unwrap().len(), 3, "{b}");
+    }
+    for c in candidates {
+        assert_eq!(c["transfer_accuracy"].as_array().unwrap().len(), 3, "{c}");
+    }
+    // Best held-out mean first; the winner's files are written.
+    let means: Vec<f64> = candidates
+        .iter()
+        .map(|c| c["transfer_mean"].as_f64().unwrap_or(f64::NEG_INFINITY))
+        .collect();
+    assert!(means.windows(2).all(|w| w[0] >= w[1]), "{means:?}");
+    if d["winner"].is_number() {
+        let w = std::fs::read_to_string(out.join("winner.json")).unwrap();
+        assert_eq!(w.trim(), candidates[0]["genome"].as_str().unwrap());
+        assert!(
+            std::fs::read_to_string(out.join("winner.py"))
+                .unwrap()
+                .contains("torch")
+        );
+        assert!(stdout.contains("winner"), "{stdout}");
+    }
+    assert!(stdout.contains("beats cross-entropy by more than the larger standard deviation"));
+}
