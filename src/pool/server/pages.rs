@@ -94,10 +94,26 @@ pub async fn function_json(
         .ok_or_else(|| ApiError::NotFound(format!("no function {n}")))?;
     let program = d.program.clone();
     let loss = ComponentKind::from_task(&d.component_type) == Ok(ComponentKind::Loss);
-    let (formula, formula_error, ir, pytorch) = if loss {
-        tokio::task::spawn_blocking(move || explain_loss(&program, n))
+    let cached = s
+        .explained
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&n).cloned());
+    let (formula, formula_error, ir, pytorch) = if let Some(v) = cached {
+        (v[0].clone(), v[1].clone(), v[2].clone(), v[3].clone())
+    } else if loss {
+        // Compiling is CPU work: once per function (functions never change), off the
+        // async workers.
+        let e = tokio::task::spawn_blocking(move || explain_loss(&program, n))
             .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("explaining function {n}: {e}")))?
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("explaining function {n}: {e}")))?;
+        if let Ok(mut m) = s.explained.lock() {
+            if m.len() >= super::state::EXPLAINED_CAP {
+                m.clear();
+            }
+            m.insert(n, json!([e.0, e.1, e.2, e.3]));
+        }
+        e
     } else {
         (
             Value::Null,

@@ -49,6 +49,9 @@ pub struct AppState {
     limiter: Mutex<RateLimiter>,
     ip_limiter: Mutex<RateLimiter>,
     leaderboard: Mutex<Option<(Instant, Value)>>,
+    /// Function pages' explanations (formula, IR, export) by function id: a function never
+    /// changes, so each is compiled once (at most [`EXPLAINED_CAP`] kept).
+    pub explained: Mutex<std::collections::HashMap<i64, Value>>,
     /// Genome checks running at once (each is CPU work off the async workers).
     pub genome_slots: tokio::sync::Semaphore,
     /// The Prometheus metrics (`GET /metrics`).
@@ -59,6 +62,9 @@ pub struct AppState {
     /// The configuration it was started with.
     pub config: ServerConfig,
 }
+
+/// Explanations kept by [`AppState::explained`]; past it the cache starts over.
+pub const EXPLAINED_CAP: usize = 10_000;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -163,6 +169,7 @@ impl AppState {
                 config.ip_rate_per_second,
             )),
             leaderboard: Mutex::new(None),
+            explained: Mutex::new(std::collections::HashMap::new()),
             genome_slots: tokio::sync::Semaphore::new(GENOME_CHECKS_AT_ONCE),
             metrics: super::metrics::Metrics::new(),
             started: Instant::now(),
