@@ -13,7 +13,10 @@
 //! keeps its state in a new SQLite file, or where `NCPC_BENCH_DB` says (any `--db` value, e.g.
 //! a fresh Postgres database's URL). `NCPC_BENCH_REPLICAS=2` serves the same database from two
 //! servers (replicas; in this process, sharing its cores) and sends each client thread's
-//! requests to one of them in turn.
+//! requests to one of them in turn. `NCPC_BENCH_VIEWERS=N` keeps N dashboard pages open
+//! throughout: each fetches what the pages poll (`/leaderboard` and `/stats`, plus a
+//! function page's JSON) every `NCPC_BENCH_VIEWER_MS` (default 5000, as the pages do), so a
+//! run with and one without give the pages' cost.
 
 use ncpc::identity::Identity;
 use ncpc::pool::client::PoolClient;
@@ -66,6 +69,33 @@ fn main() -> anyhow::Result<()> {
         .map(|p| format!("{}{API_PREFIX}", p.url()))
         .collect();
     let base = bases[0].clone();
+    let viewers: usize = std::env::var("NCPC_BENCH_VIEWERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let viewer_ms: u64 = std::env::var("NCPC_BENCH_VIEWER_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
+    let viewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let polls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..viewers {
+        let (base, viewing, polls) = (base.clone(), viewing.clone(), polls.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            while viewing.load(std::sync::atomic::Ordering::Relaxed) {
+                for path in ["/leaderboard", "/stats", "/functions/1"] {
+                    if http.get(format!("{base}{path}")).send().is_ok() {
+                        polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(viewer_ms));
+            }
+        });
+    }
+    if viewers > 0 {
+        eprintln!("{viewers} dashboard viewer(s) polling every {viewer_ms} ms");
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     eprintln!(
         "signing {} requests for {miners} miners ...",
@@ -145,6 +175,13 @@ fn main() -> anyhow::Result<()> {
     );
     let urls: Vec<&str> = pools.iter().map(|p| p.url()).collect();
     cycles(&urls, &ids[..arg(4, 200).min(ids.len())], threads)?;
+    viewing.store(false, std::sync::atomic::Ordering::Relaxed);
+    if viewers > 0 {
+        eprintln!(
+            "dashboard viewers made {} requests",
+            polls.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     drop(pools);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
