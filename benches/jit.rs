@@ -172,6 +172,23 @@ fn compile_latency(c: &mut Criterion) {
             },
         );
     }
+    // One compiler whose cache is emptied before each compile: the kernel's cost alone
+    // (a miner keeps one JIT per thread).
+    for n in [10usize, 30, 100] {
+        let fs = programs(n);
+        let mut k = 0;
+        let mut jit = Jit::new().unwrap();
+        group.bench_function(
+            BenchmarkId::new("kernel", format!("{n}_instructions")),
+            |bch| {
+                bch.iter(|| {
+                    jit.forget_kernels();
+                    k = (k + 1) % fs.len();
+                    jit.compile_loss(black_box(&fs[k])).unwrap()
+                })
+            },
+        );
+    }
     group.finish();
 }
 

@@ -146,6 +146,7 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
         Emit::Clif | Emit::Asm => {
             optimize(&mut f, oo)?;
             let mut jit = crate::jit::Jit::new()?;
+            jit.keep_listings = true;
             let Some(cl) = jit.compile_loss(&f)? else {
                 let why = ncp_ir::passes::gradient(&f)
                     .map_err(anyhow::Error::from)

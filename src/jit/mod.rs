@@ -47,9 +47,9 @@ pub struct Kernel {
     scratch: std::cell::RefCell<Vec<Vec<f32>>>,
     /// Whether blocks of rows can run independently.
     separable: bool,
-    /// Cranelift IR of the kernel, for `--emit clif`.
+    /// Cranelift IR of the kernel, for `--emit clif` (empty unless [`Jit::keep_listings`]).
     pub clif: String,
-    /// Machine code listing, for `--emit asm`.
+    /// Machine code listing, for `--emit asm` (empty unless [`Jit::keep_listings`]).
     pub asm: String,
 }
 
@@ -77,6 +77,9 @@ pub struct Jit {
     counter: u32,
     /// Kernels compiled (cache misses).
     pub compiled: usize,
+    /// Keep each kernel's CLIF and machine-code listings (`ncpc compile --emit clif|asm`);
+    /// off by default: printing them costs more than compiling a small kernel.
+    pub keep_listings: bool,
 }
 
 impl Jit {
@@ -89,6 +92,17 @@ impl Jit {
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "opt_level", "speed")?;
+        // Cranelift's IR verifier re-checks every kernel: on in debug builds and tests, off in
+        // release builds, where it costs a tenth of a small kernel's compile time.
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Codegen(format!("host machine not supported: {e}")))?
             .finish(settings::Flags::new(flags))
@@ -126,7 +140,14 @@ impl Jit {
             cache: HashMap::new(),
             counter: 0,
             compiled: 0,
+            keep_listings: false,
         })
+    }
+
+    /// Empty the kernel cache (the compiled code stays mapped): the next compile of any
+    /// function is a miss. For measuring compile latency.
+    pub fn forget_kernels(&mut self) {
+        self.cache.clear();
     }
 
     /// Why the JIT does not take `f`, if it does not.
@@ -215,16 +236,23 @@ impl Jit {
             };
             b.ins_return();
             b.finalize(self.module.target_config());
-            self.ctx.set_disasm(true);
-            let clif = self.ctx.func.display().to_string();
+            self.ctx.set_disasm(self.keep_listings);
+            let clif = if self.keep_listings {
+                self.ctx.func.display().to_string()
+            } else {
+                String::new()
+            };
             self.module
                 .define_function(id, &mut self.ctx)
                 .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-            let asm = self
-                .ctx
-                .compiled_code()
-                .and_then(|c| c.vcode.clone())
-                .unwrap_or_default();
+            let asm = if self.keep_listings {
+                self.ctx
+                    .compiled_code()
+                    .and_then(|c| c.vcode.clone())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
             self.module.clear_context(&mut self.ctx);
             self.module
                 .finalize_definitions()

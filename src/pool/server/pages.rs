@@ -94,11 +94,7 @@ pub async fn function_json(
         .ok_or_else(|| ApiError::NotFound(format!("no function {n}")))?;
     let program = d.program.clone();
     let loss = ComponentKind::from_task(&d.component_type) == Ok(ComponentKind::Loss);
-    let cached = s
-        .explained
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&n).cloned());
+    let cached = s.explained.lock().ok().and_then(|m| m.get(&n).cloned());
     let (formula, formula_error, ir, pytorch) = if let Some(v) = cached {
         (v[0].clone(), v[1].clone(), v[2].clone(), v[3].clone())
     } else if loss {
