@@ -76,3 +76,54 @@ fn discover_searches_tunes_and_checks_transfer() {
     }
     assert!(stdout.contains("beats cross-entropy by more than the larger standard deviation"));
 }
+
+/// `ncpc evolve --transfer`: the best programs re-scored on a held-out protocol, in
+/// result.json and the summary beside the search's own figures.
+#[test]
+fn evolve_checks_its_best_on_a_held_out_protocol() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("run");
+    let run = Command::new(env!("CARGO_BIN_EXE_ncpc"))
+        .env("HOME", home.path())
+        .env("NCPC_DATA", home.path().join("data"))
+        .args([
+            "evolve",
+            "--protocol",
+            "amm",
+            "--population",
+            "6",
+            "--generations",
+            "2",
+        ])
+        .args([
+            "--transfer",
+            "amm",
+            "--transfer-seeds",
+            "2",
+            "--transfer-steps",
+            "20",
+        ])
+        .args(["--transfer-top", "2"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("held-out check (amm protocol"), "{stdout}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let t = &r["transfer"];
+    assert_eq!(t["protocol"], "amm", "{t}");
+    assert_eq!(t["baselines"].as_array().unwrap().len(), 2, "{t}");
+    let cands = t["candidates"].as_array().unwrap();
+    assert!(!cands.is_empty() && cands.len() <= 2, "{t}");
+    for c in cands {
+        assert_eq!(c["transfer_accuracy"].as_array().unwrap().len(), 2, "{c}");
+        assert!(c["proxy_fitness"].is_number(), "{c}");
+    }
+}

@@ -72,26 +72,16 @@ pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
     }
     let dir = RunDir::create(&a.out)?;
     let proxy = a.protocol.resolve(|_| {})?;
-    let mut held_out = Protocol::preset(a.transfer);
-    held_out.seeds = a.transfer_seeds;
-    held_out.seed = proxy.protocol.seed + proxy.protocol.seeds as u64 + 1000;
-    if let Some(s) = a.transfer_steps {
-        held_out.steps = Some(s);
-    }
-    if let Some(d) = a.transfer_dataset {
-        held_out.dataset = d;
-    }
-    let root = data_root(a.protocol.data_dir.as_deref());
-    let transfer = Prepared::load(
-        held_out,
-        &root,
-        a.transfer_dataset.is_some(),
-        EvalOptions::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("the held-out protocol's data: {e}"))?;
-    for n in &transfer.notes {
-        eprintln!("ncpc: held-out protocol: {n}");
-    }
+    let transfer = held_out(
+        &HeldOut {
+            name: a.transfer,
+            dataset: a.transfer_dataset,
+            seeds: a.transfer_seeds,
+            steps: a.transfer_steps,
+        },
+        &proxy.protocol,
+        a.protocol.data_dir.as_deref(),
+    )?;
     let cfg = DiscoverConfig {
         evolve: EvolveConfig {
             format: a.format,
@@ -113,6 +103,39 @@ pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
     write(&dir, &found)?;
     print!("{}", summary(&found));
     Ok(())
+}
+
+/// A held-out protocol as the flags name it.
+pub(super) struct HeldOut {
+    pub name: ProtocolName,
+    pub dataset: Option<DatasetName>,
+    pub seeds: usize,
+    pub steps: Option<usize>,
+}
+
+/// The held-out protocol ready to score: its preset with the given seeds (fresh: after the
+/// proxy's), steps and dataset.
+pub(super) fn held_out(
+    h: &HeldOut,
+    proxy: &Protocol,
+    data_dir: Option<&std::path::Path>,
+) -> Result<Prepared, CliError> {
+    let mut p = Protocol::preset(h.name);
+    p.seeds = h.seeds.max(1);
+    p.seed = proxy.seed + proxy.seeds as u64 + 1000;
+    if let Some(s) = h.steps {
+        p.steps = Some(s);
+    }
+    if let Some(d) = h.dataset {
+        p.dataset = d;
+    }
+    let root = data_root(data_dir);
+    let prepared = Prepared::load(p, &root, h.dataset.is_some(), EvalOptions::default())
+        .map_err(|e| anyhow::anyhow!("the held-out protocol's data: {e}"))?;
+    for n in &prepared.notes {
+        eprintln!("ncpc: held-out protocol: {n}");
+    }
+    Ok(prepared)
 }
 
 fn write(dir: &RunDir, d: &Discovery) -> Result<(), CliError> {

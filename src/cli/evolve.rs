@@ -100,6 +100,19 @@ pub struct EvolveArgs {
     /// The protocol that scores candidates.
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    /// After the search, re-score the best distinct programs (and cross-entropy and MSE) on
+    /// this held-out protocol; result.json and the summary carry both figures.
+    #[arg(long, value_enum)]
+    pub transfer: Option<crate::train::protocol::ProtocolName>,
+    /// The held-out protocol's seeds (fresh: after the search's).
+    #[arg(long, default_value_t = 5)]
+    pub transfer_seeds: usize,
+    /// The held-out protocol's training steps (default: its own).
+    #[arg(long)]
+    pub transfer_steps: Option<usize>,
+    /// Distinct programs of the hall of fame checked on the held-out protocol.
+    #[arg(long, default_value_t = 3)]
+    pub transfer_top: usize,
 }
 
 /// The outcome of a search, as written to `--out` and printed with `--json`.
@@ -117,6 +130,9 @@ struct Outcome<'a> {
     hurdle: crate::evolve::engine::HurdleStats,
     seconds: f64,
     evaluations_per_second: f64,
+    /// The held-out check (`--transfer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer: Option<crate::evolve::discover::TransferCheck>,
 }
 
 /// The search's limits, from the flags over the config file.
@@ -428,6 +444,25 @@ fn summary_text(engine: &Engine, outcome: &Outcome, setup: &Prepared) -> String 
     for f in &engine.hall_of_fame {
         out += &format!("{:.4}  {}\n", f.fitness, f.genome);
     }
+    if let Some(t) = &outcome.transfer {
+        out += &format!(
+            "\nheld-out check ({} protocol, accuracy mean ± std over seeds):\n",
+            t.protocol
+        );
+        for b in &t.baselines {
+            out += &format!("baseline {:<14} {:.4} ± {:.4}\n", b.name, b.mean, b.std);
+        }
+        for c in &t.candidates {
+            out += &format!(
+                "{:.4} ± {:.4} (search {:.4})  {}\n",
+                c.transfer_mean, c.transfer_std, c.proxy_fitness, c.genome
+            );
+        }
+        out += &format!(
+            "the best beats cross-entropy by more than the larger standard deviation: {}\n",
+            if t.beats_cross_entropy { "yes" } else { "no" }
+        );
+    }
     out
 }
 
@@ -457,6 +492,39 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
     let t0 = std::time::Instant::now();
     search(&a, &mut engine, &setup, b.deadline, dir.as_ref())?;
     let seconds = t0.elapsed().as_secs_f64();
+    let transfer = match a.transfer {
+        None => None,
+        Some(name) => {
+            let prepared = super::discover::held_out(
+                &super::discover::HeldOut {
+                    name,
+                    dataset: None,
+                    seeds: a.transfer_seeds,
+                    steps: a.transfer_steps,
+                },
+                &setup.protocol,
+                a.protocol.data_dir.as_deref(),
+            )?;
+            let mut picked: Vec<crate::evolve::discover::Candidate> = Vec::new();
+            for f in &engine.hall_of_fame {
+                if picked.len() >= a.transfer_top.max(1) {
+                    break;
+                }
+                if f.fitness.is_finite() && !picked.iter().any(|c| c.genome == f.genome) {
+                    picked.push(crate::evolve::discover::candidate(
+                        f.genome.clone(),
+                        f.fitness,
+                        None,
+                    ));
+                }
+            }
+            Some(crate::evolve::discover::transfer_check(
+                picked,
+                &prepared,
+                &mut |line| eprintln!("ncpc: {line}"),
+            ))
+        }
+    };
     let config = engine.config.clone();
     let outcome = Outcome {
         config: &config,
@@ -471,6 +539,7 @@ pub fn run(a: EvolveArgs) -> Result<(), CliError> {
         hurdle: engine.hurdle,
         seconds,
         evaluations_per_second: engine.evaluations as f64 / seconds.max(1e-9),
+        transfer,
     };
     if let Some(d) = &dir {
         write_results(d, &engine, &outcome, &setup)?;

@@ -190,20 +190,51 @@ pub fn discover(
             }
             _ => None,
         };
-        candidates.push(Candidate {
-            genome: tuned.as_ref().map_or(genome, |t| t.genome.clone()),
-            proxy_fitness: tuned.as_ref().map_or(fitness, |t| t.fitness),
+        candidates.push(candidate(
+            tuned.as_ref().map_or(genome, |t| t.genome.clone()),
+            tuned.as_ref().map_or(fitness, |t| t.fitness),
             tuned,
-            transfer_accuracy: Vec::new(),
-            transfer_mean: f64::NAN,
-            transfer_std: f64::NAN,
-            transfer_failure: None,
-        });
+        ));
     }
     let tune_seconds = t1.elapsed().as_secs_f64();
 
     // 3. The transfer check: every candidate and the baselines, same held-out seeds.
     let t2 = Instant::now();
+    let checked = transfer_check(candidates, transfer, progress);
+    Discovery {
+        proxy: pname(&proxy.protocol),
+        transfer: checked.protocol.clone(),
+        evaluations: engine.evaluations,
+        seconds: [search_seconds, tune_seconds, t2.elapsed().as_secs_f64()],
+        candidates: checked.candidates,
+        baselines: checked.baselines,
+        winner: checked.winner,
+        beats_cross_entropy: checked.beats_cross_entropy,
+    }
+}
+
+/// The held-out check of some candidates: each, cross-entropy and MSE under `transfer`'s
+/// protocol and seeds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TransferCheck {
+    /// The held-out protocol.
+    pub protocol: String,
+    /// The candidates, best held-out mean first.
+    pub candidates: Vec<Candidate>,
+    /// Cross-entropy and MSE, same seeds.
+    pub baselines: Vec<Baseline>,
+    /// The best candidate's index, when any ran.
+    pub winner: Option<usize>,
+    /// Whether the winner beats cross-entropy by more than the larger standard deviation.
+    pub beats_cross_entropy: bool,
+}
+
+/// Re-score `candidates` under the held-out protocol of `transfer`, with the baselines.
+pub fn transfer_check(
+    mut candidates: Vec<Candidate>,
+    transfer: &Prepared,
+    progress: &mut dyn FnMut(&str),
+) -> TransferCheck {
     let mut protocol = transfer.protocol.clone();
     protocol.baselines = true;
     let opts = crate::train::run::EvalOptions::default();
@@ -275,15 +306,25 @@ pub fn discover(
         (Some(w), Some(ce)) => w.transfer_mean - ce.mean > w.transfer_std.max(ce.std),
         _ => false,
     };
-    Discovery {
-        proxy: pname(&proxy.protocol),
-        transfer: pname(&protocol),
-        evaluations: engine.evaluations,
-        seconds: [search_seconds, tune_seconds, t2.elapsed().as_secs_f64()],
+    TransferCheck {
+        protocol: pname(&protocol),
         candidates,
         baselines: baseline_rows,
         winner,
         beats_cross_entropy,
+    }
+}
+
+/// A candidate found by a search, before the held-out check.
+pub fn candidate(genome: String, proxy_fitness: f64, tuned: Option<Tuned>) -> Candidate {
+    Candidate {
+        genome,
+        proxy_fitness,
+        tuned,
+        transfer_accuracy: Vec::new(),
+        transfer_mean: f64::NAN,
+        transfer_std: f64::NAN,
+        transfer_failure: None,
     }
 }
 
