@@ -126,4 +126,9 @@ fn evolve_checks_its_best_on_a_held_out_protocol() {
         assert_eq!(c["transfer_accuracy"].as_array().unwrap().len(), 2, "{c}");
         assert!(c["proxy_fitness"].is_number(), "{c}");
     }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("Held-out check"),
+        "the report shows the check"
+    );
 }

@@ -403,6 +403,7 @@ fn write_results(
         hurdle: engine.config.hurdle.map(|_| engine.hurdle),
         seconds: outcome.seconds,
         formula: &formula,
+        transfer: outcome.transfer.as_ref(),
     });
     dir.write_text("report.html", &report)?;
     if let Some(best) = engine.best() {

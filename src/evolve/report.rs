@@ -26,6 +26,47 @@ pub struct ReportInput<'a> {
     pub seconds: f64,
     /// The formula of a genome (plain text), or why it has none.
     pub formula: &'a dyn Fn(&str) -> String,
+    /// The held-out check (`ncpc evolve --transfer`), when it ran.
+    pub transfer: Option<&'a super::discover::TransferCheck>,
+}
+
+/// The held-out check's section: baselines and candidates, accuracy mean ± std over seeds.
+fn transfer_section(
+    t: &super::discover::TransferCheck,
+    formula: &dyn Fn(&str) -> String,
+) -> String {
+    let mut rows = String::new();
+    for b in &t.baselines {
+        rows += &format!(
+            "<tr><td>{}</td><td>{:.4} ± {:.4}</td><td></td><td></td></tr>\n",
+            escape(&b.name),
+            b.mean,
+            b.std
+        );
+    }
+    for c in &t.candidates {
+        rows += &format!(
+            "<tr><td><code>{}</code></td><td>{:.4} ± {:.4}</td><td>{:.4}</td><td>{}</td></tr>\n",
+            escape(&formula(&c.genome)),
+            c.transfer_mean,
+            c.transfer_std,
+            c.proxy_fitness,
+            c.transfer_failure
+                .as_deref()
+                .map(escape)
+                .unwrap_or_default()
+        );
+    }
+    format!(
+        "<h2>Held-out check <span class=\"muted\">({} protocol, fresh seeds)</span></h2>\n\
+         <p>{}</p>\n<table><thead><tr><th>loss</th><th>accuracy (mean ± std)</th><th>search fitness</th><th>failure</th></tr></thead><tbody>\n{rows}</tbody></table>\n",
+        escape(&t.protocol),
+        if t.beats_cross_entropy {
+            "The best candidate beats cross-entropy by more than the larger standard deviation."
+        } else {
+            "No candidate beats cross-entropy by more than the larger standard deviation."
+        }
+    )
 }
 
 /// `text` safe inside HTML.
@@ -146,7 +187,7 @@ span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} .mut
 </ul>
 <h2>Fitness per generation</h2>
 {chart}
-<h2>Hall of fame</h2>
+{transfer}<h2>Hall of fame</h2>
 <table><thead><tr><th>#</th><th>fitness</th><th>found at</th><th>formula</th><th></th></tr></thead><tbody>
 {fame}</tbody></table>
 <h2>Generations</h2>
@@ -162,6 +203,9 @@ span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} .mut
         fp = r.fec.fingerprint_hits,
         deg = r.fec.degenerate,
         chart = chart(r.stats),
+        transfer = r
+            .transfer
+            .map_or(String::new(), |t| transfer_section(t, r.formula)),
     )
 }
 
