@@ -131,4 +131,10 @@ fn evolve_checks_its_best_on_a_held_out_protocol() {
         report.contains("Held-out check"),
         "the report shows the check"
     );
+    // The best genome's accuracy during training beside cross-entropy's and MSE's.
+    assert!(report.contains("Accuracy during training"), "{report}");
+    assert!(
+        report.contains("cross-entropy") && report.contains("mse"),
+        "{report}"
+    );
 }

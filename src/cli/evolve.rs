@@ -404,12 +404,51 @@ fn write_results(
         seconds: outcome.seconds,
         formula: &formula,
         transfer: outcome.transfer.as_ref(),
+        curves: &accuracy_curves(engine, setup),
     });
     dir.write_text("report.html", &report)?;
     if let Some(best) = engine.best() {
         dir.write_text("best.json", &format!("{}\n", best.genome))?;
     }
     Ok(())
+}
+
+/// The best genome's and the baselines' validation accuracy during training, under the
+/// search's protocol with a curve point about every twentieth of the run (mean over seeds).
+fn accuracy_curves(engine: &Engine, setup: &Prepared) -> Vec<(String, Vec<(f64, f64)>)> {
+    let Some(best) = engine.best() else {
+        return Vec::new();
+    };
+    let mut p = setup.protocol.clone();
+    p.baselines = true;
+    let steps = p.steps_for(setup.data.train_y.len());
+    p.curve_every = (steps / 20).max(1);
+    let g = crate::train::run::Genome {
+        name: "best".into(),
+        text: best.genome.clone(),
+        opts: crate::formats::CompileOptions::default(),
+    };
+    let Ok(report) = crate::train::run::evaluate(
+        &g,
+        &p,
+        &setup.data,
+        crate::train::run::EvalOptions::default(),
+        Vec::new(),
+        &|| {},
+    ) else {
+        return Vec::new();
+    };
+    std::iter::once(&report.candidate)
+        .chain(&report.baselines)
+        .map(|s| {
+            let pts = s
+                .curve
+                .iter()
+                .map(|c| (c.step as f64, c.accuracy))
+                .collect();
+            (s.name.clone(), pts)
+        })
+        .collect()
 }
 
 /// The human-readable summary of a finished search.

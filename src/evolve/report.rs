@@ -28,6 +28,68 @@ pub struct ReportInput<'a> {
     pub formula: &'a dyn Fn(&str) -> String,
     /// The held-out check (`ncpc evolve --transfer`), when it ran.
     pub transfer: Option<&'a super::discover::TransferCheck>,
+    /// Validation accuracy during training, mean over the protocol's seeds, of the best
+    /// genome and the baselines: (name, [(step, accuracy)]).
+    pub curves: &'a [(String, Vec<(f64, f64)>)],
+}
+
+/// The accuracy curves of the best genome and the baselines, as an inline SVG.
+fn curves_chart(series: &[(String, Vec<(f64, f64)>)]) -> String {
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().filter(finite).copied())
+        .collect();
+    if all.is_empty() {
+        return "<p>No accuracy curve was recorded.</p>".into();
+    }
+    let (w, h, pad) = (640.0, 260.0, 40.0);
+    let x0 = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x1 = all
+        .iter()
+        .map(|p| p.0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(x0 + 1.0);
+    let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if hi - lo < 1e-9 {
+        (lo - 0.05, hi + 0.05)
+    } else {
+        (lo, hi)
+    };
+    let sx = |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
+    let sy = |y: f64| h - pad - (y - lo) / (hi - lo) * (h - 2.0 * pad);
+    let classes = ["best", "median", "third"];
+    let mut lines = String::new();
+    let mut legend = String::new();
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let class = classes[k.min(2)];
+        let points: Vec<String> = pts
+            .iter()
+            .filter(finite)
+            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
+            .collect();
+        lines += &format!(
+            "<polyline points=\"{}\" class=\"{class}\"/>\n",
+            points.join(" ")
+        );
+        legend += &format!(
+            "<span class=\"{class}\">&#9632;</span> {} &nbsp; ",
+            escape(name)
+        );
+    }
+    format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="validation accuracy during training">
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" class="axis"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" class="axis"/>
+<text x="{pad}" y="{t}" class="label">{hi:.4}</text><text x="{pad}" y="{bl}" class="label">{lo:.4}</text>
+<text x="{r}" y="{bl}" class="label" text-anchor="end">step {x1}</text>
+{lines}</svg>
+<p class="legend">{legend}</p>"#,
+        b = h - pad,
+        r = w - pad,
+        t = pad - 8.0,
+        bl = h - pad + 16.0,
+    )
 }
 
 /// The held-out check's section: baselines and candidates, accuracy mean ± std over seeds.
@@ -176,8 +238,8 @@ h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; }}
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid var(--rule); padding: .3rem .5rem; text-align: left; vertical-align: top; }}
 code, pre {{ font: 13px/1.4 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }}
 .chart {{ width: 100%; max-width: 640px; }} .axis {{ stroke: var(--muted); }} .label {{ fill: var(--muted); font-size: 11px; }}
-polyline {{ fill: none; stroke-width: 2; }} polyline.best {{ stroke: var(--best); }} polyline.median {{ stroke: var(--median); }}
-span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} .muted {{ color: var(--muted); }}
+polyline {{ fill: none; stroke-width: 2; }} polyline.best {{ stroke: var(--best); }} polyline.median {{ stroke: var(--median); }} polyline.third {{ stroke: var(--muted); stroke-dasharray: 4 3; }}
+span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} span.third {{ color: var(--muted); }} .muted {{ color: var(--muted); }}
 </style></head><body>
 <h1>Search report <span class="muted">({protocol} protocol)</span></h1>
 <ul>
@@ -187,7 +249,7 @@ span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} .mut
 </ul>
 <h2>Fitness per generation</h2>
 {chart}
-{transfer}<h2>Hall of fame</h2>
+{transfer}{curves}<h2>Hall of fame</h2>
 <table><thead><tr><th>#</th><th>fitness</th><th>found at</th><th>formula</th><th></th></tr></thead><tbody>
 {fame}</tbody></table>
 <h2>Generations</h2>
@@ -206,6 +268,14 @@ span.best {{ color: var(--best); }} span.median {{ color: var(--median); }} .mut
         transfer = r
             .transfer
             .map_or(String::new(), |t| transfer_section(t, r.formula)),
+        curves = if r.curves.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<h2>Accuracy during training <span class=\"muted\">(best genome and baselines, mean over seeds)</span></h2>\n{}",
+                curves_chart(r.curves)
+            )
+        },
     )
 }
 
