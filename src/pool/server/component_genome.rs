@@ -11,13 +11,11 @@
 //!   scores 0.0); the pool checks that the program is AMM genetic code within the size limits
 //!   and identifies it by its text.
 
-use super::genome::{CheckedGenome, MAX_JUMPS, check_limited};
+use super::genome::{CheckedGenome, check_limited, parse_within_limits};
 use crate::component::ComponentKind;
 use crate::formats::Mode;
 use crate::formats::amm::validator::validate_and_fix;
-use crate::formats::amm::{
-    ACTIVATION_NOT_FLOAT, ACTIVATION_SHAPE, Component, Program, lower_as, parse_program,
-};
+use crate::formats::amm::{ACTIVATION_NOT_FLOAT, ACTIVATION_SHAPE, Component, Program, lower_as};
 use ncp_ir::DimModel;
 use ncp_ir::passes::{OptOptions, canonical_hash, optimize};
 use sha2::{Digest, Sha256};
@@ -55,11 +53,11 @@ pub fn check_component(
     match kind {
         ComponentKind::Loss => check_limited(text, mode, max_instructions),
         ComponentKind::Activation => {
-            let prog = sized(text, max_instructions)?;
+            let prog = parse_within_limits(text, max_instructions)?;
             check_activation(&prog, mode)
         }
         ComponentKind::Optimizer => {
-            let prog = sized(text, max_instructions)?;
+            let prog = parse_within_limits(text, max_instructions)?;
             let program = serde_json::Value::Array(prog.instrs).to_string();
             let hash: String = Sha256::digest(program.as_bytes())
                 .iter()
@@ -72,38 +70,6 @@ pub fn check_component(
             })
         }
     }
-}
-
-/// The program, within the pool's limits on instructions and jumps.
-fn sized(text: &str, max_instructions: usize) -> Result<Program, String> {
-    let prog = parse_program(text).map_err(|e| e.to_string())?;
-    if prog.instrs.is_empty() {
-        return Err("the program has no instructions".into());
-    }
-    if prog.instrs.len() > max_instructions {
-        return Err(format!(
-            "the program has {} instructions; the pool takes at most {max_instructions}",
-            prog.instrs.len()
-        ));
-    }
-    let jumps = prog
-        .instrs
-        .iter()
-        .filter(|i| {
-            i.get(0)
-                .and_then(serde_json::Value::as_f64)
-                .is_some_and(|c| {
-                    c == crate::formats::amm::opcodes::JUMP as f64
-                        || c == crate::formats::amm::opcodes::JUMP_IF as f64
-                })
-        })
-        .count();
-    if jumps > MAX_JUMPS {
-        return Err(format!(
-            "the program has {jumps} jumps; the pool takes at most {MAX_JUMPS}"
-        ));
-    }
-    Ok(prog)
 }
 
 /// Rows and units of the hidden layer an activation is checked on (AMM's activation network).

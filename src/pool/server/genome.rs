@@ -62,13 +62,12 @@ pub fn check_with(text: &str, mode: Mode) -> Result<CheckedGenome, String> {
     check_limited(text, mode, MAX_INSTRUCTIONS)
 }
 
-/// [`check_with`] taking at most `max_instructions` instructions (and [`MAX_JUMPS`] jumps),
-/// so that the work one submission can make the server do is bounded before any compiling.
-pub fn check_limited(
+/// The AMM program in `text`, refused when it is empty or holds more than `max_instructions`
+/// instructions or more than [`MAX_JUMPS`] jumps (checked before any compiling).
+pub fn parse_within_limits(
     text: &str,
-    mode: Mode,
     max_instructions: usize,
-) -> Result<CheckedGenome, String> {
+) -> Result<crate::formats::amm::Program, String> {
     let prog = crate::formats::amm::parse_program(text).map_err(|e| e.to_string())?;
     if prog.instrs.is_empty() {
         return Err("the program has no instructions".into());
@@ -95,6 +94,17 @@ pub fn check_limited(
             "the program has {jumps} jumps; the pool takes at most {MAX_JUMPS}"
         ));
     }
+    Ok(prog)
+}
+
+/// [`check_with`] taking at most `max_instructions` instructions (and [`MAX_JUMPS`] jumps),
+/// so that the work one submission can make the server do is bounded before any compiling.
+pub fn check_limited(
+    text: &str,
+    mode: Mode,
+    max_instructions: usize,
+) -> Result<CheckedGenome, String> {
+    let prog = parse_within_limits(text, max_instructions)?;
     let program = serde_json::Value::Array(prog.instrs).to_string();
     let opts = CompileOptions {
         format: Some(Format::Amm),
