@@ -107,6 +107,12 @@ fn throughput(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        group.bench_function(BenchmarkId::new("jit_parallel", g), |bch| {
+            bch.iter(|| {
+                jit.run_blocks(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad, 4096)
+                    .unwrap()
+            })
+        });
         let clf = fast.compile_loss(&f).unwrap().unwrap();
         group.bench_function(BenchmarkId::new("jit_fast", g), |bch| {
             bch.iter(|| {

@@ -295,7 +295,7 @@ pub fn softmax(x: &Tensor) -> Tensor {
                 a.max(b)
             }
         });
-        let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+        let e: Vec<f64> = row.iter().map(|v| crate::math::exp64(v - m)).collect();
         let s: f64 = e.iter().sum();
         data.extend(e.iter().map(|v| round_to(x.dtype, v / s)));
     }

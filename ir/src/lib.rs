@@ -10,6 +10,7 @@ pub mod entities;
 pub mod function;
 pub mod interp;
 pub mod kernels;
+pub mod math;
 pub mod op;
 pub mod passes;
 pub mod tensor;

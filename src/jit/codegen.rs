@@ -19,6 +19,7 @@ mod elem;
 mod group;
 mod scalar;
 mod simd;
+mod softmax;
 
 /// Buffers a kernel needs besides its inputs and outputs: their shapes, in slot order from 4.
 #[derive(Debug, Clone, Default)]
@@ -465,9 +466,6 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
     pub(super) fn f32c(&mut self, x: f32) -> CV {
         self.fconst(x)
-    }
-    pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
-        self.call(name, args)
     }
     /// The number of elements over `ds` in the whole input (B is the total batch size).
     pub(super) fn count_of(&mut self, ds: &[Dim]) -> CV {

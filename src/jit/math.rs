@@ -1,11 +1,11 @@
-//! Transcendental functions the JIT calls: thin `extern "C"` wrappers around Rust's `f32`/`f64`
-//! methods (the platform libm), registered with the JIT by name.
+//! Transcendental functions the JIT calls: thin `extern "C"` wrappers, registered with the JIT
+//! by name, around ncpc's own exp/log/sigmoid (`ncp_ir::math`, which exact mode also inlines)
+//! and Rust's `f64` methods (the platform libm) for the rest.
 
-/// (symbol, address, number of arguments) for each function a kernel may call. Names ending
-/// in `64` take and return f64; the others f32.
+/// (symbol, address, number of arguments) for each function a kernel may call. All take and
+/// return f32.
 pub fn symbols() -> Vec<(&'static str, *const u8, usize)> {
     vec![
-        ("ncp_exp64", ncp_exp64 as *const u8, 1),
         ("ncp_expf", ncp_expf as *const u8, 1),
         ("ncp_logf", ncp_logf as *const u8, 1),
         ("ncp_sinf", ncp_sinf as *const u8, 1),
@@ -34,8 +34,8 @@ macro_rules! unary {
 
 // Each is computed in f64 and rounded once, exactly as the interpreter does, so the JIT and
 // the interpreter agree bit for bit on these functions.
-unary!(ncp_expf, f64::exp);
-unary!(ncp_logf, f64::ln);
+unary!(ncp_expf, ncp_ir::math::exp64);
+unary!(ncp_logf, ncp_ir::math::ln64);
 unary!(ncp_sinf, f64::sin);
 unary!(ncp_cosf, f64::cos);
 unary!(ncp_tanf, f64::tan);
@@ -43,7 +43,7 @@ unary!(ncp_tanhf, f64::tanh);
 unary!(ncp_asinf, f64::asin);
 unary!(ncp_acosf, f64::acos);
 unary!(ncp_atanf, f64::atan);
-unary!(ncp_sigmoidf, |x| 1.0 / (1.0 + (-x).exp()));
+unary!(ncp_sigmoidf, ncp_ir::math::sigmoid64);
 
 /// Called from JIT code.
 pub extern "C" fn ncp_powf(x: f32, y: f32) -> f32 {
@@ -64,9 +64,4 @@ pub extern "C" fn ncp_remf(a: f32, b: f32) -> f32 {
     } else {
         m
     }) as f32
-}
-
-/// exp in f64 (softmax keeps its intermediates in f64, as the interpreter does).
-pub extern "C" fn ncp_exp64(x: f64) -> f64 {
-    x.exp()
 }

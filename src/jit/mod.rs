@@ -6,6 +6,7 @@
 //! share one compiled kernel.
 
 mod codegen;
+mod exactmath;
 mod fastmath;
 mod math;
 mod ops;

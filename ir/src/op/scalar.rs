@@ -18,7 +18,7 @@ pub(super) fn sign(x: f64) -> f64 {
 }
 
 pub(super) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+    crate::math::sigmoid64(x)
 }
 
 /// torch.remainder: the result takes the sign of the divisor.

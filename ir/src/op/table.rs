@@ -32,12 +32,12 @@ define_ops! {
     }
     Exp = "exp" {
         arity: 1, imm: None, class: Unary, dtypes: F, commutative: false,
-        kernel: Some(|a| a[0].exp()),
+        kernel: Some(|a| crate::math::exp64(a[0])),
         libm: Some("ncp_expf"), torch: Some("torch.exp"), daml: None,
     }
     Log = "log" {
         arity: 1, imm: None, class: Unary, dtypes: F, commutative: false,
-        kernel: Some(|a| a[0].ln()),
+        kernel: Some(|a| crate::math::ln64(a[0])),
         libm: Some("ncp_logf"), torch: Some("torch.log"), daml: None,
     }
     Sin = "sin" {

@@ -1,5 +1,6 @@
 //! Elementwise ops on scalar CLIF values: the arithmetic of every fused loop and scalar stage.
 
+use super::super::fastmath::W;
 use super::Gen;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value as CV, types};
@@ -82,6 +83,10 @@ impl Gen<'_, '_> {
                 let d = self.b.ins().fadd(one, e);
                 self.b.ins().fdiv(one, d)
             }
+            // Exact exp/log/sigmoid: ncp_ir::math's sequence inline (as a call would compute).
+            O::Exp if fl => self.exact_f32(W::S, a[0], Self::exact_exp64),
+            O::Log if fl => self.exact_f32(W::S, a[0], Self::exact_ln64),
+            O::Sigmoid if fl => self.exact_f32(W::S, a[0], Self::exact_sigmoid64),
             // Everything the table gives an exact-math routine: one call.
             _ if fl && let Some(sym) = op.info().libm => self.call(sym, a),
             O::Pow => {

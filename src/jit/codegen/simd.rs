@@ -1,7 +1,9 @@
-//! Fused groups in f32x4 (fast math only). The last dim runs four elements at a time, with a
-//! scalar loop for the remainder; fused sums accumulate per lane and are folded at the end of
-//! each row, which changes the summation order (the reason this is fast math only: exact mode
-//! keeps the interpreter's order and is bit-equal to it).
+//! Fused groups in f32x4. The last dim runs four elements at a time, with a scalar loop for
+//! the remainder. In fast math, fused sums accumulate per lane and are folded at the end of
+//! each row (a different summation order). In exact math every lane computes what the
+//! interpreter computes (exp, log and sigmoid by `ncp_ir::math`'s sequence in f64x2 lanes,
+//! see `exactmath`), and each vector's four lanes are folded into the reductions in element
+//! order, so the kernel stays bit-equal to the interpreter.
 
 use super::super::fastmath::{W, lane_flags};
 use super::super::plan::{Group, Home, reads_value};
@@ -13,7 +15,7 @@ use ncp_ir::{Axis, DType, Dim, Imm, Inst, Opcode, Value};
 use std::collections::HashMap;
 
 /// Vector memory accesses need not be aligned.
-fn vflags() -> MemFlagsData {
+pub(super) fn vflags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
@@ -108,7 +110,7 @@ impl Gen<'_, '_> {
 
     /// Four consecutive elements (along the last dim) of a stored or viewed value, or its one
     /// element splatted when it is broadcast along the last dim.
-    fn vload(&mut self, v: Value, shape: &[Dim], idx: &[CV]) -> CV {
+    pub(super) fn vload(&mut self, v: Value, shape: &[Dim], idx: &[CV]) -> CV {
         let ty = self.f.ty(v).clone();
         let (slot, st) = self.access(v).expect("simd_ok checked the access");
         let st = broadcast_strides(&ty.shape, &st, shape);
@@ -166,6 +168,9 @@ impl Gen<'_, '_> {
                 let s = self.sel(w, lt, m1, keep);
                 self.sel(w, gt, one, s)
             }
+            O::Exp if !self.fast => self.exact_f32(w, a[0], Self::exact_exp64),
+            O::Log if !self.fast => self.exact_f32(w, a[0], Self::exact_ln64),
+            O::Sigmoid if !self.fast => self.exact_f32(w, a[0], Self::exact_sigmoid64),
             O::Exp => self.fast_exp_w(w, a[0]),
             O::Log => self.fast_log_w(w, a[0]),
             O::Sigmoid => {
@@ -280,6 +285,16 @@ impl Gen<'_, '_> {
             } else {
                 x
             };
+            if !self.fast {
+                // Exact: `vvar` is the scalar accumulator; lanes in element order.
+                for lane in 0..4u8 {
+                    let e = self.b.ins().extractlane(x, lane);
+                    let cur = self.b.use_var(vvar);
+                    let nv = self.combine(op, cur, e);
+                    self.b.def_var(vvar, nv);
+                }
+                continue;
+            }
             let cur = self.b.use_var(vvar);
             let nv = match op {
                 Opcode::RMax | Opcode::RMin => {
@@ -323,7 +338,12 @@ impl Gen<'_, '_> {
         let members = g.insts.clone();
         let scalar_reds: Vec<(Inst, Variable, Axis, Opcode)> =
             accs.iter().map(|a| (a.0, a.1, a.3, a.4)).collect();
-        let vreds: Vec<(Inst, Variable, Opcode)> = accs.iter().map(|a| (a.0, a.2, a.4)).collect();
+        // Exact math folds each vector into the scalar accumulators at once.
+        let exact = !self.fast;
+        let vreds: Vec<(Inst, Variable, Opcode)> = accs
+            .iter()
+            .map(|a| (a.0, if exact { a.1 } else { a.2 }, a.4))
+            .collect();
         let (rows, cols) = if rank == 2 {
             (self.dim(shape[0]), self.dim(shape[1]))
         } else {
@@ -347,7 +367,7 @@ impl Gen<'_, '_> {
                 gg.vector_body(&members, &vreds, &shape, &at(i, j))
             });
             // Fold the lanes into the scalar accumulators, lane 0 first.
-            for &(_, var, vvar, _, op) in &accs {
+            for &(_, var, vvar, _, op) in accs.iter().filter(|_| !exact) {
                 let v = gg.b.use_var(vvar);
                 for lane in 0..4u8 {
                     let x = gg.b.ins().extractlane(v, lane);
