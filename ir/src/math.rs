@@ -15,9 +15,9 @@
 /// `log2(e)`.
 pub const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// `ln 2`, high part: few enough bits that `k * LN2_HI` is exact for |k| < 2^11.
-pub const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+pub const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 /// `ln 2 - LN2_HI`.
-pub const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+pub const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// `ln 2` rounded to f64.
 pub const LN2: f64 = std::f64::consts::LN_2;
 /// `2^52 + 2^51`: adding it to a small integer-valued f64 puts the integer in the low bits.
@@ -77,13 +77,8 @@ pub fn exp64(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
-    let xc = if x < -EXP_CLAMP {
-        -EXP_CLAMP
-    } else if x > EXP_CLAMP {
-        EXP_CLAMP
-    } else {
-        x
-    };
+    // Not NaN here, so this is the JIT's two compare-and-selects.
+    let xc = x.clamp(-EXP_CLAMP, EXP_CLAMP);
     let k = (xc * LOG2_E + 0.5).floor();
     let r = xc - k * LN2_HI;
     let r = r - k * LN2_LO;
