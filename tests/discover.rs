@@ -57,7 +57,15 @@ fn discover_searches_tunes_and_checks_transfer() {
     }
     for c in candidates {
         assert_eq!(c["transfer_accuracy"].as_array().unwrap().len(), 3, "{c}");
+        // The second fidelity re-scored every candidate that went on.
+        // (-inf, written as a string, when the longer training failed.)
+        let f = &c["fidelity_fitness"];
+        assert!(f.is_number() || f == "-Infinity", "{c}");
     }
+    assert!(
+        d["fidelity"].as_str().is_some_and(|f| f.contains("steps")),
+        "{d}"
+    );
     // Best held-out mean first; the winner's files are written.
     let means: Vec<f64> = candidates
         .iter()
@@ -75,6 +83,32 @@ fn discover_searches_tunes_and_checks_transfer() {
         assert!(stdout.contains("winner"), "{stdout}");
     }
     assert!(stdout.contains("beats cross-entropy by more than the larger standard deviation"));
+}
+
+/// Bad settings are refused before anything runs, naming the flags.
+#[test]
+fn discover_refuses_bad_settings() {
+    let home = tempfile::tempdir().unwrap();
+    for bad in [
+        &["--fidelity", "0.5"][..],
+        &["--search-share", "1.5"],
+        &["--population", "1"],
+        &["--time", "soon"],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_ncpc"))
+            .env("HOME", home.path())
+            .env("NCPC_DATA", home.path().join("data"))
+            .args(["discover", "--protocol", "amm", "--out"])
+            .arg(home.path().join("x"))
+            .args(bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{bad:?}: {stderr}");
+        let flag = bad[0].trim_start_matches('-');
+        assert!(stderr.contains(flag), "{bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 /// `ncpc evolve --transfer`: the best programs re-scored on a held-out protocol, in

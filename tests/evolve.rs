@@ -3,7 +3,9 @@
 
 mod common;
 
-use ncpc::evolve::engine::{Engine, EvolveConfig, HurdleConfig, Init, Stage, Strategy, each};
+use ncpc::evolve::engine::{
+    Engine, EvolveConfig, HurdleConfig, Init, Operators, Stage, Strategy, each,
+};
 use ncpc::evolve::genome::{Genome, GenomeFormat};
 use ncpc::formats::CompileOptions;
 use ncpc::train::data::synthetic::blobs;
@@ -51,11 +53,18 @@ fn runs_are_identical_with_one_or_two_threads() {
     p.hurdles.clear();
     p.seeds = 2;
     p.baselines = false;
-    for (format, strategy) in [
-        (GenomeFormat::Amm, Strategy::SteadyState),
-        (GenomeFormat::Amm, Strategy::Regularized),
-        (GenomeFormat::Daml, Strategy::Generational),
-        (GenomeFormat::Haz, Strategy::Regularized),
+    for (format, strategy, operators) in [
+        (GenomeFormat::Amm, Strategy::SteadyState, Operators::Native),
+        (GenomeFormat::Amm, Strategy::Regularized, Operators::Native),
+        (
+            GenomeFormat::Daml,
+            Strategy::Generational,
+            Operators::Native,
+        ),
+        (GenomeFormat::Haz, Strategy::Regularized, Operators::Native),
+        // The IR's operators (evolve::ir_ops), written back to AMM and DAML.
+        (GenomeFormat::Amm, Strategy::Regularized, Operators::Ir),
+        (GenomeFormat::Daml, Strategy::Generational, Operators::Both),
     ] {
         let (tournament, crossover_rate) = strategy.default_tournament_and_crossover();
         let config = EvolveConfig {
@@ -68,6 +77,7 @@ fn runs_are_identical_with_one_or_two_threads() {
             generations: 10,
             round: 6,
             seed: 3,
+            operators,
             hurdle: Some(HurdleConfig {
                 min_samples: 3,
                 ..HurdleConfig::default()
@@ -76,7 +86,7 @@ fn runs_are_identical_with_one_or_two_threads() {
         };
         let a = run_in(1, &config, Init::Random, &p, &data);
         let b = run_in(2, &config, Init::Random, &p, &data);
-        let strategy = (format, strategy);
+        let strategy = (format, strategy, operators);
         assert_eq!(a.hall_of_fame, b.hall_of_fame, "{strategy:?}");
         assert_eq!(a.population, b.population, "{strategy:?}");
         assert_eq!(a.fec.stats, b.fec.stats, "{strategy:?}");

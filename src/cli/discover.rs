@@ -38,6 +38,18 @@ pub struct DiscoverArgs {
     /// Distinct structures tuned and checked on the held-out protocol.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// The higher fidelity of the second stage: the search's best distinct structures
+    /// (`--rescore` of them) train again with this many times the proxy's steps and training
+    /// samples; the best `--top` are tuned there (1: no second stage, tune on the proxy).
+    #[arg(long, default_value_t = 8.0)]
+    pub fidelity: f64,
+    /// Distinct structures re-scored at the higher fidelity.
+    #[arg(long, default_value_t = 15)]
+    pub rescore: usize,
+    /// Which genetic operators the search uses: the format's own, the IR's (constants as
+    /// leaves, type-correct edits written back to the format), or both, half and half.
+    #[arg(long, value_enum, default_value = "both")]
+    pub operators: crate::evolve::engine::Operators,
     /// CMA-ES scores per structure for its constants (AMM programs).
     #[arg(long, default_value_t = 40)]
     pub tune_evaluations: usize,
@@ -64,9 +76,13 @@ pub struct DiscoverArgs {
 /// Run `ncpc discover`.
 pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
     let time = parse_duration(&a.time).context("--time")?;
-    if !(0.05..=0.95).contains(&a.search_share) || a.population < 2 || a.transfer_seeds == 0 {
+    if !(0.05..=0.95).contains(&a.search_share)
+        || a.population < 2
+        || a.transfer_seeds == 0
+        || !(1.0..=1000.0).contains(&a.fidelity)
+    {
         return Err(anyhow::anyhow!(
-            "--search-share must lie in [0.05, 0.95], --population be at least 2 and --transfer-seeds at least 1"
+            "--search-share must lie in [0.05, 0.95], --population be at least 2, --transfer-seeds at least 1 and --fidelity in [1, 1000]"
         )
         .into());
     }
@@ -82,14 +98,43 @@ pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
         &proxy.protocol,
         a.protocol.data_dir.as_deref(),
     )?;
+    let mid = if a.fidelity > 1.0 {
+        let same_data = || Prepared {
+            protocol: proxy.protocol.at_fidelity(a.fidelity, false),
+            data: proxy.data.clone(),
+            notes: proxy.notes.clone(),
+            opts: proxy.opts,
+        };
+        if a.protocol.idx_dir.is_some() || a.protocol.csv.is_some() {
+            // The user's own data has no split to scale: the same data, trained longer.
+            Some(same_data())
+        } else {
+            let root = data_root(a.protocol.data_dir.as_deref());
+            let named = a.protocol.dataset.is_some();
+            let p = proxy.protocol.at_fidelity(a.fidelity, true);
+            match Prepared::load(p, &root, named, proxy.opts) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!(
+                        "ncpc: the higher fidelity trains longer on the proxy's samples ({e})"
+                    );
+                    Some(same_data())
+                }
+            }
+        }
+    } else {
+        None
+    };
     let cfg = DiscoverConfig {
         evolve: EvolveConfig {
             format: a.format,
             population: a.population,
             seed: a.seed,
             max_len: a.format.default_size_limit(),
+            operators: a.operators,
             ..EvolveConfig::default()
         },
+        rescore: a.rescore,
         random: !a.from_mse,
         time,
         search_share: a.search_share,
@@ -97,7 +142,7 @@ pub fn run(a: DiscoverArgs) -> Result<(), CliError> {
         tune_evaluations: a.tune_evaluations,
     };
     let stop = super::stop::install("this step");
-    let found = discover(&cfg, &proxy, &transfer, &stop, &mut |line| {
+    let found = discover(&cfg, &proxy, mid.as_ref(), &transfer, &stop, &mut |line| {
         eprintln!("ncpc: {line}")
     });
     write(&dir, &found)?;
@@ -162,15 +207,23 @@ fn write(dir: &RunDir, d: &Discovery) -> Result<(), CliError> {
 
 fn summary(d: &Discovery) -> String {
     let mut out = format!(
-        "{} candidates on {} in {:.0} s; tuning {:.0} s; held-out check on {} in {:.0} s\n",
-        d.evaluations, d.proxy, d.seconds[0], d.seconds[1], d.transfer, d.seconds[2]
+        "{} candidates on {} in {:.0} s; {}tuning {:.0} s; held-out check on {} in {:.0} s\n",
+        d.evaluations,
+        d.proxy,
+        d.seconds[0],
+        d.fidelity
+            .as_ref()
+            .map_or(String::new(), |f| format!("re-scored at {f}; ")),
+        d.seconds[1],
+        d.transfer,
+        d.seconds[2]
     );
     for b in &d.baselines {
         out += &format!("baseline {:<14} {:.4} ± {:.4}\n", b.name, b.mean, b.std);
     }
     for (k, c) in d.candidates.iter().enumerate() {
         out += &format!(
-            "{} {:.4} ± {:.4} (proxy {:.4})  {}\n",
+            "{} {:.4} ± {:.4} (proxy {:.4}{})  {}\n",
             if Some(k) == d.winner {
                 "winner   "
             } else {
@@ -179,6 +232,11 @@ fn summary(d: &Discovery) -> String {
             c.transfer_mean,
             c.transfer_std,
             c.proxy_fitness,
+            if c.fidelity_fitness.is_nan() {
+                String::new()
+            } else {
+                format!(", fidelity {:.4}", c.fidelity_fitness)
+            },
             c.genome
         );
     }

@@ -60,6 +60,11 @@ pub struct EvolveArgs {
     /// systems).
     #[arg(long)]
     pub parsimony: bool,
+    /// Which genetic operators make children: the format's own (native, the default), edits
+    /// of the typed IR written back to the format (ir: constants as leaves, type-correct
+    /// insertions and swaps, subgraph crossover; AMM and DAML), or half and half (both).
+    #[arg(long, value_enum)]
+    pub operators: Option<crate::evolve::engine::Operators>,
     /// Children per round of regularized evolution [default: 16].
     #[arg(long)]
     pub round: Option<usize>,
@@ -285,6 +290,7 @@ fn fresh(a: &EvolveArgs, file: &ConfigFile, b: &Budget) -> Result<(Engine, Prepa
         hall_of_fame: file.hall_of_fame.unwrap_or(d.hall_of_fame).max(1),
         max_evaluations: b.evaluations,
         parsimony: a.parsimony || file.parsimony.unwrap_or(false),
+        operators: a.operators.or(file.operators).unwrap_or_default(),
         hurdle: match percentile {
             Some(p) if p > 0.0 && setup.splits_by_seed() => Some(file.hurdle_config(p)),
             Some(_) => None,

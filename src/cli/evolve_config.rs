@@ -54,6 +54,8 @@ pub struct ConfigFile {
     pub hall_of_fame: Option<usize>,
     /// Lexicographic parsimony pressure.
     pub parsimony: Option<bool>,
+    /// Which genetic operators make children (native, ir, both).
+    pub operators: Option<crate::evolve::engine::Operators>,
     /// The two-stage hurdle.
     pub hurdle: Option<HurdleFile>,
     /// The protocol in full, as the effective config records it (flags such as --protocol
@@ -91,6 +93,7 @@ impl ConfigFile {
             max_len: Some(c.max_len),
             hall_of_fame: Some(c.hall_of_fame),
             parsimony: Some(c.parsimony),
+            operators: Some(c.operators),
             hurdle: Some(match c.hurdle {
                 Some(h) => HurdleFile {
                     percentile: Some(h.percentile),

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value as Json, json};
 
+use crate::formats::amm::opcodes as op;
 use crate::formats::amm::registry::{self, DRAWN_CATEGORIES, Evolvable, Param};
 use Param::{Axis, Const, Reg, Special};
 
@@ -201,7 +202,8 @@ pub fn mutate(code: &Code, rate: f64, rng: &mut impl Rng) -> Code {
 /// Crossover of two programs, keeping the prologue and epilogue: single-point, two-point or
 /// uniform, chosen at random.
 pub fn crossover(a: &Code, b: &Code, rng: &mut impl Rng) -> Code {
-    if a.len() < 3 || b.len() < 3 {
+    // A cut point needs a body instruction between the two LOADs and the RETURN.
+    if a.len() < 4 || b.len() < 4 {
         return if a.len() >= b.len() {
             a.clone()
         } else {
@@ -261,6 +263,104 @@ pub fn from_program(prog: crate::formats::amm::Program) -> Code {
         .collect();
     repair(&mut code);
     code
+}
+
+/// The positions of `ins`'s register operands: what AMM's registry lists as registers, and
+/// any operand beyond its list (the destination of the neural-network ops, `[op, x, y, z]`),
+/// as [`repair`] treats them.
+fn register_slots(ins: &[Json]) -> Vec<usize> {
+    let params = opcode(ins).and_then(registry::lookup).map(|x| x.params);
+    (1..ins.len())
+        .filter(|k| params.is_none_or(|ps| ps.get(k - 1).is_none_or(|p| *p == Reg)))
+        .collect()
+}
+
+fn reg_at(ins: &[Json], k: usize) -> Option<i64> {
+    ins.get(k).and_then(|v| v.as_i64())
+}
+
+/// A program written by the AMM emitter (`formats::amm::emit`) in the form evolution keeps
+/// programs in: the LOADs of y_pred and y_true first and the result in R9, so that
+/// [`repair`] leaves it as it is. Registers are renamed where needed (a register's value
+/// after a LOAD is renamed to a fresh register when the LOAD moves to the front; the result
+/// register and R9 are swapped). `None` for a program this cannot put in that form (more
+/// than 20 registers, an instruction that is not a list).
+pub fn from_emitted(prog: crate::formats::amm::Program) -> Option<Code> {
+    let mut code: Code = prog
+        .instrs
+        .into_iter()
+        .map(|i| match i {
+            Json::Array(v) => Some(v),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let mut used = std::collections::BTreeSet::new();
+    for ins in &code {
+        for k in register_slots(ins) {
+            let r = reg_at(ins, k)?;
+            if !(0..20).contains(&r) {
+                return None;
+            }
+            used.insert(r);
+        }
+    }
+    let fresh = |used: &mut std::collections::BTreeSet<i64>| {
+        let q = (0..20).find(|r| !used.contains(r))?;
+        used.insert(q);
+        Some(q)
+    };
+    for input in [0i64, 1] {
+        let at = input as usize;
+        let found = (at..code.len()).find(|&p| {
+            opcode(&code[p]) == Some(op::LOAD)
+                && code[p].get(2).and_then(|v| v.as_i64()) == Some(input)
+        });
+        let p = match found {
+            Some(p) => p,
+            None => {
+                let q = fresh(&mut used)?;
+                code.insert(at, vec![json!(op::LOAD), json!(q), json!(input)]);
+                continue;
+            }
+        };
+        let r = reg_at(&code[p], 1)?;
+        let seen_before = code[..p].iter().any(|ins| {
+            register_slots(ins)
+                .iter()
+                .any(|k| reg_at(ins, *k) == Some(r))
+        });
+        if seen_before {
+            let q = fresh(&mut used)?;
+            for ins in code[p..].iter_mut() {
+                for k in register_slots(ins) {
+                    if reg_at(ins, k) == Some(r) {
+                        ins[k] = json!(q);
+                    }
+                }
+            }
+        }
+        let load = code.remove(p);
+        code.insert(at, load);
+    }
+    let last = code.last()?;
+    if opcode(last) != Some(op::RETURN) {
+        return None;
+    }
+    let r = reg_at(last, 1)?;
+    if r != 9 {
+        for ins in code.iter_mut() {
+            for k in register_slots(ins) {
+                match reg_at(ins, k) {
+                    Some(x) if x == r => ins[k] = json!(9),
+                    Some(9) => ins[k] = json!(r),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut repaired = code.clone();
+    repair(&mut repaired);
+    (repaired == code).then_some(code)
 }
 
 /// Parse AMM program text into repaired [`Code`] (see [`from_program`]).

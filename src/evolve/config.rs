@@ -85,6 +85,25 @@ pub struct EvolveConfig {
     /// nodes). Off by default: the public systems break such ties by position.
     #[serde(default)]
     pub parsimony: bool,
+    /// Which genetic operators make children.
+    #[serde(default)]
+    pub operators: Operators,
+}
+
+/// Which genetic operators make children.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operators {
+    /// The format's own (AMM's, DEAP's, AutoML-Zero's), as the public systems search.
+    #[default]
+    Native,
+    /// Edits of the typed IR written back to the format (`evolve::ir_ops`: constants as
+    /// leaves, type-correct insertions, swaps, bypasses and crossover of subgraphs); the
+    /// format's own operator where the IR's finds nothing to do or cannot be written back
+    /// (HAZ has no emitter).
+    Ir,
+    /// Each child from the IR's operators or the format's, half and half.
+    Both,
 }
 
 impl Default for EvolveConfig {
@@ -104,6 +123,7 @@ impl Default for EvolveConfig {
             hurdle: None,
             max_evaluations: None,
             parsimony: false,
+            operators: Operators::Native,
         }
     }
 }

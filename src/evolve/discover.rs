@@ -31,6 +31,9 @@ pub struct DiscoverConfig {
     pub top: usize,
     /// CMA-ES scores per structure (AMM programs; other formats are not tuned).
     pub tune_evaluations: usize,
+    /// Distinct structures of the search's hall of fame re-scored at the higher fidelity
+    /// (when one is given) before the best `top` of them go on.
+    pub rescore: usize,
 }
 
 /// One candidate's evidence.
@@ -41,6 +44,9 @@ pub struct Candidate {
     /// Its proxy fitness after the search.
     #[serde(with = "crate::numbers::lenient")]
     pub proxy_fitness: f64,
+    /// Its fitness at the higher fidelity (before tuning), when that stage ran.
+    #[serde(with = "crate::numbers::lenient")]
+    pub fidelity_fitness: f64,
     /// The constant tuning, when it ran.
     pub tuned: Option<Tuned>,
     /// Held-out accuracy per seed.
@@ -77,6 +83,8 @@ pub struct Discovery {
     pub proxy: String,
     /// The held-out protocol.
     pub transfer: String,
+    /// The higher-fidelity protocol the structures were re-scored and tuned on, when any.
+    pub fidelity: Option<String>,
     /// Candidates scored by the search.
     pub evaluations: u64,
     /// Seconds of search, tuning and transfer check.
@@ -119,6 +127,7 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 pub fn discover(
     cfg: &DiscoverConfig,
     proxy: &Prepared,
+    mid: Option<&Prepared>,
     transfer: &Prepared,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&str),
@@ -156,17 +165,52 @@ pub fn discover(
 
     // 2. Tune the constants of the best distinct structures.
     let t1 = Instant::now();
+    let keep = if mid.is_some() {
+        cfg.rescore.max(cfg.top)
+    } else {
+        cfg.top
+    };
     let mut picked: Vec<(String, f64)> = Vec::new();
     for f in &engine.hall_of_fame {
-        if picked.len() >= cfg.top.max(1) {
+        if picked.len() >= keep.max(1) {
             break;
         }
         if f.fitness.is_finite() && !picked.iter().any(|(g, _)| *g == f.genome) {
             picked.push((f.genome.clone(), f.fitness));
         }
     }
+    // 2a. Successive halving across fidelities: the picked structures trained longer on
+    // more data; the best `top` go on, judged there.
+    let tuning_protocol = mid.unwrap_or(proxy);
+    let mut at_mid: Vec<f64> = vec![f64::NAN; picked.len()];
+    if let Some(m) = mid
+        && !stop.load(Ordering::Relaxed)
+    {
+        let items: Vec<(&str, Stage)> = picked
+            .iter()
+            .map(|(g, _)| (g.as_str(), Stage::Full))
+            .collect();
+        at_mid = m.score_batch(&items);
+        let mut order: Vec<usize> = (0..picked.len()).collect();
+        order.sort_by(|a, b| at_mid[*b].total_cmp(&at_mid[*a]));
+        order.truncate(cfg.top.max(1));
+        progress(&format!(
+            "fidelity: {} structures re-scored, kept {} (best {:.4})",
+            picked.len(),
+            order.len(),
+            order.first().map_or(f64::NAN, |i| at_mid[*i])
+        ));
+        let fitness: Vec<f64> = order.iter().map(|i| at_mid[*i]).collect();
+        picked = order.iter().map(|i| picked[*i].clone()).collect();
+        at_mid = fitness;
+    }
     let mut candidates: Vec<Candidate> = Vec::new();
-    for (k, (genome, fitness)) in picked.into_iter().enumerate() {
+    for (k, (genome, proxy_fitness)) in picked.into_iter().enumerate() {
+        let fitness = if at_mid[k].is_nan() {
+            proxy_fitness
+        } else {
+            at_mid[k]
+        };
         let tuned = match (format, from_text(&genome)) {
             (GenomeFormat::Amm, Ok(code))
                 if cfg.tune_evaluations > 0 && !stop.load(Ordering::Relaxed) =>
@@ -176,7 +220,7 @@ pub fn discover(
                     fitness,
                     cfg.tune_evaluations,
                     cfg.evolve.seed ^ k as u64,
-                    &mut |text| proxy.score(text),
+                    &mut |text| tuning_protocol.score(text),
                 );
                 progress(&format!(
                     "tuning {}: {} constants, {:.4} -> {:.4} in {} scores",
@@ -190,11 +234,13 @@ pub fn discover(
             }
             _ => None,
         };
-        candidates.push(candidate(
+        let mut c = candidate(
             tuned.as_ref().map_or(genome, |t| t.genome.clone()),
-            tuned.as_ref().map_or(fitness, |t| t.fitness),
+            proxy_fitness,
             tuned,
-        ));
+        );
+        c.fidelity_fitness = at_mid[k];
+        candidates.push(c);
     }
     let tune_seconds = t1.elapsed().as_secs_f64();
 
@@ -203,6 +249,7 @@ pub fn discover(
     let checked = transfer_check(candidates, transfer, progress);
     Discovery {
         proxy: pname(&proxy.protocol),
+        fidelity: mid.map(|m| describe_fidelity(&proxy.protocol, &m.protocol)),
         transfer: checked.protocol.clone(),
         evaluations: engine.evaluations,
         seconds: [search_seconds, tune_seconds, t2.elapsed().as_secs_f64()],
@@ -211,6 +258,26 @@ pub fn discover(
         winner: checked.winner,
         beats_cross_entropy: checked.beats_cross_entropy,
     }
+}
+
+/// What the higher fidelity changed, for the record.
+fn describe_fidelity(
+    proxy: &crate::train::protocol::Protocol,
+    mid: &crate::train::protocol::Protocol,
+) -> String {
+    let train = |p: &crate::train::protocol::Protocol| match &p.split {
+        crate::train::protocol::SplitRule::Permuted { train, .. } => Some(*train),
+        crate::train::protocol::SplitRule::TestSet { train, .. } => *train,
+    };
+    format!(
+        "{}: {} steps (proxy {}), {} training samples (proxy {}), {} seeds",
+        pname(mid),
+        mid.steps.map_or("an epoch of".into(), |s| s.to_string()),
+        proxy.steps.map_or("an epoch of".into(), |s| s.to_string()),
+        train(mid).map_or("all".into(), |s| s.to_string()),
+        train(proxy).map_or("all".into(), |s| s.to_string()),
+        mid.seeds
+    )
 }
 
 /// The held-out check of some candidates: each, cross-entropy and MSE under `transfer`'s
@@ -320,6 +387,7 @@ pub fn candidate(genome: String, proxy_fitness: f64, tuned: Option<Tuned>) -> Ca
     Candidate {
         genome,
         proxy_fitness,
+        fidelity_fitness: f64::NAN,
         tuned,
         transfer_accuracy: Vec::new(),
         transfer_mean: f64::NAN,

@@ -5,7 +5,7 @@
 //! whatever the thread count.
 
 pub use super::checkpoint::Checkpoint;
-pub use super::config::{EvolveConfig, HurdleConfig, HurdleStats, Init, Strategy};
+pub use super::config::{EvolveConfig, HurdleConfig, HurdleStats, Init, Operators, Strategy};
 use super::fec::{Fec, Probe, probe};
 use super::genome::Genome;
 use crate::formats::CompileOptions;
@@ -366,6 +366,36 @@ impl Engine {
         t
     }
 
+    /// Whether this child comes from the IR's operators (see [`Operators`]).
+    fn use_ir(&mut self) -> bool {
+        match self.config.operators {
+            Operators::Native => false,
+            Operators::Ir => true,
+            Operators::Both => self.rng.random_bool(0.5),
+        }
+    }
+
+    /// A mutant of `g` by the configured operators.
+    fn mutant_of(&mut self, g: &Genome, rate: f64, limit: usize) -> Genome {
+        if self.use_ir()
+            && let Some(m) = super::ir_ops::mutant(g, limit, &mut self.rng)
+        {
+            return m;
+        }
+        g.mutant(rate, limit, &mut self.rng)
+    }
+
+    /// A crossover child of `a` and `b` by the configured operators, within the limit.
+    fn crossover_child(&mut self, a: &Genome, b: &Genome, limit: usize) -> Genome {
+        if self.use_ir()
+            && let Some(c) = super::ir_ops::child(a, b, limit, &mut self.rng)
+        {
+            return c;
+        }
+        a.crossover(b, &mut self.rng)
+            .within_limit(&[a, b], limit, &mut self.rng)
+    }
+
     /// One child from a tournament: crossover of the two best, or a mutant of the best.
     fn child(&mut self) -> Genome {
         let t = self.tournament();
@@ -381,10 +411,9 @@ impl Engine {
         {
             // Crossover can grow genomes without bound: bring the child back within the
             // limit.
-            pa.crossover(&pb, &mut self.rng)
-                .within_limit(&[&pa, &pb], limit, &mut self.rng)
+            self.crossover_child(&pa, &pb, limit)
         } else {
-            pa.mutant(self.config.mutation_rate, limit, &mut self.rng)
+            self.mutant_of(&pa, self.config.mutation_rate, limit)
         };
         // A child identical to a parent wastes an evaluation: mutate until it differs (as
         // AutoML-Zero, whose every mutation changes something), within a bound.
@@ -392,7 +421,7 @@ impl Engine {
             if child != pa && child != pb {
                 break;
             }
-            child = child.mutant(self.config.mutation_rate.max(0.5), limit, &mut self.rng);
+            child = self.mutant_of(&child, self.config.mutation_rate.max(0.5), limit);
         }
         child
     }
@@ -463,7 +492,7 @@ impl Engine {
                     }
                     _ => mutpb,
                 };
-                m.genome = parent.mutant(rate, limit, &mut self.rng);
+                m.genome = self.mutant_of(&parent, rate, limit);
                 m.fitness = None;
                 m.age = 0;
             }

@@ -167,6 +167,14 @@ impl Genome {
             }
             _ => return None,
         };
+        // AMM's repair makes every program return R9: put the corpus program's result there
+        // (and its LOADs first) so that the seed computes what the corpus program does.
+        if format == GenomeFormat::Amm
+            && let Ok(p) = crate::formats::amm::parse_program(text)
+            && let Some(code) = amm_ops::from_emitted(p)
+        {
+            return Some(Genome::Amm(code));
+        }
         Genome::from_text(format, text).ok()
     }
 

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fec;
 pub mod genome;
 pub mod haz_ops;
+pub mod ir_ops;
 pub mod report;
 pub mod run_dir;
 pub mod tune;

@@ -275,6 +275,38 @@ impl Protocol {
         self.steps.unwrap_or_else(|| n.div_ceil(self.batch))
     }
 
+    /// This protocol with `factor` times the training (a higher fidelity for multi-fidelity
+    /// search): the steps, the hurdles' steps, the curve's spacing and, with `more_data`, the
+    /// training samples (where the split limits them) are scaled; the validation samples, the
+    /// seeds and everything else stay.
+    pub fn at_fidelity(&self, factor: f64, more_data: bool) -> Protocol {
+        let f = factor.max(1.0);
+        let scale = |n: usize| ((n as f64 * f).round() as usize).max(n);
+        let mut p = self.clone();
+        p.split = match self.split {
+            s if !more_data => s,
+            SplitRule::Permuted { total, train } => SplitRule::Permuted {
+                total: scale(train) + (total - train.min(total)),
+                train: scale(train),
+            },
+            SplitRule::TestSet {
+                train,
+                val,
+                daml_order,
+            } => SplitRule::TestSet {
+                train: train.map(scale),
+                val,
+                daml_order,
+            },
+        };
+        p.steps = self.steps.map(scale);
+        p.curve_every = scale(self.curve_every);
+        for h in &mut p.hurdles {
+            h.step = scale(h.step);
+        }
+        p
+    }
+
     /// The seeds of the runs.
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64).map(|k| self.seed + k).collect()
