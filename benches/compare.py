@@ -34,6 +34,7 @@ def main():
     peer = json.loads(subprocess.run([a.python, os.path.join(ROOT, "benches/peers/loss_eval.py")],
                                      capture_output=True, text=True, check=True).stdout)
     ncpc = cargo_bench()
+    print("Per call (the hot tier: what a loss that keeps training runs)")
     print("| genome | shape | torch eager (seed path) | torch eager (direct) | ncpc interp | ncpc jit (exact) | ncpc jit (fast) | seed / jit | direct / jit | seed / jit fast |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for g in ["mse", "cross_entropy", "baikal"]:
@@ -57,10 +58,11 @@ def main():
         jfp = ncpc[f"throughput_1M/jit_fast_parallel/{g}"]
         print(f"| {g} | | {1e6 / t:.3g} | {1e6 / j:.3g} | {t / j:.1f}x | {1e6 / jp:.3g} | {j / jp:.2f}x | {1e6 / jf:.3g} | {t / jf:.1f}x | {1e6 / jfp:.3g} |")
     print()
-    print("| compile latency (gradient + optimize + Cranelift) | median |")
-    print("| --- | --- |")
+    print("| compile latency (gradient + optimize + Cranelift) | fresh compiler, quick tier | kernel only, quick tier | kernel only, hot tier |")
+    print("| --- | --- | --- | --- |")
     for n in [10, 30, 100]:
-        print(f"| {n} instructions | {ncpc[f'compile/jit/{n}_instructions'] * 1e3:.3f} ms |")
+        ms = lambda k: f"{ncpc[k] * 1e3:.3f} ms"
+        print(f"| {n} instructions | {ms(f'compile/jit/{n}_instructions')} | {ms(f'compile/kernel/{n}_instructions')} | {ms(f'compile/kernel_hot/{n}_instructions')} |")
 
 
 if __name__ == "__main__":

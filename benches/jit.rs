@@ -10,7 +10,7 @@ use ncp_ir::passes::{OptOptions, optimize};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DimModel, Function};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
-use ncpc::jit::{Jit, MathMode};
+use ncpc::jit::{Jit, MathMode, Tier};
 use ncpc::loss::evaluate_function;
 use rand::SeedableRng;
 use std::hint::black_box;
@@ -37,9 +37,16 @@ fn inputs(b: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
     (yp, yt)
 }
 
+/// Kernels of a loss that runs many times: the hot tier (what training switches to).
+fn hot(math: MathMode) -> Jit {
+    let mut j = Jit::with_math(math).unwrap();
+    j.tier = Tier::Hot;
+    j
+}
+
 fn per_call(c: &mut Criterion) {
-    let mut jit = Jit::new().unwrap();
-    let mut fast = Jit::with_math(MathMode::Fast).unwrap();
+    let mut jit = hot(MathMode::Exact);
+    let mut fast = hot(MathMode::Fast);
     for (b, cc) in [(32usize, 10usize), (256, 10)] {
         let mut group = c.benchmark_group(format!("loss_grad_{b}x{cc}"));
         group
@@ -87,8 +94,8 @@ fn per_call(c: &mut Criterion) {
 }
 
 fn throughput(c: &mut Criterion) {
-    let mut jit = Jit::new().unwrap();
-    let mut fast = Jit::with_math(MathMode::Fast).unwrap();
+    let mut jit = hot(MathMode::Exact);
+    let mut fast = hot(MathMode::Fast);
     let (b, cc) = (100_000usize, 10usize);
     let mut group = c.benchmark_group("throughput_1M");
     group
@@ -179,21 +186,25 @@ fn compile_latency(c: &mut Criterion) {
         );
     }
     // One compiler whose cache is emptied before each compile: the kernel's cost alone
-    // (a miner keeps one JIT per thread).
-    for n in [10usize, 30, 100] {
-        let fs = programs(n);
-        let mut k = 0;
-        let mut jit = Jit::new().unwrap();
-        group.bench_function(
-            BenchmarkId::new("kernel", format!("{n}_instructions")),
-            |bch| {
-                bch.iter(|| {
-                    jit.forget_kernels();
-                    k = (k + 1) % fs.len();
-                    jit.compile_loss(black_box(&fs[k])).unwrap()
-                })
-            },
-        );
+    // (a miner keeps one JIT per thread), in the quick tier (every loss's first kernel) and
+    // the hot one (what a loss that keeps training is recompiled in).
+    for (tier, label) in [(Tier::Quick, "kernel"), (Tier::Hot, "kernel_hot")] {
+        for n in [10usize, 30, 100] {
+            let fs = programs(n);
+            let mut k = 0;
+            let mut jit = Jit::new().unwrap();
+            jit.tier = tier;
+            group.bench_function(
+                BenchmarkId::new(label, format!("{n}_instructions")),
+                |bch| {
+                    bch.iter(|| {
+                        jit.forget_kernels();
+                        k = (k + 1) % fs.len();
+                        jit.compile_loss(black_box(&fs[k])).unwrap()
+                    })
+                },
+            );
+        }
     }
     group.finish();
 }

@@ -11,7 +11,7 @@ use ncp_ir::tensor::Tensor;
 use ncp_ir::{DimModel, Function};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
-use ncpc::jit::Jit;
+use ncpc::jit::{Jit, Tier};
 use ncpc::loss::{evaluate_function, evaluate_function_jit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -105,7 +105,15 @@ fn optimized(mut f: Function) -> Function {
 
 #[test]
 fn jit_matches_interpreter_on_the_corpus() {
+    for tier in [Tier::Quick, Tier::Hot] {
+        corpus_in_tier(tier);
+    }
+}
+
+/// Both tiers (scalar with calls; lanes with inlined math) are bit-equal to the interpreter.
+fn corpus_in_tier(tier: Tier) {
     let mut jit = Jit::new().unwrap();
+    jit.tier = tier;
     let mut t = Tally::default();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
@@ -135,7 +143,7 @@ fn jit_matches_interpreter_on_the_corpus() {
         }
     }
     eprintln!(
-        "corpus: {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
+        "corpus ({tier:?}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
         t.compared, t.jitted, t.bit_equal, jit.compiled
     );
     assert!(
@@ -151,7 +159,7 @@ fn jit_matches_interpreter_on_the_corpus() {
     );
     assert_eq!(
         t.bit_equal, t.jitted,
-        "the scalar JIT computes exactly what the interpreter computes"
+        "the JIT computes exactly what the interpreter computes"
     );
     assert!(
         t.jitted * 10 > t.compared * 7,
@@ -161,7 +169,14 @@ fn jit_matches_interpreter_on_the_corpus() {
 
 #[test]
 fn jit_matches_interpreter_on_random_genomes() {
+    for tier in [Tier::Quick, Tier::Hot] {
+        random_in_tier(tier);
+    }
+}
+
+fn random_in_tier(tier: Tier) {
     let mut jit = Jit::new().unwrap();
+    jit.tier = tier;
     let mut t = Tally::default();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for i in 0..600 {
@@ -191,7 +206,7 @@ fn jit_matches_interpreter_on_random_genomes() {
         compare(&mut jit, &f, &yp, &yt, &format!("random #{i}"), &mut t);
     }
     eprintln!(
-        "random: {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
+        "random ({tier:?}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
         t.compared, t.jitted, t.bit_equal, jit.compiled
     );
     assert!(
@@ -202,7 +217,7 @@ fn jit_matches_interpreter_on_random_genomes() {
     );
     assert_eq!(
         t.bit_equal, t.jitted,
-        "the scalar JIT computes exactly what the interpreter computes"
+        "the JIT computes exactly what the interpreter computes"
     );
 }
 

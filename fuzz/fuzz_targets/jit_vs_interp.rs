@@ -1,6 +1,6 @@
 //! Differential fuzzing of the Cranelift JIT against the interpreter: random AMM programs and
 //! DAML trees drawn from the fuzzer's seed, compiled and run on both; the JIT must agree bit
-//! for bit wherever it takes the program.
+//! for bit wherever it takes the program, in both kernel tiers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -51,6 +51,12 @@ fuzz_target!(|data: &[u8]| {
     };
     JIT.with(|j| {
         let mut jit = j.borrow_mut();
+        // Both tiers must agree with the interpreter.
+        jit.tier = if data[9] % 2 == 0 {
+            ncpc::jit::Tier::Quick
+        } else {
+            ncpc::jit::Tier::Hot
+        };
         if let Some(got) = ncpc::loss::evaluate_function_jit(&mut jit, &f, &yp, &yt)
             .expect("the JIT compiles what it accepts")
         {

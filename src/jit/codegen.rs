@@ -66,6 +66,9 @@ pub(super) struct Gen<'a, 'b> {
     flags: MemFlagsData,
     /// Inline polynomial exp/log instead of exact library calls.
     pub fast: bool,
+    /// Fused groups and softmax rows in f32x4 lanes, exact exp/log/sigmoid inlined
+    /// ([`super::Tier::Hot`]; always on in fast math).
+    pub simd: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,
     /// The first thing met that this backend cannot lower. Code generation goes on with a
@@ -113,6 +116,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             baked: HashMap::new(),
             extents: [one, db, dc, dbc],
             fast: false,
+            simd: false,
             aux: HashMap::new(),
             unsupported: None,
             f,
@@ -463,6 +467,9 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
     pub(super) fn loop_n(&mut self, n: CV, body: impl FnMut(&mut Self, CV)) {
         self.for_loop(n, body);
+    }
+    pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
+        self.call(name, args)
     }
     pub(super) fn f32c(&mut self, x: f32) -> CV {
         self.fconst(x)

@@ -2,10 +2,11 @@
 //! by name, around ncpc's own exp/log/sigmoid (`ncp_ir::math`, which exact mode also inlines)
 //! and Rust's `f64` methods (the platform libm) for the rest.
 
-/// (symbol, address, number of arguments) for each function a kernel may call. All take and
-/// return f32.
+/// (symbol, address, number of arguments) for each function a kernel may call. Names ending
+/// in `64` take and return f64; the others f32.
 pub fn symbols() -> Vec<(&'static str, *const u8, usize)> {
     vec![
+        ("ncp_exp64", ncp_exp64 as *const u8, 1),
         ("ncp_expf", ncp_expf as *const u8, 1),
         ("ncp_logf", ncp_logf as *const u8, 1),
         ("ncp_sinf", ncp_sinf as *const u8, 1),
@@ -64,4 +65,9 @@ pub extern "C" fn ncp_remf(a: f32, b: f32) -> f32 {
     } else {
         m
     }) as f32
+}
+
+/// exp in f64 (softmax keeps its intermediates in f64, as the interpreter does).
+pub extern "C" fn ncp_exp64(x: f64) -> f64 {
+    ncp_ir::math::exp64(x)
 }

@@ -66,6 +66,20 @@ pub enum MathMode {
     Fast,
 }
 
+/// How much code a kernel gets: the first compile of a loss is cheap; a loss that runs many
+/// times is worth a second, larger kernel. Both tiers compute the same values bit for bit
+/// (same operations in the same order), so switching tiers never changes a result.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Scalar loops in exact math, exp/log/sigmoid by calls: the smallest kernel, the
+    /// fastest to compile (fast math always runs its groups in f32x4).
+    #[default]
+    Quick,
+    /// Fused groups and softmax rows in f32x4 lanes, exp/log/sigmoid inlined (in f64x2
+    /// lanes in exact math): more code to compile, less time per element.
+    Hot,
+}
+
 /// The JIT compiler with its kernel cache.
 pub struct Jit {
     /// How transcendentals are computed (fixed at construction: see [`Jit::with_math`]).
@@ -78,6 +92,8 @@ pub struct Jit {
     counter: u32,
     /// Kernels compiled (cache misses).
     pub compiled: usize,
+    /// The tier [`Jit::compile_loss`] compiles in ([`Tier::Quick`] unless set).
+    pub tier: Tier,
     /// Keep each kernel's CLIF and machine-code listings (`ncpc compile --emit clif|asm`);
     /// off by default: printing them costs more than compiling a small kernel.
     pub keep_listings: bool,
@@ -141,6 +157,7 @@ impl Jit {
             cache: HashMap::new(),
             counter: 0,
             compiled: 0,
+            tier: Tier::Quick,
             keep_listings: false,
         })
     }
@@ -160,9 +177,9 @@ impl Jit {
     ///
     /// `f` must be in [`canonical_form`], so that functions with one cache key also number
     /// their constants the same way.
-    fn kernel(&mut self, key: &str, f: &Function) -> Result<&Kernel, JitError> {
+    fn kernel(&mut self, key: &str, f: &Function, tier: Tier) -> Result<&Kernel, JitError> {
         if !self.cache.contains_key(key) {
-            let k = self.compile(f)?;
+            let k = self.compile(f, tier)?;
             self.cache.insert(key.to_string(), k);
         }
         Ok(&self.cache[key])
@@ -188,7 +205,7 @@ impl Jit {
         let (key, func) = canonical_form(&f);
         let key = format!("{:?}:map:{key}", self.math);
         let mut out = vec![0f32; n];
-        let k = self.kernel(&key, &func)?;
+        let k = self.kernel(&key, &func, Tier::Hot)?;
         k.run(&[], xs, xs, 1, n, &mut out)?;
         Ok(out)
     }
@@ -200,7 +217,7 @@ impl Jit {
         Ok(j)
     }
 
-    fn compile(&mut self, f: &Function) -> Result<Kernel, JitError> {
+    fn compile(&mut self, f: &Function, tier: Tier) -> Result<Kernel, JitError> {
         let plan = plan::plan(f)?;
         self.counter += 1;
         let name = format!("ncp_kernel_{}", self.counter);
@@ -227,6 +244,7 @@ impl Jit {
             let layout = {
                 let mut g = Gen::new(f, &plan, &mut b, &math, [p[0], p[1], p[2]]);
                 g.fast = self.math == MathMode::Fast;
+                g.simd = g.fast || tier == Tier::Hot;
                 g.assign_slots();
                 g.preload_bases();
                 g.emit();
@@ -487,6 +505,8 @@ pub struct CompiledLoss {
     pub grad_ir: Function,
     /// Whether the loss depends on y_pred.
     pub has_grad: bool,
+    /// The tier its kernel was compiled in.
+    pub tier: Tier,
     key: String,
     consts: Vec<f32>,
 }
@@ -496,6 +516,15 @@ impl Jit {
     /// compile (or reuse) its kernel. `Ok(None)` when the JIT does not take it (control flow,
     /// a program that always faults, an op it does not compile).
     pub fn compile_loss(&mut self, f: &Function) -> Result<Option<CompiledLoss>, JitError> {
+        self.compile_loss_tier(f, self.tier)
+    }
+
+    /// [`Jit::compile_loss`] for the given [`Tier`].
+    pub fn compile_loss_tier(
+        &mut self,
+        f: &Function,
+        tier: Tier,
+    ) -> Result<Option<CompiledLoss>, JitError> {
         if !f.is_straight_line()
             || !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_))
         {
@@ -505,8 +534,8 @@ impl Jit {
         ncp_ir::passes::optimize(&mut g.func, Default::default())
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let (key, func) = canonical_form(&g.func);
-        let key = format!("{:?}:{key}", self.math);
-        match self.kernel(&key, &func) {
+        let key = format!("{:?}:{tier:?}:{key}", self.math);
+        match self.kernel(&key, &func, tier) {
             Ok(_) => {}
             Err(JitError::Unsupported(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -514,6 +543,7 @@ impl Jit {
         let consts = const_values(&func);
         Ok(Some(CompiledLoss {
             key,
+            tier,
             grad_ir: func,
             has_grad: g.has_grad,
             consts,

@@ -333,7 +333,7 @@ fn softmax(g: &mut Gen, i: Inst) {
     let f = g.f();
     let d = &f.insts[i];
     let x = d.args[0];
-    if g.softmax_simd_ok(x) {
+    if g.simd && g.softmax_simd_ok(x) {
         return g.softmax_simd(i);
     }
     let xs = f.ty(x).shape.clone();
@@ -392,7 +392,11 @@ fn softmax(g: &mut Gen, i: Inst) {
             let v = g.read(x, &xs2, &idx(r, c));
             let vd = g.b.ins().fpromote(types::F64, v);
             let dlt = g.b.ins().fsub(vd, mvd);
-            let e = g.exact_exp64(super::exactmath::D::S, dlt);
+            let e = if g.simd {
+                g.exact_exp64(super::exactmath::D::S, dlt)
+            } else {
+                g.math_call("ncp_exp64", &[dlt])
+            };
             let a = g.aux_addr(i, c);
             let fl = g.mem();
             g.b.ins().store(fl, e, a, 0);

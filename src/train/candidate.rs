@@ -2,7 +2,7 @@
 //! kernel when the JIT takes the function, else from the reference interpreter. In exact
 //! math mode the two give bit-identical results (tested), so the engine never changes a score.
 
-use crate::jit::{CompiledLoss, Jit, MathMode};
+use crate::jit::{CompiledLoss, Jit, MathMode, Tier};
 use crate::loss::{Backend, evaluate_function};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DType, Function, TrapCode};
@@ -50,9 +50,15 @@ thread_local! {
     static THREAD_JIT: std::cell::RefCell<Option<ThreadJit>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Compile `func` on this thread's JIT: `(generation, compiled)`, or `None` when the JIT does
-/// not take it.
-fn compile_here(func: &Function, math: MathMode) -> Option<(u64, CompiledLoss)> {
+/// Training steps after which a loss's kernel is recompiled in [`Tier::Hot`]: the quick
+/// kernel compiles in about half the time, the hot one runs its elements in vector lanes.
+/// Short runs (AMM's ten steps, probes) never pay for the larger kernel. Both compute the
+/// same values bit for bit.
+pub const HOT_AFTER_CALLS: u32 = 48;
+
+/// Compile `func` on this thread's JIT in `tier`: `(generation, compiled)`, or `None` when
+/// the JIT does not take it.
+fn compile_here(func: &Function, math: MathMode, tier: Tier) -> Option<(u64, CompiledLoss)> {
     THREAD_JIT.with(|cell| {
         let mut slot = cell.borrow_mut();
         let stale = slot
@@ -68,7 +74,7 @@ fn compile_here(func: &Function, math: MathMode) -> Option<(u64, CompiledLoss)> 
         }
         let t = slot.as_mut()?;
         // Anything the JIT refuses or fails on runs on the interpreter, the oracle.
-        match t.jit.compile_loss(func) {
+        match t.jit.compile_loss_tier(func, tier) {
             Ok(Some(cl)) => Some((t.generation, cl)),
             _ => None,
         }
@@ -81,6 +87,8 @@ pub struct CandidateLoss {
     math: MathMode,
     /// The JIT generation and compiled loss, when the JIT takes the function.
     jit: Option<(u64, CompiledLoss)>,
+    /// Kernel calls so far (the tier goes up after [`HOT_AFTER_CALLS`]).
+    calls: u32,
 }
 
 impl CandidateLoss {
@@ -90,9 +98,14 @@ impl CandidateLoss {
     pub fn new(func: Function, backend: Backend, math: MathMode) -> CandidateLoss {
         let jit = match backend {
             Backend::Interp => None,
-            Backend::Jit => compile_here(&func, math),
+            Backend::Jit => compile_here(&func, math, Tier::Quick),
         };
-        CandidateLoss { func, math, jit }
+        CandidateLoss {
+            func,
+            math,
+            jit,
+            calls: 0,
+        }
     }
 
     /// Which engine computes this loss.
@@ -114,8 +127,19 @@ impl CandidateLoss {
         grad: &mut [f32],
     ) -> Result<f32, StepFault> {
         let current = THREAD_JIT.with(|cell| cell.borrow().as_ref().map(|t| t.generation));
-        if self.jit.as_ref().map(|(g, _)| Some(*g)) != Some(current) {
-            self.jit = compile_here(&self.func, self.math);
+        self.calls = self.calls.saturating_add(1);
+        let tier = if self.calls > HOT_AFTER_CALLS {
+            Tier::Hot
+        } else {
+            Tier::Quick
+        };
+        let stale = self.jit.as_ref().map(|(g, _)| Some(*g)) != Some(current);
+        if stale || self.jit.as_ref().is_some_and(|(_, cl)| cl.tier != tier) {
+            self.jit = compile_here(&self.func, self.math, tier).or_else(|| {
+                // (Not expected: both tiers lower the same ops.) Stay in the quick tier.
+                self.calls = 0;
+                compile_here(&self.func, self.math, Tier::Quick)
+            });
         }
         let Some((_, cl)) = &self.jit else {
             return Err(StepFault::Failed(

@@ -83,10 +83,11 @@ impl Gen<'_, '_> {
                 let d = self.b.ins().fadd(one, e);
                 self.b.ins().fdiv(one, d)
             }
-            // Exact exp/log/sigmoid: ncp_ir::math's sequence inline (as a call would compute).
-            O::Exp if fl => self.exact_f32(W::S, a[0], Self::exact_exp64),
-            O::Log if fl => self.exact_f32(W::S, a[0], Self::exact_ln64),
-            O::Sigmoid if fl => self.exact_f32(W::S, a[0], Self::exact_sigmoid64),
+            // Exact exp/log/sigmoid in the hot tier: ncp_ir::math's sequence inline (what the
+            // call of the quick tier computes).
+            O::Exp if fl && self.simd => self.exact_f32(W::S, a[0], Self::exact_exp64),
+            O::Log if fl && self.simd => self.exact_f32(W::S, a[0], Self::exact_ln64),
+            O::Sigmoid if fl && self.simd => self.exact_f32(W::S, a[0], Self::exact_sigmoid64),
             // Everything the table gives an exact-math routine: one call.
             _ if fl && let Some(sym) = op.info().libm => self.call(sym, a),
             O::Pow => {

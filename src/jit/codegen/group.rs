@@ -9,7 +9,7 @@ use ncp_ir::{Axis, DType, Imm, Inst, Opcode};
 
 impl Gen<'_, '_> {
     pub(in crate::jit) fn group(&mut self, g: &super::super::plan::Group) {
-        if self.simd_ok(g) {
+        if self.simd && self.simd_ok(g) {
             return self.group_simd(g);
         }
         let shape = g.shape.clone();
