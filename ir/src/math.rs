@@ -63,12 +63,31 @@ pub const EXP_MASK: u64 = 0x7ff0_0000_0000_0000;
 /// Bits of f64's mantissa field.
 pub const MANT_MASK: u64 = 0x000f_ffff_ffff_ffff;
 
-fn horner(x: f64, coeffs: &[f64]) -> f64 {
-    let mut acc = coeffs[0];
-    for &c in &coeffs[1..] {
-        acc = acc * x + c;
+/// The polynomial with `coeffs` (highest degree first) at `x` by Estrin's scheme: pairs
+/// `a_k + a_(k+1) x`, then pairs of those with `x^2`, `x^4`, ... Its dependency chain is
+/// logarithmic in the degree (Horner's is linear), which is what vector lanes need; the JIT
+/// emits the same operations in the same order (`jit::exactmath`).
+pub fn estrin(x: f64, coeffs: &[f64]) -> f64 {
+    // Up to 16 coefficients, on the stack (the interpreter calls this per element).
+    let mut terms = [0.0f64; 16];
+    let mut n = coeffs.len().min(16);
+    for (t, c) in terms.iter_mut().zip(coeffs.iter().rev()) {
+        *t = *c;
     }
-    acc
+    let mut p = x;
+    while n > 1 {
+        for k in 0..n / 2 {
+            terms[k] = terms[2 * k] + terms[2 * k + 1] * p;
+        }
+        if n % 2 == 1 {
+            terms[n / 2] = terms[n - 1];
+        }
+        n = n.div_ceil(2);
+        if n > 1 {
+            p = p * p;
+        }
+    }
+    terms[0]
 }
 
 /// e^x in f64 (see the module's accuracy note). NaN gives the same NaN; +inf gives a finite
@@ -82,7 +101,7 @@ pub fn exp64(x: f64) -> f64 {
     let k = (xc * LOG2_E + 0.5).floor();
     let r = xc - k * LN2_HI;
     let r = r - k * LN2_LO;
-    let p = horner(r, &EXP_COEFFS);
+    let p = estrin(r, &EXP_COEFFS);
     // 2^k from k's bits: k + ROUND_MAGIC holds k in its low mantissa bits.
     let kbits = (k + ROUND_MAGIC)
         .to_bits()
@@ -121,7 +140,7 @@ pub fn ln64(x: f64) -> f64 {
     };
     let f = (m - 1.0) / (m + 1.0);
     let s = f * f;
-    let p = horner(s, &LOG_COEFFS);
+    let p = estrin(s, &LOG_COEFFS);
     let t = f + f;
     t * p + e * LN2
 }

@@ -47,6 +47,10 @@ pub struct CompileArgs {
     /// Allow rewrites that assume no NaN or infinity (x*0 -> 0, x-x -> 0, ...).
     #[arg(long)]
     pub fast_math: bool,
+    /// The JIT kernel's tier for `--emit clif|asm`: quick (every loss's first kernel) or hot
+    /// (f32x4 lanes and inlined math, what training switches to).
+    #[arg(long, value_enum, default_value = "quick")]
+    pub tier: crate::jit::Tier,
     /// Write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -147,6 +151,7 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
             optimize(&mut f, oo)?;
             let mut jit = crate::jit::Jit::new()?;
             jit.keep_listings = true;
+            jit.tier = a.tier;
             let Some(cl) = jit.compile_loss(&f)? else {
                 let why = ncp_ir::passes::gradient(&f)
                     .map_err(anyhow::Error::from)

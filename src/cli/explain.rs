@@ -94,6 +94,7 @@ pub fn run_export(a: ExportArgs) -> Result<(), CliError> {
         read: a.read,
         emit,
         fast_math: false,
+        tier: crate::jit::Tier::Quick,
         output: a.output,
     })
 }

@@ -78,14 +78,43 @@ impl Gen<'_, '_> {
         self.b.ins().bitcast(to, fl, x)
     }
 
-    fn dhorner(&mut self, d: D, x: CV, coeffs: &[f64]) -> CV {
-        let mut acc = self.kd(d, coeffs[0]);
-        for &c in &coeffs[1..] {
-            let t = self.b.ins().fmul(acc, x);
-            let k = self.kd(d, c);
-            acc = self.b.ins().fadd(t, k);
+    /// `ncp_ir::math::estrin`: the same operations in the same order.
+    fn destrin(&mut self, d: D, x: CV, coeffs: &[f64]) -> CV {
+        // The first round reads the coefficients; each constant is made where it is used, so
+        // that few are live at once (fewer spills).
+        let a: Vec<f64> = coeffs.iter().rev().copied().collect();
+        let mut terms: Vec<CV> = Vec::with_capacity(a.len().div_ceil(2));
+        for t in a.chunks(2) {
+            terms.push(if t.len() == 2 {
+                let hi = self.kd(d, t[1]);
+                let m = self.b.ins().fmul(hi, x);
+                let lo = self.kd(d, t[0]);
+                self.b.ins().fadd(lo, m)
+            } else {
+                self.kd(d, t[0])
+            });
         }
-        acc
+        let mut p = if terms.len() > 1 {
+            self.b.ins().fmul(x, x)
+        } else {
+            x
+        };
+        while terms.len() > 1 {
+            let mut next = Vec::with_capacity(terms.len().div_ceil(2));
+            for t in terms.chunks(2) {
+                next.push(if t.len() == 2 {
+                    let m = self.b.ins().fmul(t[1], p);
+                    self.b.ins().fadd(t[0], m)
+                } else {
+                    t[0]
+                });
+            }
+            terms = next;
+            if terms.len() > 1 {
+                p = self.b.ins().fmul(p, p);
+            }
+        }
+        terms[0]
     }
 
     /// `ncp_ir::math::exp64`.
@@ -107,7 +136,7 @@ impl Gen<'_, '_> {
         let r = self.b.ins().fsub(xc, a);
         let bb = self.b.ins().fmul(k, c2);
         let r = self.b.ins().fsub(r, bb);
-        let p = self.dhorner(d, r, &m::EXP_COEFFS);
+        let p = self.destrin(d, r, &m::EXP_COEFFS);
         let magic = self.kd(d, m::ROUND_MAGIC);
         let km = self.b.ins().fadd(k, magic);
         let kb = self.dbits(d, d.i(), km);
@@ -146,7 +175,7 @@ impl Gen<'_, '_> {
         let den = self.b.ins().fadd(mv, one);
         let f = self.b.ins().fdiv(num, den);
         let s = self.b.ins().fmul(f, f);
-        let p = self.dhorner(d, s, &m::LOG_COEFFS);
+        let p = self.destrin(d, s, &m::LOG_COEFFS);
         let t = self.b.ins().fadd(f, f);
         let y = self.b.ins().fmul(t, p);
         let ln2 = self.kd(d, m::LN2);

@@ -69,7 +69,7 @@ pub enum MathMode {
 /// How much code a kernel gets: the first compile of a loss is cheap; a loss that runs many
 /// times is worth a second, larger kernel. Both tiers compute the same values bit for bit
 /// (same operations in the same order), so switching tiers never changes a result.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Tier {
     /// Scalar loops in exact math, exp/log/sigmoid by calls: the smallest kernel, the
     /// fastest to compile (fast math always runs its groups in f32x4).
