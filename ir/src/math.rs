@@ -67,10 +67,12 @@ pub const MANT_MASK: u64 = 0x000f_ffff_ffff_ffff;
 /// `a_k + a_(k+1) x`, then pairs of those with `x^2`, `x^4`, ... Its dependency chain is
 /// logarithmic in the degree (Horner's is linear), which is what vector lanes need; the JIT
 /// emits the same operations in the same order (`jit::exactmath`).
-pub fn estrin(x: f64, coeffs: &[f64]) -> f64 {
-    // Up to 16 coefficients, on the stack (the interpreter calls this per element).
-    let mut terms = [0.0f64; 16];
-    let mut n = coeffs.len().min(16);
+#[inline(always)]
+pub fn estrin<const N: usize>(x: f64, coeffs: &[f64; N]) -> f64 {
+    // On the stack, with the degree known at compile time so that the loops unroll (the
+    // interpreter calls this per element).
+    let mut terms = [0.0f64; N];
+    let mut n = N;
     for (t, c) in terms.iter_mut().zip(coeffs.iter().rev()) {
         *t = *c;
     }
