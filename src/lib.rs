@@ -10,6 +10,7 @@ pub mod component;
 pub mod evolve;
 pub mod explain;
 pub mod formats;
+pub mod gpu;
 pub mod identity;
 pub mod jit;
 pub mod loss;

@@ -1,0 +1,155 @@
+//! The population kernels' C (src/gpu/emit.rs) against the interpreter: every row-separable
+//! loss of the corpus and of random genomes, emitted as host C (the CUDA source with the grid
+//! as loops), compiled by the system's C compiler, K candidates per launch, each candidate's
+//! loss and gradient compared with the interpreter's. Transcendentals come from the C
+//! library, so the bound is a tolerance (relative 1e-4, absolute 1e-5), as for burn.
+
+mod common;
+
+use ncp_ir::Function;
+use ncp_ir::passes::{OptOptions, gradient, optimize};
+use ncpc::formats::daml::{self, PSet};
+use ncpc::formats::{CompileOptions, Mode, amm, compile};
+use ncpc::gpu::emit::{Dialect, EmitError, population};
+use ncpc::gpu::host;
+use ncpc::loss::evaluate_function;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The loss and its optimized gradient IR, when it has a gradient.
+fn grad_ir(f: &Function) -> Option<Function> {
+    let g = gradient(f).ok()?;
+    if !g.has_grad {
+        return None;
+    }
+    let mut gf = g.func;
+    optimize(&mut gf, OptOptions::default()).ok()?;
+    Some(gf)
+}
+
+/// Emit every function the C backend takes as one population, run it, compare each with the
+/// interpreter. Returns (taken, row-separable with a gradient).
+fn check(
+    losses: &[(String, Function)],
+    b: usize,
+    c: usize,
+    rng: &mut ChaCha8Rng,
+) -> (usize, usize) {
+    let mut taken: Vec<(String, Function, Function)> = Vec::new();
+    let mut separable = 0;
+    for (name, f) in losses {
+        let Some(g) = grad_ir(f) else { continue };
+        separable += ncpc::jit::plan::row_separable(&g) as usize;
+        match population(std::slice::from_ref(&g), c, Dialect::HostC) {
+            Ok(_) => taken.push((name.clone(), f.clone(), g)),
+            Err(EmitError::Unsupported(why)) => {
+                if std::env::var("NCPC_TEST_SHOW").is_ok() {
+                    eprintln!("refused {name}: {why}");
+                }
+            }
+        }
+    }
+    if taken.is_empty() {
+        return (0, separable);
+    }
+    let grads: Vec<Function> = taken.iter().map(|t| t.2.clone()).collect();
+    let pop = population(&grads, c, Dialect::HostC).unwrap();
+    let k = host::build(&pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+    for scale in [3.0f32, 1e4] {
+        let yp: Vec<Vec<f32>> = (0..b)
+            .map(|_| (0..c).map(|_| rng.random_range(-scale..scale)).collect())
+            .collect();
+        let yt = common::one_hot(rng, b, c);
+        let (tp, tt) = common::tensors(&yp, &yt);
+        let flat = |m: &Vec<Vec<f32>>| m.iter().flatten().copied().collect::<Vec<f32>>();
+        let got = k.run(&flat(&yp), &flat(&yt), b).unwrap();
+        for ((name, f, _), (loss, grad)) in taken.iter().zip(&got) {
+            let want = evaluate_function(f, &tp, &tt, true).unwrap();
+            if want.fault.is_some() {
+                continue;
+            }
+            let same =
+                |a: f32, w: f32| (a.is_nan() && w.is_nan()) || common::close(a, w, 1e-4, 1e-5);
+            assert!(
+                same(*loss, want.loss),
+                "{name} {b}x{c} scale {scale}: loss {loss} (C) vs {} (interp)\n{}",
+                want.loss,
+                ncp_ir::text::print_function(f)
+            );
+            let wg: Vec<f32> = want.grad.unwrap().into_iter().flatten().collect();
+            for (j, (x, y)) in grad.iter().zip(&wg).enumerate() {
+                assert!(
+                    same(*x, *y),
+                    "{name} {b}x{c} scale {scale}: gradient[{j}] {x} (C) vs {y} (interp)\n{}",
+                    ncp_ir::text::print_function(f)
+                );
+            }
+        }
+    }
+    (taken.len(), separable)
+}
+
+#[test]
+fn population_c_matches_the_interpreter_on_the_corpus() {
+    let mut losses = Vec::new();
+    for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
+        for path in common::json_files(dir) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Ok(cf) = compile(&text, &CompileOptions::default()) {
+                let mut f = cf.func;
+                if optimize(&mut f, OptOptions::default()).is_ok() && f.is_straight_line() {
+                    losses.push((path.display().to_string(), f));
+                }
+            }
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (taken, separable) = check(&losses, 32, 10, &mut rng);
+    eprintln!(
+        "corpus: {} straight-line losses, {separable} row-separable with a gradient, {taken} lowered to C",
+        losses.len()
+    );
+    // Every row-separable loss of the corpus is lowered (MSE, cross-entropy, Baikal, ...).
+    assert!(taken == separable && taken > 20, "{taken} of {separable}");
+    check(&losses, 7, 3, &mut rng);
+}
+
+#[test]
+fn population_c_matches_the_interpreter_on_random_genomes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut losses = Vec::new();
+    for i in 0..300 {
+        let f = if i % 2 == 0 {
+            let len = rng.random_range(1..20);
+            let p = amm::random::random_program(&mut rng, len, false);
+            match amm::lower(&p, "g", Mode::Compat, ncp_ir::DimModel::Symbolic) {
+                Ok((f, _)) => f,
+                Err(_) => continue,
+            }
+        } else {
+            let e = daml::random_expr(&mut rng, 1, 5, PSet::Validator);
+            daml::lower(&e, "g", ncp_ir::DimModel::Symbolic).unwrap()
+        };
+        let mut f = f;
+        if optimize(&mut f, OptOptions::default()).is_ok() && f.is_straight_line() {
+            losses.push((format!("random #{i}"), f));
+        }
+    }
+    let (taken, separable) = check(&losses, 16, 10, &mut rng);
+    eprintln!(
+        "random: {} straight-line losses, {separable} row-separable with a gradient, {taken} lowered to C",
+        losses.len()
+    );
+    assert!(taken == separable && taken > 20, "{taken} of {separable}");
+}
+
+/// Unsupported losses are refused with the reason, never a panic.
+#[test]
+fn losses_that_mix_rows_are_refused() {
+    let text = "function g(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = std<all> v0 : f32\n    return v2\n}";
+    let f = ncp_ir::text::parse_function(text).unwrap();
+    let g = grad_ir(&f).unwrap();
+    let e = population(&[g], 10, Dialect::Cuda).unwrap_err();
+    assert!(e.to_string().contains("mixes rows"), "{e}");
+    assert!(population(&[], 0, Dialect::Cuda).is_err());
+}
