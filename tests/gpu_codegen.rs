@@ -153,3 +153,59 @@ fn losses_that_mix_rows_are_refused() {
     assert!(e.to_string().contains("mixes rows"), "{e}");
     assert!(population(&[], 0, Dialect::Cuda).is_err());
 }
+
+/// With `--features cuda-rt`: where libcuda and NVRTC load and a GPU is there, the CUDA build
+/// of the corpus's population agrees with the interpreter; elsewhere the error says which
+/// libraries were looked for and how to point the loader at them (no panic).
+#[cfg(feature = "cuda-rt")]
+#[test]
+fn cuda_population_matches_the_interpreter_or_says_what_is_missing() {
+    use ncpc::gpu::cuda;
+    if let Err(e) = cuda::check_libraries() {
+        let m = e.to_string();
+        assert!(
+            m.contains("LD_LIBRARY_PATH") && m.contains("names tried"),
+            "{m}"
+        );
+        eprintln!("no CUDA here: {m}");
+        return;
+    }
+    let mut losses = Vec::new();
+    for name in ["mse", "cross_entropy", "baikal"] {
+        let text = std::fs::read_to_string(format!("tests/corpus/amm/{name}.json")).unwrap();
+        let mut f = compile(&text, &CompileOptions::default()).unwrap().func;
+        optimize(&mut f, OptOptions::default()).unwrap();
+        losses.push(f);
+    }
+    let grads: Vec<Function> = losses.iter().map(|f| grad_ir(f).unwrap()).collect();
+    let pop = population(&grads, 10, Dialect::Cuda).unwrap();
+    let k = match cuda::build(&pop) {
+        Ok(k) => k,
+        Err(cuda::CudaError::Driver(m)) => {
+            eprintln!("CUDA libraries load but no device runs: {m}");
+            return;
+        }
+        Err(e) => panic!("{e}\n{}", pop.source),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let b = 1000;
+    let yp: Vec<Vec<f32>> = (0..b)
+        .map(|_| (0..10).map(|_| rng.random_range(-3.0f32..3.0)).collect())
+        .collect();
+    let yt = common::one_hot(&mut rng, b, 10);
+    let (tp, tt) = common::tensors(&yp, &yt);
+    let flat = |m: &Vec<Vec<f32>>| m.iter().flatten().copied().collect::<Vec<f32>>();
+    let got = k.run(&flat(&yp), &flat(&yt), b).unwrap();
+    for (f, (loss, grad)) in losses.iter().zip(&got) {
+        let want = evaluate_function(f, &tp, &tt, true).unwrap();
+        assert!(
+            common::close(*loss, want.loss, 1e-4, 1e-5),
+            "{loss} vs {}",
+            want.loss
+        );
+        let wg: Vec<f32> = want.grad.unwrap().into_iter().flatten().collect();
+        for (x, y) in grad.iter().zip(&wg) {
+            assert!(common::close(*x, *y, 1e-4, 1e-5), "{x} vs {y}");
+        }
+    }
+}

@@ -31,6 +31,9 @@ pub enum Emit {
     Clif,
     /// The machine code of the JIT kernel.
     Asm,
+    /// The CUDA C of its population kernel (loss share and dL/dy_pred per row, for
+    /// `--classes` classes), as NVRTC compiles it.
+    Cuda,
 }
 
 /// Arguments of `ncpc compile`.
@@ -51,6 +54,9 @@ pub struct CompileArgs {
     /// (f32x4 lanes and inlined math, what training switches to).
     #[arg(long, value_enum, default_value = "quick")]
     pub tier: crate::jit::Tier,
+    /// Classes compiled into `--emit cuda`'s kernel.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
     /// Write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -146,6 +152,20 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
             let mut g = ncp_ir::passes::gradient(&f)?;
             optimize(&mut g.func, oo)?;
             print_function(&g.func)
+        }
+        Emit::Cuda => {
+            optimize(&mut f, oo)?;
+            if !f.is_straight_line() {
+                return Err(anyhow::anyhow!(
+                    "the genome has control flow: the CUDA backend takes straight-line losses"
+                )
+                .into());
+            }
+            let mut g = ncp_ir::passes::gradient(&f)?;
+            optimize(&mut g.func, oo)?;
+            crate::gpu::emit::population(&[g.func], a.classes, crate::gpu::emit::Dialect::Cuda)
+                .map_err(anyhow::Error::from)?
+                .source
         }
         Emit::Clif | Emit::Asm => {
             optimize(&mut f, oo)?;

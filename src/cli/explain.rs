@@ -95,6 +95,7 @@ pub fn run_export(a: ExportArgs) -> Result<(), CliError> {
         emit,
         fast_math: false,
         tier: crate::jit::Tier::Quick,
+        classes: 10,
         output: a.output,
     })
 }

@@ -1,0 +1,130 @@
+//! The population kernel on an NVIDIA GPU (`--features cuda-rt`): the emitted CUDA C
+//! (`Dialect::Cuda`) compiled at run time by NVRTC and launched through the driver API, both
+//! loaded at run time by cudarc, so building needs nothing from CUDA. One launch evaluates
+//! every candidate on every row: the grid is (rows / 128, candidates).
+//!
+//! Where libcuda or libnvrtc cannot be loaded, [`check_libraries`] says which names were
+//! tried and how to point the loader at them, instead of cudarc's panic.
+
+use super::emit::{LossFinish, Population};
+use super::host::finish;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use std::sync::Arc;
+
+/// Why the CUDA path failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// A CUDA library is not on the loader's path.
+    #[error("{lib} could not be loaded (names tried: {tried}); {HINT}")]
+    Missing {
+        /// The library.
+        lib: &'static str,
+        /// The file names tried.
+        tried: String,
+    },
+    /// NVRTC rejected the source.
+    #[error("NVRTC: {0}")]
+    Compile(String),
+    /// The driver failed.
+    #[error("CUDA driver: {0}")]
+    Driver(String),
+    /// The inputs do not fit.
+    #[error("inputs: {0}")]
+    Inputs(String),
+}
+
+const HINT: &str = "put the NVIDIA driver's libcuda and NVRTC on LD_LIBRARY_PATH (NVRTC from the CUDA toolkit, or the pip package nvidia-cuda-nvrtc: its `nvidia/cuda_nvrtc/lib` folder)";
+
+fn driver(e: impl std::fmt::Display) -> CudaError {
+    CudaError::Driver(e.to_string())
+}
+
+/// Whether libcuda and libnvrtc can be loaded; the error names the files tried.
+pub fn check_libraries() -> Result<(), CudaError> {
+    // SAFETY: each call loads and drops a shared library by name, running no code of ours.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(CudaError::Missing {
+            lib: "libcuda (the NVIDIA driver)",
+            tried: cudarc::get_lib_name_candidates("cuda").join(", "),
+        });
+    }
+    // SAFETY: as above.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(CudaError::Missing {
+            lib: "libnvrtc (CUDA's run-time compiler)",
+            tried: cudarc::get_lib_name_candidates("nvrtc").join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// A population kernel loaded on GPU 0.
+pub struct CudaPopulation {
+    stream: Arc<CudaStream>,
+    func: CudaFunction,
+    finish: Vec<LossFinish>,
+    c: usize,
+}
+
+/// Compile `pop` (emitted with `Dialect::Cuda`) with NVRTC and load it on GPU 0.
+pub fn build(pop: &Population) -> Result<CudaPopulation, CudaError> {
+    check_libraries()?;
+    let ptx =
+        cudarc::nvrtc::compile_ptx(&pop.source).map_err(|e| CudaError::Compile(e.to_string()))?;
+    let ctx = CudaContext::new(0).map_err(driver)?;
+    let module = ctx.load_module(ptx).map_err(driver)?;
+    let func = module.load_function("ncp_population").map_err(driver)?;
+    Ok(CudaPopulation {
+        stream: ctx.default_stream(),
+        func,
+        finish: pop.finish.clone(),
+        c: pop.c,
+    })
+}
+
+impl CudaPopulation {
+    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one batch.
+    pub fn run(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
+        let (k, c) = (self.finish.len(), self.c);
+        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
+            return Err(CudaError::Inputs(format!(
+                "y_pred and y_true must both hold {b} x {c} values"
+            )));
+        }
+        let s = &self.stream;
+        let yp = s.clone_htod(y_pred).map_err(driver)?;
+        let yt = s.clone_htod(y_true).map_err(driver)?;
+        let mut grads = s.alloc_zeros::<f32>(k * b * c).map_err(driver)?;
+        let mut shares = s.alloc_zeros::<f64>(k * b).map_err(driver)?;
+        let threads = 128u32;
+        let cfg = LaunchConfig {
+            grid_dim: ((b as u32).div_ceil(threads), k as u32, 1),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let rows = b as i64;
+        let mut launch = s.launch_builder(&self.func);
+        launch
+            .arg(&yp)
+            .arg(&yt)
+            .arg(&mut grads)
+            .arg(&mut shares)
+            .arg(&rows);
+        // SAFETY: the kernel's parameters are exactly these (two input arrays of b * c floats,
+        // k * b * c gradients, k * b shares, the row count), and it indexes only within them.
+        unsafe { launch.launch(cfg) }.map_err(driver)?;
+        let g = s.clone_dtoh(&grads).map_err(driver)?;
+        let sh = s.clone_dtoh(&shares).map_err(driver)?;
+        Ok((0..k)
+            .map(|j| {
+                let loss = finish(&self.finish[j], &sh[j * b..(j + 1) * b], b, c);
+                (loss, g[j * b * c..(j + 1) * b * c].to_vec())
+            })
+            .collect())
+    }
+}
