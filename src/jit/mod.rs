@@ -10,6 +10,7 @@ mod exactmath;
 mod fastmath;
 mod math;
 mod ops;
+pub mod paths;
 pub mod plan;
 
 use codegen::{Gen, Layout, MathRefs, const_order, signature};
@@ -513,8 +514,9 @@ pub struct CompiledLoss {
 
 impl Jit {
     /// Prepare a loss function for repeated calls: build and optimize its gradient IR and
-    /// compile (or reuse) its kernel. `Ok(None)` when the JIT does not take it (control flow,
-    /// a program that always faults, an op it does not compile).
+    /// compile (or reuse) its kernel. `Ok(None)` when the JIT does not take it (control flow
+    /// whose path depends on the inputs, see [`paths`]; a program that always faults; an op
+    /// it does not compile).
     pub fn compile_loss(&mut self, f: &Function) -> Result<Option<CompiledLoss>, JitError> {
         self.compile_loss_tier(f, self.tier)
     }
@@ -525,9 +527,12 @@ impl Jit {
         f: &Function,
         tier: Tier,
     ) -> Result<Option<CompiledLoss>, JitError> {
-        if !f.is_straight_line()
-            || !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_))
-        {
+        // Control flow whose path is the same for every input compiles as that path.
+        let Some(path) = paths::static_path(f) else {
+            return Ok(None);
+        };
+        let f = &path;
+        if !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_)) {
             return Ok(None);
         }
         let mut g = ncp_ir::passes::gradient(f).map_err(|e| JitError::Codegen(e.to_string()))?;

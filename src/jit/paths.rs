@@ -1,0 +1,115 @@
+//! Functions with control flow whose path cannot depend on the inputs: when every branch
+//! condition is computed from constants alone (not from the inputs, their shapes or the
+//! dims), one run of the interpreter finds the path every input takes, and the straight-line
+//! function of that path (`passes::trace::specialize`, which is also what the interpreter
+//! differentiates) is what the JIT compiles. The budget counter of AMM loops is such a
+//! value, so bounded loops with constant trip counts compile too. The interpreter runs the
+//! same instructions in the same order, so the kernel stays bit-equal to it.
+
+use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
+use ncp_ir::passes::trace::specialize;
+use ncp_ir::tensor::Tensor;
+use ncp_ir::{DType, Function, Opcode, Terminator, Value};
+use std::collections::HashSet;
+
+/// The longest path (in instructions) compiled.
+pub const MAX_PATH_INSTS: usize = 2000;
+
+/// Whether every `brif` condition of `f` depends on constants only.
+pub fn static_branches(f: &Function) -> bool {
+    let entry = f.entry();
+    // Values that depend on the inputs (their data or shapes) or on the dims.
+    let mut dynamic: HashSet<Value> = f.blocks[entry].params.iter().copied().collect();
+    loop {
+        let before = dynamic.len();
+        for &b in &f.layout {
+            for &i in &f.blocks[b].insts {
+                let d = &f.insts[i];
+                if d.op == Opcode::Dim || d.args.iter().any(|a| dynamic.contains(a)) {
+                    dynamic.insert(d.result);
+                }
+            }
+            let calls = match &f.blocks[b].term {
+                Terminator::Jump(c) => vec![c],
+                Terminator::Brif(_, t, e) => vec![t, e],
+                _ => vec![],
+            };
+            for c in calls {
+                for (arg, param) in c.args.iter().zip(&f.blocks[c.block].params) {
+                    if dynamic.contains(arg) {
+                        dynamic.insert(*param);
+                    }
+                }
+            }
+        }
+        if dynamic.len() == before {
+            break;
+        }
+    }
+    f.layout.iter().all(|b| match &f.blocks[*b].term {
+        Terminator::Brif(cond, _, _) => !dynamic.contains(cond),
+        _ => true,
+    })
+}
+
+/// The straight-line function of the one path `f` takes for every input, when its branches
+/// are static and that path returns (a path that faults is left to the interpreter).
+pub fn static_path(f: &Function) -> Option<Function> {
+    if f.is_straight_line() {
+        return Some(f.clone());
+    }
+    if !static_branches(f) {
+        return None;
+    }
+    let entry = f.entry();
+    let inputs: Vec<Tensor> = f.blocks[entry]
+        .params
+        .iter()
+        .map(|p| {
+            let ty = f.ty(*p);
+            // Any dims do (the path does not depend on them); B and C must differ.
+            let shape: Vec<usize> = ty
+                .shape
+                .iter()
+                .map(|d| match d {
+                    ncp_ir::Dim::B => 4,
+                    ncp_ir::Dim::C => 3,
+                    ncp_ir::Dim::Fixed(n) => *n as usize,
+                })
+                .collect();
+            let n = shape.iter().product::<usize>();
+            Tensor::new(DType::F32, shape, vec![0.5; n])
+        })
+        .collect();
+    let (Outcome::Return(_), path) = run_traced(f, &inputs, DEFAULT_FUEL).ok()? else {
+        return None;
+    };
+    // A loop unrolled into thousands of instructions costs more to compile than to
+    // interpret.
+    let g = specialize(f, &path).ok()?;
+    (g.inst_count() <= MAX_PATH_INSTS).then_some(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Function {
+        ncp_ir::text::parse_function(s).unwrap()
+    }
+
+    #[test]
+    fn a_constant_condition_is_static_and_a_data_condition_is_not() {
+        let fixed = parse(
+            "function g(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = const<true> : bool\n    brif v2, block1(v0), block1(v1)\nblock1(v3: f32[B,C]):\n    v4 = mean<all> v3 : f32\n    return v4\n}",
+        );
+        assert!(static_branches(&fixed));
+        let p = static_path(&fixed).unwrap();
+        assert!(p.is_straight_line());
+        let data = parse(
+            "function g(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32\n    v5 = const<0.0> : f32\n    v6 = gt v2, v5 : bool\n    brif v6, block1(v0), block1(v1)\nblock1(v3: f32[B,C]):\n    v4 = mean<all> v3 : f32\n    return v4\n}",
+        );
+        assert!(!static_branches(&data));
+        assert!(static_path(&data).is_none());
+    }
+}
