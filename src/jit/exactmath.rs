@@ -7,7 +7,7 @@
 use super::codegen::Gen;
 use super::fastmath::{W, lane_flags};
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Type, Value as CV, types};
+use cranelift_codegen::ir::{ConstantData, InstBuilder, Type, Value as CV, types};
 use ncp_ir::math as m;
 
 /// One f64 or two (f64x2).
@@ -20,6 +20,10 @@ pub(super) enum D {
 }
 
 impl D {
+    /// One lane or a vector, for the helpers shared with fast math.
+    fn w(self) -> W {
+        if self == D::S { W::S } else { W::V }
+    }
     fn f(self) -> Type {
         if self == D::S {
             types::F64
@@ -56,26 +60,11 @@ impl Gen<'_, '_> {
     }
 
     fn dsel(&mut self, d: D, m: CV, a: CV, b: CV) -> CV {
-        if d == D::S {
-            return self.b.ins().select(m, a, b);
-        }
-        let ty = self.b.func.dfg.value_type(a);
-        let mt = self.b.func.dfg.value_type(m);
-        let m = if mt == ty {
-            m
-        } else {
-            self.b.ins().bitcast(ty, lane_flags(), m)
-        };
-        self.b.ins().bitselect(m, a, b)
+        self.sel(d.w(), m, a, b)
     }
 
     fn dbits(&mut self, d: D, to: Type, x: CV) -> CV {
-        let fl = if d == D::S {
-            MemFlagsData::new()
-        } else {
-            lane_flags()
-        };
-        self.b.ins().bitcast(to, fl, x)
+        self.bits(d.w(), to, x)
     }
 
     /// `ncp_ir::math::estrin`: the same operations in the same order.

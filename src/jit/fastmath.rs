@@ -58,7 +58,8 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// `m ? a : b` per lane; `m` is a compare result (i8 for one lane, a lane mask for four).
+    /// `m ? a : b` per lane; `m` is a compare result (i8 for one lane, a lane mask for a
+    /// vector of any lane type).
     pub(super) fn sel(&mut self, w: W, m: CV, a: CV, b: CV) -> CV {
         if w == W::S {
             return self.b.ins().select(m, a, b);
@@ -73,7 +74,7 @@ impl Gen<'_, '_> {
         self.b.ins().bitselect(m, a, b)
     }
 
-    fn bits(&mut self, w: W, to: Type, x: CV) -> CV {
+    pub(super) fn bits(&mut self, w: W, to: Type, x: CV) -> CV {
         let fl = if w == W::S {
             MemFlagsData::new()
         } else {
