@@ -74,7 +74,7 @@ pub(super) fn op(g: &mut Gen, i: Inst) {
                 });
             }
         }
-        Opcode::Softmax => softmax(g, i),
+        Opcode::Softmax => g.softmax(i),
         Opcode::Matmul => matmul(g, i),
         Opcode::SumTo if out_ty.is_scalar() => {
             let acc = g.b.declare_var(types::F64);
@@ -325,93 +325,6 @@ fn mask(g: &mut Gen, i: Inst, axis: Axis) {
         g.loop_n(n, |g, k| {
             let hit = g.b.ins().icmp(IntCC::Equal, k, bi);
             g.write(slot, &xs, &at(o, k), hit, DType::Bool);
-        });
-    });
-}
-
-fn softmax(g: &mut Gen, i: Inst) {
-    let f = g.f();
-    let d = &f.insts[i];
-    let x = d.args[0];
-    if g.simd && g.softmax_simd_ok(x) {
-        return g.softmax_simd(i);
-    }
-    let xs = f.ty(x).shape.clone();
-    let slot = g.slot_of(d.result);
-    let (rows, cols) = if xs.len() == 1 {
-        (Dim::Fixed(1), xs[0])
-    } else {
-        (xs[0], xs[1])
-    };
-    let idx = move |r: CV, c: CV| if xs.len() == 1 { vec![c] } else { vec![r, c] };
-    let xs2 = f.ty(x).shape.clone();
-    let m = g.dim_of(rows);
-    g.loop_n(m, |g, r| {
-        let n = g.dim_of(cols);
-        let mx = g.b.declare_var(types::F32);
-        let init = g.acc_init(Opcode::RMax);
-        g.b.def_var(mx, init);
-        g.loop_n(n, |g, c| {
-            let v = g.read(x, &xs2, &idx(r, c));
-            let cur = g.b.use_var(mx);
-            let nv = g.combine(Opcode::RMax, cur, v);
-            g.b.def_var(mx, nv);
-        });
-        let mv = g.b.use_var(mx);
-        if g.fast {
-            // exp in f32 (inline), stored, summed in f64, divided in f32.
-            let sum = g.b.declare_var(types::F64);
-            let z = g.b.ins().f64const(0.0);
-            g.b.def_var(sum, z);
-            g.loop_n(n, |g, c| {
-                let v = g.read(x, &xs2, &idx(r, c));
-                let dlt = g.b.ins().fsub(v, mv);
-                let e = g.fast_exp(dlt);
-                g.write(slot, &xs2, &idx(r, c), e, DType::F32);
-                let ed = g.b.ins().fpromote(types::F64, e);
-                let cur = g.b.use_var(sum);
-                let nv = g.b.ins().fadd(cur, ed);
-                g.b.def_var(sum, nv);
-            });
-            let s = g.b.use_var(sum);
-            let s32 = g.b.ins().fdemote(types::F32, s);
-            g.loop_n(n, |g, c| {
-                let e = g.read(d.result, &xs2, &idx(r, c));
-                let q = g.b.ins().fdiv(e, s32);
-                g.write(slot, &xs2, &idx(r, c), q, DType::F32);
-            });
-            return;
-        }
-        let mvd = g.b.ins().fpromote(types::F64, mv);
-        // exp(x - max) in f64 (kept in a row buffer of f64), summed in f64, divided and
-        // rounded once: the interpreter's arithmetic exactly.
-        let sum = g.b.declare_var(types::F64);
-        let z = g.b.ins().f64const(0.0);
-        g.b.def_var(sum, z);
-        g.loop_n(n, |g, c| {
-            let v = g.read(x, &xs2, &idx(r, c));
-            let vd = g.b.ins().fpromote(types::F64, v);
-            let dlt = g.b.ins().fsub(vd, mvd);
-            let e = if g.simd {
-                g.exact_exp64(super::exactmath::D::S, dlt)
-            } else {
-                g.math_call("ncp_exp64", &[dlt])
-            };
-            let a = g.aux_addr(i, c);
-            let fl = g.mem();
-            g.b.ins().store(fl, e, a, 0);
-            let cur = g.b.use_var(sum);
-            let nv = g.b.ins().fadd(cur, e);
-            g.b.def_var(sum, nv);
-        });
-        let s = g.b.use_var(sum);
-        g.loop_n(n, |g, c| {
-            let a = g.aux_addr(i, c);
-            let fl = g.mem();
-            let e = g.b.ins().load(types::F64, fl, a, 0);
-            let q = g.b.ins().fdiv(e, s);
-            let q32 = g.b.ins().fdemote(types::F32, q);
-            g.write(slot, &xs2, &idx(r, c), q32, DType::F32);
         });
     });
 }
