@@ -58,8 +58,6 @@ pub const LOG_COEFFS: [f64; 8] = [
 /// `sqrt(2)`: mantissas above it are halved so that `log` works on `[sqrt(1/2), sqrt(2)]`.
 pub const SQRT2: f64 = std::f64::consts::SQRT_2;
 
-/// Bits of f64's exponent field.
-pub const EXP_MASK: u64 = 0x7ff0_0000_0000_0000;
 /// Bits of f64's mantissa field.
 pub const MANT_MASK: u64 = 0x000f_ffff_ffff_ffff;
 

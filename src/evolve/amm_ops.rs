@@ -279,6 +279,17 @@ fn reg_at(ins: &[Json], k: usize) -> Option<i64> {
     ins.get(k).and_then(|v| v.as_i64())
 }
 
+/// Rename the registers `code` names, each through `to`.
+fn rename_registers(code: &mut [Vec<Json>], to: impl Fn(i64) -> i64) {
+    for ins in code {
+        for k in register_slots(ins) {
+            if let Some(r) = reg_at(ins, k) {
+                ins[k] = json!(to(r));
+            }
+        }
+    }
+}
+
 /// A program written by the AMM emitter (`formats::amm::emit`) in the form evolution keeps
 /// programs in: the LOADs of y_pred and y_true first and the result in R9, so that
 /// [`repair`] leaves it as it is. Registers are renamed where needed (a register's value
@@ -331,13 +342,7 @@ pub fn from_emitted(prog: crate::formats::amm::Program) -> Option<Code> {
         });
         if seen_before {
             let q = fresh(&mut used)?;
-            for ins in code[p..].iter_mut() {
-                for k in register_slots(ins) {
-                    if reg_at(ins, k) == Some(r) {
-                        ins[k] = json!(q);
-                    }
-                }
-            }
+            rename_registers(&mut code[p..], |x| if x == r { q } else { x });
         }
         let load = code.remove(p);
         code.insert(at, load);
@@ -347,17 +352,11 @@ pub fn from_emitted(prog: crate::formats::amm::Program) -> Option<Code> {
         return None;
     }
     let r = reg_at(last, 1)?;
-    if r != 9 {
-        for ins in code.iter_mut() {
-            for k in register_slots(ins) {
-                match reg_at(ins, k) {
-                    Some(x) if x == r => ins[k] = json!(9),
-                    Some(9) => ins[k] = json!(r),
-                    _ => {}
-                }
-            }
-        }
-    }
+    rename_registers(&mut code, |x| match x {
+        _ if x == r => 9,
+        9 => r,
+        _ => x,
+    });
     let mut repaired = code.clone();
     repair(&mut repaired);
     (repaired == code).then_some(code)

@@ -154,10 +154,13 @@ NCP_FN float ncp_sigmoid(float a) { return (float)(1.0 / (1.0 + exp(-(double)a))
 NCP_FN float ncp_pow(float a, float b) { return (float)pow((double)a, (double)b); }
 NCP_FN float ncp_rem(float a, float b) { double m = fmod((double)a, (double)b); if (m != 0.0 && ((b < 0.0f) != (m < 0.0))) m += (double)b; return (float)m; }
 NCP_FN float ncp_b(int c) { return c ? 1.0f : 0.0f; }
+NCP_FN double ncp_row_sum(const float* x) { double acc = 0.0; for (int c = 0; c < NCP_C; c++) acc += (double)x[c]; return acc; }
+NCP_FN int ncp_row_arg(const float* x, int want_max) { float best = x[0]; int at = 0; for (int c = 0; c < NCP_C; c++) { if (best != best) break; if (x[c] != x[c] || (want_max ? x[c] > best : x[c] < best)) { best = x[c]; at = c; } } return at; }
 NCP_FN double ncp_ovf(double x) { return (x >= 3.4028235677973366e38 || x <= -3.4028235677973366e38) ? (x > 0 ? (double)NCP_INF : -(double)NCP_INF) : x; }
 "#;
 
-/// A C float literal for `x` (exact: via its bits for non-finite values).
+/// A C float literal for `x`: Rust's shortest representation that reads back as the same
+/// f32, or an expression for the non-finite values.
 fn flit(x: f32) -> String {
     if x.is_nan() {
         "(0.0f/0.0f)".into()
@@ -224,11 +227,7 @@ fn row_fn(f: &Function) -> Result<RowFn, EmitError> {
                 _ => return unsupported(format!("a loss computed by `{}`", d.op.name())),
             };
             let _ = if kind[&a] == Kind::Row2 {
-                writeln!(
-                    body,
-                    "    {{ double acc = 0.0; for (int c = 0; c < NCP_C; c++) acc += (double){}[c]; *share = acc; }}",
-                    name(a)
-                )
+                writeln!(body, "    *share = ncp_row_sum({});", name(a))
             } else {
                 writeln!(body, "    *share = (double){};", name(a))
             };
@@ -345,7 +344,7 @@ fn row_inst(
             let x = name(d.args[0]);
             let _ = writeln!(
                 body,
-                "    float {r}; {{ double s = 0.0; for (int c = 0; c < NCP_C; c++) s += (double){x}[c]; double m = s / NCP_C; double ss = 0.0; for (int c = 0; c < NCP_C; c++) ss += ((double){x}[c] - m) * ((double){x}[c] - m); {r} = (float)sqrt(ss / (NCP_C - 1.0)); }}"
+                "    float {r}; {{ double m = ncp_row_sum({x}) / NCP_C; double ss = 0.0; for (int c = 0; c < NCP_C; c++) ss += ((double){x}[c] - m) * ((double){x}[c] - m); {r} = (float)sqrt(ss / (NCP_C - 1.0)); }}"
             );
         }
         Opcode::Sum | Opcode::Mean | Opcode::RMax | Opcode::RMin => {
@@ -354,20 +353,14 @@ fn row_inst(
             }
             let x = name(d.args[0]);
             let _ = match d.op {
-                Opcode::Sum => writeln!(
-                    body,
-                    "    float {r}; {{ double acc = 0.0; for (int c = 0; c < NCP_C; c++) acc += (double){x}[c]; {r} = (float)ncp_ovf(acc); }}"
-                ),
+                Opcode::Sum => writeln!(body, "    float {r} = (float)ncp_ovf(ncp_row_sum({x}));"),
                 Opcode::Mean => writeln!(
                     body,
-                    "    float {r}; {{ double acc = 0.0; for (int c = 0; c < NCP_C; c++) acc += (double){x}[c]; {r} = (float)(ncp_ovf(acc) / NCP_C); }}"
+                    "    float {r} = (float)(ncp_ovf(ncp_row_sum({x})) / NCP_C);"
                 ),
                 _ => {
-                    let cmp = if d.op == Opcode::RMax { ">" } else { "<" };
-                    writeln!(
-                        body,
-                        "    float {r} = {x}[0]; for (int c = 0; c < NCP_C; c++) {{ if ({r} != {r}) break; if ({x}[c] != {x}[c] || {x}[c] {cmp} {r}) {r} = {x}[c]; }}"
-                    )
+                    let want_max = (d.op == Opcode::RMax) as u8;
+                    writeln!(body, "    float {r} = {x}[ncp_row_arg({x}, {want_max})];")
                 }
             };
         }
@@ -386,17 +379,14 @@ fn row_inst(
                 return unsupported("a max/min mask across rows");
             }
             let x = name(d.args[0]);
-            let cmp = if d.op == Opcode::MaxMask { ">" } else { "<" };
+            let want_max = (d.op == Opcode::MaxMask) as u8;
             let _ = writeln!(
                 body,
-                "    float {r}[NCP_C]; {{ float best = {x}[0]; int at = 0; for (int c = 0; c < NCP_C; c++) {{ if (best != best) break; if ({x}[c] != {x}[c] || {x}[c] {cmp} best) {{ best = {x}[c]; at = c; }} }} for (int c = 0; c < NCP_C; c++) {r}[c] = c == at ? 1.0f : 0.0f; }}"
+                "    float {r}[NCP_C]; {{ int at = ncp_row_arg({x}, {want_max}); for (int c = 0; c < NCP_C; c++) {r}[c] = c == at ? 1.0f : 0.0f; }}"
             );
         }
         Opcode::Expand | Opcode::BroadcastLike if rank2 => {
-            let src = match ak[0] {
-                Kind::Row2 => format!("{}[c]", name(d.args[0])),
-                _ => name(d.args[0]),
-            };
+            let src = at(0);
             let _ = writeln!(
                 body,
                 "    float {r}[NCP_C]; for (int c = 0; c < NCP_C; c++) {r}[c] = {src};"

@@ -468,11 +468,11 @@ impl<'a, 'b> Gen<'a, 'b> {
     pub(super) fn loop_n(&mut self, n: CV, body: impl FnMut(&mut Self, CV)) {
         self.for_loop(n, body);
     }
-    pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
-        self.call(name, args)
-    }
     pub(super) fn f32c(&mut self, x: f32) -> CV {
         self.fconst(x)
+    }
+    pub(super) fn math_call(&mut self, name: &str, args: &[CV]) -> CV {
+        self.call(name, args)
     }
     /// The number of elements over `ds` in the whole input (B is the total batch size).
     pub(super) fn count_of(&mut self, ds: &[Dim]) -> CV {

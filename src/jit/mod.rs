@@ -531,7 +531,7 @@ impl Jit {
         let Some(path) = paths::static_path(f) else {
             return Ok(None);
         };
-        let f = &path;
+        let f: &Function = &path;
         if !matches!(f.blocks[f.entry()].term, ncp_ir::Terminator::Return(_)) {
             return Ok(None);
         }

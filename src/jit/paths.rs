@@ -10,6 +10,7 @@ use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
 use ncp_ir::passes::trace::specialize;
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DType, Function, Opcode, Terminator, Value};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// The longest path (in instructions) compiled.
@@ -54,9 +55,9 @@ pub fn static_branches(f: &Function) -> bool {
 
 /// The straight-line function of the one path `f` takes for every input, when its branches
 /// are static and that path returns (a path that faults is left to the interpreter).
-pub fn static_path(f: &Function) -> Option<Function> {
+pub fn static_path(f: &Function) -> Option<Cow<'_, Function>> {
     if f.is_straight_line() {
-        return Some(f.clone());
+        return Some(Cow::Borrowed(f));
     }
     if !static_branches(f) {
         return None;
@@ -87,7 +88,7 @@ pub fn static_path(f: &Function) -> Option<Function> {
     // A loop unrolled into thousands of instructions costs more to compile than to
     // interpret.
     let g = specialize(f, &path).ok()?;
-    (g.inst_count() <= MAX_PATH_INSTS).then_some(g)
+    (g.inst_count() <= MAX_PATH_INSTS).then_some(Cow::Owned(g))
 }
 
 #[cfg(test)]
