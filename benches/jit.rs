@@ -16,6 +16,10 @@ use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Duration;
 
+#[path = "common/loss_inputs.rs"]
+mod loss_inputs;
+use loss_inputs::inputs;
+
 const GENOMES: &[&str] = &["mse", "cross_entropy", "baikal"];
 
 fn genome(name: &str) -> Function {
@@ -24,17 +28,6 @@ fn genome(name: &str) -> Function {
     let mut f = compile(&text, &CompileOptions::default()).unwrap().func;
     optimize(&mut f, OptOptions::default()).unwrap();
     f
-}
-
-/// The inputs benches/peers/loss_eval.py uses too.
-fn inputs(b: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
-    let yp = (0..b * c)
-        .map(|k| ((k / c * 7 + k % c * 3) % 11) as f32 / 5.0 - 1.0)
-        .collect();
-    let yt = (0..b * c)
-        .map(|k| ((k % c) == (k / c) % c) as u8 as f32)
-        .collect();
-    (yp, yt)
 }
 
 /// Kernels of a loss that runs many times: the hot tier (what training switches to).

@@ -13,6 +13,10 @@ use ncpc::formats::{CompileOptions, compile};
 use ncpc::gpu::emit::{Dialect, population};
 use std::time::Duration;
 
+#[path = "common/loss_inputs.rs"]
+mod loss_inputs;
+use loss_inputs::inputs;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -36,16 +40,6 @@ fn candidates(k: usize) -> Vec<Function> {
             g
         })
         .collect()
-}
-
-fn inputs(b: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
-    let yp = (0..b * c)
-        .map(|k| ((k / c * 7 + k % c * 3) % 11) as f32 / 5.0 - 1.0)
-        .collect();
-    let yt = (0..b * c)
-        .map(|k| ((k % c) == (k / c) % c) as u8 as f32)
-        .collect();
-    (yp, yt)
 }
 
 fn bench(c: &mut Criterion) {
