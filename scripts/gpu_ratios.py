@@ -1,33 +1,50 @@
-"""Throughput and ratios from a gpu-check.sh output folder: criterion's estimates for
-benches/population.rs against the PyTorch peer's JSON, both measured in the same run."""
+"""One JSON summary of a gpu-check.sh output folder, every ratio from the same run:
+- kernels: benches/population_kernels.rs's resident timings (kernels.json) against the PyTorch
+  peer's loss+grad rate (peer.json: AMM's interpreter on CUDA over the same rows);
+- population: criterion's estimates for benches/population.rs (training on wgpu) against the
+  peer's AMM-protocol candidates/s;
+- eval: `ncpc eval --backend wgpu|jit` results.
+A part that did not run is reported with the reason instead of a number."""
 import glob
 import json
 import os
 import sys
 
 out = sys.argv[1]
-peer = {}
-try:
-    peer = json.load(open(os.path.join(out, "peer.json")))
-except Exception as e:  # the peer may have failed; report what there is
-    print(f"peer: no result ({e})")
-print(f"peer device: {peer.get('device', '?')}")
+summary = {}
+
+
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception as e:  # a step may have failed; report what there is
+        return {"error": f"{name}: {e}"}
+
+
+peer = load("peer.json")
+summary["peer"] = peer
+their = (peer.get("loss+grad") or {}).get("elements_per_s")
+kernels = load("kernels.json")
+if isinstance(kernels, list):
+    for k in kernels:
+        if their:
+            k["vs_pytorch"] = k["elements_per_s"] / their
+        k["target_3e11"] = k["elements_per_s"] >= 3e11
+summary["kernels"] = kernels
+training = []
 for est in sorted(glob.glob(os.path.join(out, "criterion", "population", "*", "*", "new", "estimates.json"))):
     bench = json.load(open(os.path.join(os.path.dirname(est), "benchmark.json")))
     seconds = json.load(open(est))["mean"]["point_estimate"] / 1e9
     units = (bench.get("throughput") or {}).get("Elements", 0)
-    rate = units / seconds
-    kind = bench["function_id"]
-    theirs = peer.get(kind, {})
-    their = theirs.get("elements_per_s") or theirs.get("candidates_per_s")
-    unit = "candidates/s" if kind == "amm" else "elements/s"
-    line = f"{kind:10} {bench['value_str']:28} ncpc {rate:10.3e} {unit}"
-    if their:
-        line += f"   pytorch {their:10.3e}   ratio {rate / their:7.2f}x"
-    print(line)
-for b in ["wgpu", "jit"]:
-    try:
-        r = json.load(open(os.path.join(out, f"eval_{b}.json")))
-        print(f"eval {b:5} accuracy {r['accuracy']:.4f} score {r['score']:.4f} seconds {r['seconds']:.2f}")
-    except Exception as e:
-        print(f"eval {b}: no result ({e})")
+    row = {"bench": bench["function_id"], "size": bench["value_str"], "per_s": units / seconds}
+    theirs = peer.get(bench["function_id"], {}) if isinstance(peer, dict) else {}
+    rate = theirs.get("elements_per_s") or theirs.get("candidates_per_s")
+    if rate:
+        row["vs_pytorch"] = row["per_s"] / rate
+    training.append(row)
+summary["population_training"] = training
+summary["eval"] = {b: load(f"eval_{b}.json") for b in ["wgpu", "jit"]}
+for r in summary["eval"].values():
+    r.pop("seeds", None)
+print(json.dumps(summary, indent=1, default=str))

@@ -428,3 +428,60 @@ fn exit_codes_tell_bad_input_from_failures() {
     let help = ncpc(&["--help"], None);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes: 0 success; 2 bad input"));
 }
+
+/// `--emit cuda|wgsl` print the population kernel for `--classes`; a loss the kernels do not
+/// take, a bad class count and a bad dialect name each get a clear error and exit 2.
+#[test]
+fn population_kernels_are_emitted_or_refused_with_the_reason() {
+    let cuda = ok(
+        &[
+            "compile",
+            "tests/corpus/amm/cross_entropy.json",
+            "--emit",
+            "cuda",
+            "--classes",
+            "7",
+        ],
+        None,
+    );
+    assert!(
+        cuda.contains("#define NCP_C 7") && cuda.contains("__global__"),
+        "{cuda}"
+    );
+    let wgsl = ok(
+        &[
+            "compile",
+            "tests/corpus/amm/cross_entropy.json",
+            "--emit",
+            "wgsl",
+        ],
+        None,
+    );
+    assert!(
+        wgsl.contains("const NCP_C: i32 = 10;") && wgsl.contains("@compute"),
+        "{wgsl}"
+    );
+    let mixing = "function g(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = std<all> v0 : f32\n    return v2\n}\n";
+    let e = bad(
+        &["compile", "-", "--format", "ir", "--emit", "wgsl"],
+        Some(mixing),
+    );
+    assert!(e.contains("mixes rows"), "{e}");
+    let e = bad(
+        &[
+            "compile",
+            "tests/corpus/amm/mse.json",
+            "--emit",
+            "cuda",
+            "--classes",
+            "0",
+        ],
+        None,
+    );
+    assert!(e.contains("0 classes"), "{e}");
+    let e = bad(
+        &["compile", "tests/corpus/amm/mse.json", "--emit", "opencl"],
+        None,
+    );
+    assert!(e.contains("opencl") && e.contains("wgsl"), "{e}");
+}

@@ -6,8 +6,9 @@
 
 mod common;
 
-use ncp_ir::Function;
 use ncp_ir::passes::{OptOptions, gradient, optimize};
+use ncp_ir::tensor::Tensor;
+use ncp_ir::{Function, Value};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
 use ncpc::gpu::emit::{Dialect, EmitError, population};
@@ -15,6 +16,7 @@ use ncpc::gpu::host;
 use ncpc::loss::evaluate_function;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 /// The loss and its optimized gradient IR, when it has a gradient.
 fn grad_ir(f: &Function) -> Option<Function> {
@@ -27,20 +29,65 @@ fn grad_ir(f: &Function) -> Option<Function> {
     Some(gf)
 }
 
-/// Emit every function the C backend takes as one population, run it, compare each with the
+/// A population kernel that runs: host C here, WGSL where a wgpu adapter is.
+type Runner = Box<dyn Fn(&[f32], &[f32], usize) -> Vec<(f32, Vec<f32>)>>;
+
+/// Build `pop` for `dialect` and return its runner.
+fn runner(pop: &ncpc::gpu::emit::Population, dialect: Dialect) -> Runner {
+    match dialect {
+        Dialect::HostC => {
+            let k = host::build(pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+            Box::new(move |p, t, b| k.run(p, t, b).unwrap())
+        }
+        #[cfg(feature = "wgpu")]
+        Dialect::Wgsl => {
+            let k = ncpc::gpu::wgpu_population::build(pop)
+                .unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+            eprintln!("wgpu adapter: {}", k.adapter());
+            Box::new(move |p, t, b| k.run(p, t, b).unwrap())
+        }
+        d => panic!("no runner for {d:?} in this build"),
+    }
+}
+
+/// The largest finite magnitude among the values the gradient IR computes on these inputs.
+fn largest_intermediate(g: &Function, yp: &Tensor, yt: &Tensor) -> f64 {
+    let inputs = [yp.clone(), yt.clone()];
+    let Ok(dims) = ncp_ir::interp::bind_dims(g, &inputs) else {
+        return 0.0;
+    };
+    let b = g.entry();
+    let mut env: HashMap<Value, Tensor> = g.blocks[b].params.iter().copied().zip(inputs).collect();
+    let mut largest = 0f64;
+    for &i in &g.blocks[b].insts {
+        let inst = &g.insts[i];
+        let args: Vec<&Tensor> = inst.args.iter().map(|a| &env[a]).collect();
+        let Ok(out) = ncp_ir::interp::eval_inst(g, inst, &args, dims) else {
+            return largest;
+        };
+        for v in out.data.iter().filter(|v| v.is_finite()) {
+            largest = largest.max(v.abs());
+        }
+        env.insert(inst.result, out);
+    }
+    largest
+}
+
+/// Emit every function the backend takes as one population, run it, compare each with the
 /// interpreter. Returns (taken, row-separable with a gradient).
 fn check(
     losses: &[(String, Function)],
     b: usize,
     c: usize,
     rng: &mut ChaCha8Rng,
+    dialect: Dialect,
 ) -> (usize, usize) {
     let mut taken: Vec<(String, Function, Function)> = Vec::new();
     let mut separable = 0;
     for (name, f) in losses {
         let Some(g) = grad_ir(f) else { continue };
         separable += ncpc::jit::plan::row_separable(&g) as usize;
-        match population(std::slice::from_ref(&g), c, Dialect::HostC) {
+        match population(std::slice::from_ref(&g), c, dialect) {
             Ok(_) => taken.push((name.clone(), f.clone(), g)),
             Err(EmitError::Unsupported(why)) => {
                 if std::env::var("NCPC_TEST_SHOW").is_ok() {
@@ -53,8 +100,8 @@ fn check(
         return (0, separable);
     }
     let grads: Vec<Function> = taken.iter().map(|t| t.2.clone()).collect();
-    let pop = population(&grads, c, Dialect::HostC).unwrap();
-    let k = host::build(&pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+    let pop = population(&grads, c, dialect).unwrap();
+    let run = runner(&pop, dialect);
     for scale in [3.0f32, 1e4] {
         let yp: Vec<Vec<f32>> = (0..b)
             .map(|_| (0..c).map(|_| rng.random_range(-scale..scale)).collect())
@@ -62,17 +109,24 @@ fn check(
         let yt = common::one_hot(rng, b, c);
         let (tp, tt) = common::tensors(&yp, &yt);
         let flat = |m: &Vec<Vec<f32>>| m.iter().flatten().copied().collect::<Vec<f32>>();
-        let got = k.run(&flat(&yp), &flat(&yt), b).unwrap();
-        for ((name, f, _), (loss, grad)) in taken.iter().zip(&got) {
+        let got = run(&flat(&yp), &flat(&yt), b);
+        for ((name, f, g), (loss, grad)) in taken.iter().zip(&got) {
             let want = evaluate_function(f, &tp, &tt, true).unwrap();
             if want.fault.is_some() {
                 continue;
             }
-            let same =
-                |a: f32, w: f32| (a.is_nan() && w.is_nan()) || common::close(a, w, 1e-4, 1e-5);
+            // C computes in double as the interpreter does: 1e-4 relative, 1e-5 absolute.
+            // WGSL computes in f32 (it has no f64): burn's tolerance (1e-4 relative and
+            // absolute), plus a few f32 ulps of the largest intermediate value, which is what
+            // f32 arithmetic can promise where terms cancel (softmax's gradient, say).
+            let (rel, abs) = match dialect {
+                Dialect::Wgsl => (1e-4, 1e-4 + 1e-6 * largest_intermediate(g, &tp, &tt) as f32),
+                _ => (1e-4, 1e-5),
+            };
+            let same = |a: f32, w: f32| (a.is_nan() && w.is_nan()) || common::close(a, w, rel, abs);
             assert!(
                 same(*loss, want.loss),
-                "{name} {b}x{c} scale {scale}: loss {loss} (C) vs {} (interp)\n{}",
+                "{name} {b}x{c} scale {scale}: loss {loss} ({dialect:?}) vs {} (interp)\n{}",
                 want.loss,
                 ncp_ir::text::print_function(f)
             );
@@ -80,7 +134,7 @@ fn check(
             for (j, (x, y)) in grad.iter().zip(&wg).enumerate() {
                 assert!(
                     same(*x, *y),
-                    "{name} {b}x{c} scale {scale}: gradient[{j}] {x} (C) vs {y} (interp)\n{}",
+                    "{name} {b}x{c} scale {scale}: gradient[{j}] {x} ({dialect:?}) vs {y} (interp)\n{}",
                     ncp_ir::text::print_function(f)
                 );
             }
@@ -89,8 +143,8 @@ fn check(
     (taken.len(), separable)
 }
 
-#[test]
-fn population_c_matches_the_interpreter_on_the_corpus() {
+/// The corpus's straight-line losses, optimized.
+fn corpus() -> Vec<(String, Function)> {
     let mut losses = Vec::new();
     for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
         for path in common::json_files(dir) {
@@ -103,31 +157,22 @@ fn population_c_matches_the_interpreter_on_the_corpus() {
             }
         }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let (taken, separable) = check(&losses, 32, 10, &mut rng);
-    eprintln!(
-        "corpus: {} straight-line losses, {separable} row-separable with a gradient, {taken} lowered to C",
-        losses.len()
-    );
-    // Every row-separable loss of the corpus is lowered (MSE, cross-entropy, Baikal, ...).
-    assert!(taken == separable && taken > 20, "{taken} of {separable}");
-    check(&losses, 7, 3, &mut rng);
+    losses
 }
 
-#[test]
-fn population_c_matches_the_interpreter_on_random_genomes() {
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
+/// 300 random genomes (AMM programs and DEAP expressions), optimized, straight-line ones kept.
+fn random_losses(rng: &mut ChaCha8Rng) -> Vec<(String, Function)> {
     let mut losses = Vec::new();
     for i in 0..300 {
         let f = if i % 2 == 0 {
             let len = rng.random_range(1..20);
-            let p = amm::random::random_program(&mut rng, len, false);
+            let p = amm::random::random_program(rng, len, false);
             match amm::lower(&p, "g", Mode::Compat, ncp_ir::DimModel::Symbolic) {
                 Ok((f, _)) => f,
                 Err(_) => continue,
             }
         } else {
-            let e = daml::random_expr(&mut rng, 1, 5, PSet::Validator);
+            let e = daml::random_expr(rng, 1, 5, PSet::Validator);
             daml::lower(&e, "g", ncp_ir::DimModel::Symbolic).unwrap()
         };
         let mut f = f;
@@ -135,11 +180,81 @@ fn population_c_matches_the_interpreter_on_random_genomes() {
             losses.push((format!("random #{i}"), f));
         }
     }
-    let (taken, separable) = check(&losses, 16, 10, &mut rng);
+    losses
+}
+
+#[test]
+fn population_c_matches_the_interpreter_on_the_corpus() {
+    let losses = corpus();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (taken, separable) = check(&losses, 32, 10, &mut rng, Dialect::HostC);
+    eprintln!(
+        "corpus: {} straight-line losses, {separable} row-separable with a gradient, {taken} lowered to C",
+        losses.len()
+    );
+    // Every row-separable loss of the corpus is lowered (MSE, cross-entropy, Baikal, ...).
+    assert!(taken == separable && taken > 20, "{taken} of {separable}");
+    check(&losses, 7, 3, &mut rng, Dialect::HostC);
+}
+
+#[test]
+fn population_c_matches_the_interpreter_on_random_genomes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let losses = random_losses(&mut rng);
+    let (taken, separable) = check(&losses, 16, 10, &mut rng, Dialect::HostC);
     eprintln!(
         "random: {} straight-line losses, {separable} row-separable with a gradient, {taken} lowered to C",
         losses.len()
     );
+    assert!(taken == separable && taken > 20, "{taken} of {separable}");
+}
+
+/// With `--features wgpu`: the WGSL of every row-separable loss of the corpus and of random
+/// genomes parses and validates in naga (no device needed), each loss alone and all as one
+/// population.
+#[cfg(feature = "wgpu")]
+#[test]
+fn population_wgsl_validates() {
+    use ncpc::gpu::wgpu_population::validate;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut losses = corpus();
+    losses.extend(random_losses(&mut rng));
+    let mut grads = Vec::new();
+    for (name, f) in &losses {
+        let Some(g) = grad_ir(f) else { continue };
+        if !ncpc::jit::plan::row_separable(&g) {
+            continue;
+        }
+        let pop = population(std::slice::from_ref(&g), 10, Dialect::Wgsl)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        validate(&pop.source).unwrap_or_else(|e| panic!("{name}: {e}\n{}", pop.source));
+        grads.push(g);
+    }
+    let pop = population(&grads, 10, Dialect::Wgsl).unwrap();
+    validate(&pop.source).unwrap();
+    eprintln!("{} population kernels validate as WGSL", grads.len());
+    assert!(grads.len() > 80, "{}", grads.len());
+}
+
+/// With `--features wgpu` and NCPC_TEST_WGPU=1 (CI: Mesa's lavapipe): the WGSL population
+/// agrees with the interpreter on the corpus and on random genomes, within the same tolerance
+/// as the C backends and burn.
+#[cfg(feature = "wgpu")]
+#[test]
+fn population_wgsl_matches_the_interpreter_on_a_wgpu_adapter() {
+    if std::env::var("NCPC_TEST_WGPU").is_err() {
+        eprintln!("skipped: set NCPC_TEST_WGPU=1 where a wgpu adapter (lavapipe) is");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let losses = corpus();
+    let (taken, separable) = check(&losses, 32, 10, &mut rng, Dialect::Wgsl);
+    eprintln!("corpus on wgpu: {taken} of {separable} row-separable losses");
+    assert!(taken == separable && taken > 20, "{taken} of {separable}");
+    check(&losses, 7, 3, &mut rng, Dialect::Wgsl);
+    let losses = random_losses(&mut rng);
+    let (taken, separable) = check(&losses, 16, 10, &mut rng, Dialect::Wgsl);
+    eprintln!("random on wgpu: {taken} of {separable} row-separable losses");
     assert!(taken == separable && taken > 20, "{taken} of {separable}");
 }
 

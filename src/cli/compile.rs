@@ -34,6 +34,8 @@ pub enum Emit {
     /// The CUDA C of its population kernel (loss share and dL/dy_pred per row, for
     /// `--classes` classes), as NVRTC compiles it.
     Cuda,
+    /// The WGSL of its population kernel (the same kernel as `cuda`), as wgpu compiles it.
+    Wgsl,
 }
 
 /// Arguments of `ncpc compile`.
@@ -54,7 +56,7 @@ pub struct CompileArgs {
     /// (f32x4 lanes and inlined math, what training switches to).
     #[arg(long, value_enum, default_value = "quick")]
     pub tier: crate::jit::Tier,
-    /// Classes compiled into `--emit cuda`'s kernel.
+    /// Classes compiled into `--emit cuda|wgsl`'s kernel.
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
     /// Write to FILE instead of stdout.
@@ -153,17 +155,22 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
             optimize(&mut g.func, oo)?;
             print_function(&g.func)
         }
-        Emit::Cuda => {
+        Emit::Cuda | Emit::Wgsl => {
             optimize(&mut f, oo)?;
             if !f.is_straight_line() {
                 return Err(anyhow::anyhow!(
-                    "the genome has control flow: the CUDA backend takes straight-line losses"
+                    "the genome has control flow: the population kernels take straight-line losses"
                 )
                 .into());
             }
             let mut g = ncp_ir::passes::gradient(&f)?;
             optimize(&mut g.func, oo)?;
-            crate::gpu::emit::population(&[g.func], a.classes, crate::gpu::emit::Dialect::Cuda)
+            let dialect = if a.emit == Emit::Cuda {
+                crate::gpu::emit::Dialect::Cuda
+            } else {
+                crate::gpu::emit::Dialect::Wgsl
+            };
+            crate::gpu::emit::population(&[g.func], a.classes, dialect)
                 .map_err(anyhow::Error::from)?
                 .source
         }

@@ -83,6 +83,66 @@ pub fn build(pop: &Population) -> Result<CudaPopulation, CudaError> {
 }
 
 impl CudaPopulation {
+    fn check_inputs(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<(), CudaError> {
+        let c = self.c;
+        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
+            return Err(CudaError::Inputs(format!(
+                "y_pred and y_true must both hold {b} x {c} values"
+            )));
+        }
+        Ok(())
+    }
+
+    fn config(&self, b: usize) -> LaunchConfig {
+        let threads = 128u32;
+        LaunchConfig {
+            grid_dim: ((b as u32).div_ceil(threads), self.finish.len() as u32, 1),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// Seconds per evaluation of the whole population with the batch already on the GPU (no
+    /// transfers): `iters` launches back to back after one to warm up, timed by the host
+    /// around a synchronisation.
+    pub fn time_resident(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        iters: usize,
+    ) -> Result<f64, CudaError> {
+        self.check_inputs(y_pred, y_true, b)?;
+        let (k, c) = (self.finish.len(), self.c);
+        let s = &self.stream;
+        let yp = s.clone_htod(y_pred).map_err(driver)?;
+        let yt = s.clone_htod(y_true).map_err(driver)?;
+        let mut grads = s.alloc_zeros::<f32>(k * b * c).map_err(driver)?;
+        let mut shares = s.alloc_zeros::<f64>(k * b).map_err(driver)?;
+        let rows = b as i64;
+        let mut once = || -> Result<(), CudaError> {
+            let mut launch = s.launch_builder(&self.func);
+            launch
+                .arg(&yp)
+                .arg(&yt)
+                .arg(&mut grads)
+                .arg(&mut shares)
+                .arg(&rows);
+            // SAFETY: as in `run`: the kernel's parameters are exactly these buffers, sized
+            // for b rows and k candidates.
+            unsafe { launch.launch(self.config(b)) }.map_err(driver)?;
+            Ok(())
+        };
+        once()?;
+        s.synchronize().map_err(driver)?;
+        let t = std::time::Instant::now();
+        for _ in 0..iters.max(1) {
+            once()?;
+        }
+        s.synchronize().map_err(driver)?;
+        Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
+    }
+
     /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one batch.
     pub fn run(
         &self,
@@ -90,23 +150,14 @@ impl CudaPopulation {
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
+        self.check_inputs(y_pred, y_true, b)?;
         let (k, c) = (self.finish.len(), self.c);
-        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
-            return Err(CudaError::Inputs(format!(
-                "y_pred and y_true must both hold {b} x {c} values"
-            )));
-        }
         let s = &self.stream;
         let yp = s.clone_htod(y_pred).map_err(driver)?;
         let yt = s.clone_htod(y_true).map_err(driver)?;
         let mut grads = s.alloc_zeros::<f32>(k * b * c).map_err(driver)?;
         let mut shares = s.alloc_zeros::<f64>(k * b).map_err(driver)?;
-        let threads = 128u32;
-        let cfg = LaunchConfig {
-            grid_dim: ((b as u32).div_ceil(threads), k as u32, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = self.config(b);
         let rows = b as i64;
         let mut launch = s.launch_builder(&self.func);
         launch

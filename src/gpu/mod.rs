@@ -1,10 +1,15 @@
 //! Whole-population loss kernels generated from the IR (the compiler's GPU half): the
 //! optimized gradient IR of K candidate losses becomes one kernel that computes every
-//! candidate's loss and dL/dy_pred over one batch in one launch ([`emit`]). The same source is
-//! CUDA C for NVRTC (`cuda`, with `--features cuda-rt`: cudarc loads the driver and NVRTC at
-//! run time) and host C for the system compiler ([`host`], which tests it without a GPU). What is not built yet is listed in docs/backends.md.
+//! candidate's loss and dL/dy_pred over one batch in one launch ([`emit`]). The source comes
+//! in three dialects: CUDA C for NVRTC (`cuda`, with `--features cuda-rt`: cudarc loads the
+//! driver and NVRTC at run time), WGSL for wgpu (`wgpu_population`, with `--features wgpu`)
+//! and host C for the system compiler ([`host`], which tests the CUDA source without a GPU).
+//! What is not built yet is listed in docs/backends.md.
 
 #[cfg(feature = "cuda-rt")]
 pub mod cuda;
 pub mod emit;
 pub mod host;
+mod syntax;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_population;
