@@ -5,6 +5,9 @@
 #
 #   bash scripts/gpu-check.sh [CARRY] [OUT]    # CARRY: target/gpu-carry; OUT: $OUT or a temp dir
 #
+# NCPC_BENCH_RESIDENT_K and NCPC_BENCH_RESIDENT_ROWS pass through to the kernel bench (a dry
+# run on lavapipe needs small sizes).
+#
 # 1. Vulkan: unpacks the carried loader and libglvnd (dpkg -x, ldconfig; as root on the lent
 #    machine only), and points the loader at the NVIDIA ICD if it finds no driver.
 # 2. CUDA: NVRTC from the pip package nvidia-cuda-nvrtc when it is not on the loader's path.
@@ -27,7 +30,9 @@ done
 
 echo "== vulkan"
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 ' || ! ldconfig -p | grep -q 'libGLX.so.0 '; then
-  if [ "$(id -u)" = 0 ] && compgen -G "$CARRY/gl/*.deb" >/dev/null; then
+  # Only on the lent GPU machine (root, NVIDIA driver present): unpacking into / elsewhere
+  # could replace a system's own libraries.
+  if [ "$(id -u)" = 0 ] && command -v nvidia-smi >/dev/null && compgen -G "$CARRY/gl/*.deb" >/dev/null; then
     for f in "$CARRY"/gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
     echo "unpacked $(ls "$CARRY"/gl/*.deb | wc -l) carried packages"

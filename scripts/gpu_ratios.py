@@ -44,7 +44,9 @@ for est in sorted(glob.glob(os.path.join(out, "criterion", "population", "*", "*
         row["vs_pytorch"] = row["per_s"] / rate
     training.append(row)
 summary["population_training"] = training
-summary["eval"] = {b: load(f"eval_{b}.json") for b in ["wgpu", "jit"]}
-for r in summary["eval"].values():
-    r.pop("seeds", None)
+summary["eval"] = {}
+for b in ["wgpu", "jit"]:
+    r = load(f"eval_{b}.json")
+    keep = ["error", "model", "score", "accuracy", "seconds"]
+    summary["eval"][b] = {k: r[k] for k in keep if k in r}
 print(json.dumps(summary, indent=1, default=str))

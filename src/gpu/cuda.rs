@@ -8,7 +8,9 @@
 
 use super::emit::{LossFinish, Population};
 use super::host::finish;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
 use std::sync::Arc;
 
 /// Why the CUDA path failed.
@@ -82,24 +84,54 @@ pub fn build(pop: &Population) -> Result<CudaPopulation, CudaError> {
     })
 }
 
+/// One batch on the GPU with the population's outputs.
+struct Resident {
+    yp: CudaSlice<f32>,
+    yt: CudaSlice<f32>,
+    grads: CudaSlice<f32>,
+    shares: CudaSlice<f64>,
+    rows: i64,
+}
+
 impl CudaPopulation {
-    fn check_inputs(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<(), CudaError> {
-        let c = self.c;
-        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
-            return Err(CudaError::Inputs(format!(
-                "y_pred and y_true must both hold {b} x {c} values"
-            )));
-        }
-        Ok(())
+    /// Copy the batch to the GPU and allocate the outputs.
+    fn upload(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<Resident, CudaError> {
+        super::check_batch(self.c, y_pred, y_true, b).map_err(CudaError::Inputs)?;
+        let (k, c) = (self.finish.len(), self.c);
+        let s = &self.stream;
+        Ok(Resident {
+            yp: s.clone_htod(y_pred).map_err(driver)?,
+            yt: s.clone_htod(y_true).map_err(driver)?,
+            grads: s.alloc_zeros::<f32>(k * b * c).map_err(driver)?,
+            shares: s.alloc_zeros::<f64>(k * b).map_err(driver)?,
+            rows: b as i64,
+        })
     }
 
-    fn config(&self, b: usize) -> LaunchConfig {
+    /// One launch over every row and candidate (grid: rows / 128 x candidates).
+    fn launch(&self, r: &mut Resident) -> Result<(), CudaError> {
         let threads = 128u32;
-        LaunchConfig {
-            grid_dim: ((b as u32).div_ceil(threads), self.finish.len() as u32, 1),
+        let cfg = LaunchConfig {
+            grid_dim: (
+                (r.rows as u32).div_ceil(threads),
+                self.finish.len() as u32,
+                1,
+            ),
             block_dim: (threads, 1, 1),
             shared_mem_bytes: 0,
-        }
+        };
+        let mut launch = self.stream.launch_builder(&self.func);
+        launch
+            .arg(&r.yp)
+            .arg(&r.yt)
+            .arg(&mut r.grads)
+            .arg(&mut r.shares)
+            .arg(&r.rows);
+        // SAFETY: the kernel's parameters are exactly these (two input arrays of b * c floats,
+        // k * b * c gradients, k * b shares, the row count), all allocated for this batch by
+        // `upload`, and it indexes only within them.
+        unsafe { launch.launch(cfg) }.map_err(driver)?;
+        Ok(())
     }
 
     /// Seconds per evaluation of the whole population with the batch already on the GPU (no
@@ -112,34 +144,14 @@ impl CudaPopulation {
         b: usize,
         iters: usize,
     ) -> Result<f64, CudaError> {
-        self.check_inputs(y_pred, y_true, b)?;
-        let (k, c) = (self.finish.len(), self.c);
-        let s = &self.stream;
-        let yp = s.clone_htod(y_pred).map_err(driver)?;
-        let yt = s.clone_htod(y_true).map_err(driver)?;
-        let mut grads = s.alloc_zeros::<f32>(k * b * c).map_err(driver)?;
-        let mut shares = s.alloc_zeros::<f64>(k * b).map_err(driver)?;
-        let rows = b as i64;
-        let mut once = || -> Result<(), CudaError> {
-            let mut launch = s.launch_builder(&self.func);
-            launch
-                .arg(&yp)
-                .arg(&yt)
-                .arg(&mut grads)
-                .arg(&mut shares)
-                .arg(&rows);
-            // SAFETY: as in `run`: the kernel's parameters are exactly these buffers, sized
-            // for b rows and k candidates.
-            unsafe { launch.launch(self.config(b)) }.map_err(driver)?;
-            Ok(())
-        };
-        once()?;
-        s.synchronize().map_err(driver)?;
+        let mut r = self.upload(y_pred, y_true, b)?;
+        self.launch(&mut r)?;
+        self.stream.synchronize().map_err(driver)?;
         let t = std::time::Instant::now();
         for _ in 0..iters.max(1) {
-            once()?;
+            self.launch(&mut r)?;
         }
-        s.synchronize().map_err(driver)?;
+        self.stream.synchronize().map_err(driver)?;
         Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
     }
 
@@ -150,27 +162,11 @@ impl CudaPopulation {
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
-        self.check_inputs(y_pred, y_true, b)?;
+        let mut r = self.upload(y_pred, y_true, b)?;
+        self.launch(&mut r)?;
         let (k, c) = (self.finish.len(), self.c);
-        let s = &self.stream;
-        let yp = s.clone_htod(y_pred).map_err(driver)?;
-        let yt = s.clone_htod(y_true).map_err(driver)?;
-        let mut grads = s.alloc_zeros::<f32>(k * b * c).map_err(driver)?;
-        let mut shares = s.alloc_zeros::<f64>(k * b).map_err(driver)?;
-        let cfg = self.config(b);
-        let rows = b as i64;
-        let mut launch = s.launch_builder(&self.func);
-        launch
-            .arg(&yp)
-            .arg(&yt)
-            .arg(&mut grads)
-            .arg(&mut shares)
-            .arg(&rows);
-        // SAFETY: the kernel's parameters are exactly these (two input arrays of b * c floats,
-        // k * b * c gradients, k * b shares, the row count), and it indexes only within them.
-        unsafe { launch.launch(cfg) }.map_err(driver)?;
-        let g = s.clone_dtoh(&grads).map_err(driver)?;
-        let sh = s.clone_dtoh(&shares).map_err(driver)?;
+        let g = self.stream.clone_dtoh(&r.grads).map_err(driver)?;
+        let sh = self.stream.clone_dtoh(&r.shares).map_err(driver)?;
         Ok((0..k)
             .map(|j| {
                 let loss = finish(&self.finish[j], &sh[j * b..(j + 1) * b], b, c);

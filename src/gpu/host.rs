@@ -98,12 +98,8 @@ impl HostKernel {
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
+        super::check_batch(self.c, y_pred, y_true, b).map_err(HostError::Inputs)?;
         let (k, c) = (self.finish.len(), self.c);
-        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c {
-            return Err(HostError::Inputs(format!(
-                "y_pred and y_true must both hold {b} x {c} values"
-            )));
-        }
         let mut grads = vec![0f32; k * b * c];
         let mut shares = vec![0f64; k * b];
         // SAFETY: the symbol has the signature `emit::population` writes; the buffers have

@@ -177,13 +177,7 @@ impl WgpuPopulation {
     }
 
     fn check_inputs(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<(), WgpuError> {
-        let c = self.c;
-        if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
-            return Err(WgpuError::Inputs(format!(
-                "y_pred and y_true must both hold {b} x {c} values"
-            )));
-        }
-        Ok(())
+        super::check_batch(self.c, y_pred, y_true, b).map_err(WgpuError::Inputs)
     }
 
     /// The batch on the device, in chunks of at most `max_rows` rows.
