@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jit;
 pub mod loss;
 pub mod mine;
+pub mod mine_control;
 pub mod mine_ui;
 pub mod numbers;
 pub mod pool;

@@ -151,7 +151,7 @@ pub struct Miner<'a> {
     pub amm_exact: Option<&'a std::sync::Mutex<crate::train::amm_exact::AmmExact>>,
     /// Pause, resume and settings changed while mining (`ncpc mine --ui`); `None`: the
     /// settings of `config` throughout.
-    pub control: Option<&'a crate::mine_ui::MinerControl>,
+    pub control: Option<&'a crate::mine_control::MinerControl>,
 }
 
 impl Miner<'_> {

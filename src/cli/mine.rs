@@ -165,8 +165,8 @@ pub fn run(a: MineArgs) -> Result<(), CliError> {
             Scoring::Ncpc => "by ncpc's protocol, each function on its own (--scoring ncpc)",
         }
     );
-    let control = std::sync::Arc::new(crate::mine_ui::MinerControl::new(
-        crate::mine_ui::Settings {
+    let control = std::sync::Arc::new(crate::mine_control::MinerControl::new(
+        crate::mine_control::Settings {
             task_type: a.task_type,
             alternate: a.alternate,
             delay: Duration::from_secs_f64(a.delay),

@@ -16,22 +16,12 @@
 //! tolerance, not bit for bit. The loss is written per row as a share; the host adds the
 //! shares in row order (in f64) and divides a mean by the count.
 
+pub use super::syntax::Dialect;
 use super::syntax::Syn;
 use crate::jit::plan::row_separable;
 use ncp_ir::{Axis, ConstVal, DType, Dim, Function, Imm, Opcode, Terminator, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
-
-/// Which compiler the source is for.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    /// CUDA C for NVRTC: `extern "C" __global__`, the grid from block and thread indices.
-    Cuda,
-    /// C99 for the host compiler: the grid as two loops.
-    HostC,
-    /// WGSL for wgpu: one compute shader, the grid as (rows / 64, candidates) workgroups.
-    Wgsl,
-}
 
 /// Why a loss has no population kernel.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -44,6 +34,12 @@ pub enum EmitError {
 
 fn unsupported<T>(what: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError::Unsupported(what.into()))
+}
+
+fn int_lit(syn: Syn, x: i64) -> Result<String, EmitError> {
+    syn.int_lit(x).ok_or_else(|| {
+        EmitError::Unsupported(format!("the integer {x} (WGSL's integers are 32-bit)"))
+    })
 }
 
 /// How the host finishes a candidate's loss from its per-row shares.
@@ -221,14 +217,14 @@ fn free_expr(
     Ok(match d.op {
         Opcode::Const => match d.imm {
             Imm::Const(ConstVal::F32(x)) => syn.flit(x),
-            Imm::Const(ConstVal::I64(x)) => syn.int_lit(x)?,
+            Imm::Const(ConstVal::I64(x)) => int_lit(syn, x)?,
             Imm::Const(ConstVal::Bool(x)) => if x { "1.0f" } else { "0.0f" }.into(),
             _ => return unsupported("a constant without a value"),
         },
         Opcode::Dim => match d.imm {
             Imm::Dim(Dim::B) => "B".into(),
             Imm::Dim(Dim::C) => syn.to_int("NCP_C"),
-            Imm::Dim(Dim::Fixed(n)) => syn.int_lit(n as i64)?,
+            Imm::Dim(Dim::Fixed(n)) => int_lit(syn, n as i64)?,
             _ => return unsupported("a dim without a dim"),
         },
         Opcode::Count => syn.to_f32(&count(d.args[0], &d.imm)?),
@@ -389,8 +385,8 @@ fn elem_expr(
                 (x, y) => return unsupported(format!("a cast from {x} to {y}")),
             }
         }
-        O::OnesLike if rdt == DType::I64 => syn.int_lit(1)?,
-        O::ZerosLike if rdt == DType::I64 => syn.int_lit(0)?,
+        O::OnesLike if rdt == DType::I64 => int_lit(syn, 1)?,
+        O::ZerosLike if rdt == DType::I64 => int_lit(syn, 0)?,
         O::OnesLike => "1.0f".into(),
         O::ZerosLike => "0.0f".into(),
         O::Expand | O::BroadcastLike => a[0].clone(),

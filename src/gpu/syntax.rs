@@ -4,9 +4,19 @@
 //! kernel. Every op with more to it than one operator is a helper function (`ncp_*`) that each
 //! dialect defines with the interpreter's semantics, so the walk calls helpers by one name.
 
-use super::emit::{Dialect, EmitError};
 use ncp_ir::DType;
 use std::fmt::Write;
+
+/// Which compiler the source is for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// CUDA C for NVRTC: `extern "C" __global__`, the grid from block and thread indices.
+    Cuda,
+    /// C99 for the host compiler: the grid as two loops.
+    HostC,
+    /// WGSL for wgpu: one compute shader, the grid as (rows / 64, candidates) workgroups.
+    Wgsl,
+}
 
 /// One dialect's spelling.
 #[derive(Copy, Clone)]
@@ -108,18 +118,16 @@ impl Syn {
         if self.wgsl() { "1.0f" } else { "1.0" }
     }
 
-    /// An integer literal.
-    pub fn int_lit(self, x: i64) -> Result<String, EmitError> {
+    /// An integer literal, or `None` where the dialect's integers cannot hold it (WGSL's are
+    /// 32-bit; i32::MIN has no literal, being the negation of an out-of-range one).
+    pub fn int_lit(self, x: i64) -> Option<String> {
         if !self.wgsl() {
-            return Ok(format!("{x}LL"));
+            return Some(format!("{x}LL"));
         }
-        match i32::try_from(x) {
-            // i32::MIN has no literal (it is the negation of an out-of-range one).
-            Ok(v) if v != i32::MIN => Ok(format!("{v}i")),
-            _ => Err(EmitError::Unsupported(format!(
-                "the integer {x} (WGSL's integers are 32-bit)"
-            ))),
-        }
+        i32::try_from(x)
+            .ok()
+            .filter(|v| *v != i32::MIN)
+            .map(|v| format!("{v}i"))
     }
 
     /// A float literal for `x`: Rust's shortest representation that reads back as the same
