@@ -324,3 +324,34 @@ fn cuda_population_matches_the_interpreter_or_says_what_is_missing() {
         }
     }
 }
+
+/// A batch that does not fit the kernel is an error that says what was expected, for every
+/// runner built here (host C; WGSL where a wgpu adapter is), never a panic or a read past the
+/// buffers.
+#[test]
+fn a_batch_of_the_wrong_size_is_an_error() {
+    let text = std::fs::read_to_string("tests/corpus/amm/mse.json").unwrap();
+    let mut f = compile(&text, &CompileOptions::default()).unwrap().func;
+    optimize(&mut f, OptOptions::default()).unwrap();
+    let g = grad_ir(&f).unwrap();
+    let pop = population(std::slice::from_ref(&g), 10, Dialect::HostC).unwrap();
+    let k = host::build(&pop).unwrap();
+    let (yp, yt) = (vec![0.5f32; 40], vec![0.0f32; 40]);
+    for (p, t, b) in [
+        (&yp[..], &yt[..], 5),
+        (&yp[..30], &yt[..], 3),
+        (&yp[..], &yt[..], 0),
+    ] {
+        let e = k.run(p, t, b).unwrap_err().to_string();
+        assert!(e.contains("must both hold") && e.contains("x 10"), "{e}");
+    }
+    assert_eq!(k.run(&yp, &yt, 4).unwrap().len(), 1);
+    #[cfg(feature = "wgpu")]
+    if std::env::var("NCPC_TEST_WGPU").is_ok() {
+        let pop = population(&[g], 10, Dialect::Wgsl).unwrap();
+        let k = ncpc::gpu::wgpu_population::build(&pop).unwrap();
+        let e = k.run(&yp[..30], &yt, 3).unwrap_err().to_string();
+        assert!(e.contains("must both hold"), "{e}");
+        assert_eq!(k.run(&yp, &yt, 4).unwrap().len(), 1);
+    }
+}
