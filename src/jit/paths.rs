@@ -7,46 +7,21 @@
 //! same instructions in the same order, so the kernel stays bit-equal to it.
 
 use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
+use ncp_ir::passes::depends_on;
 use ncp_ir::passes::trace::specialize;
 use ncp_ir::tensor::Tensor;
-use ncp_ir::{DType, Function, Opcode, Terminator, Value};
+use ncp_ir::{DType, Function, Opcode, Terminator};
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 /// The longest path (in instructions) compiled.
 pub const MAX_PATH_INSTS: usize = 2000;
 
 /// Whether every `brif` condition of `f` depends on constants only.
 pub fn static_branches(f: &Function) -> bool {
-    let entry = f.entry();
     // Values that depend on the inputs (their data or shapes) or on the dims.
-    let mut dynamic: HashSet<Value> = f.blocks[entry].params.iter().copied().collect();
-    loop {
-        let before = dynamic.len();
-        for &b in &f.layout {
-            for &i in &f.blocks[b].insts {
-                let d = &f.insts[i];
-                if d.op == Opcode::Dim || d.args.iter().any(|a| dynamic.contains(a)) {
-                    dynamic.insert(d.result);
-                }
-            }
-            let calls = match &f.blocks[b].term {
-                Terminator::Jump(c) => vec![c],
-                Terminator::Brif(_, t, e) => vec![t, e],
-                _ => vec![],
-            };
-            for c in calls {
-                for (arg, param) in c.args.iter().zip(&f.blocks[c.block].params) {
-                    if dynamic.contains(arg) {
-                        dynamic.insert(*param);
-                    }
-                }
-            }
-        }
-        if dynamic.len() == before {
-            break;
-        }
-    }
+    let dynamic = depends_on(f, f.blocks[f.entry()].params.iter().copied(), |d| {
+        d.op == Opcode::Dim
+    });
     f.layout.iter().all(|b| match &f.blocks[*b].term {
         Terminator::Brif(cond, _, _) => !dynamic.contains(cond),
         _ => true,

@@ -5,6 +5,7 @@
 pub mod canon;
 pub mod cse;
 pub mod dce;
+pub mod depends;
 pub mod fold;
 pub mod grad;
 pub mod hash;
@@ -13,6 +14,7 @@ pub mod simplify;
 pub mod sink;
 pub mod trace;
 
+pub use depends::depends_on;
 pub use grad::{GradFunction, gradient};
 pub use hash::canonical_hash;
 pub use pipeline::{OptOptions, PassStats, optimize};

@@ -74,7 +74,8 @@ enum Rewrite {
 pub fn simplify(f: &mut Function, fm: FastMath) -> usize {
     let mut map: HashMap<Value, Value> = HashMap::new();
     let mut n = 0;
-    let depends = depends_on_y_pred(f);
+    // Values computed from y_pred (entry parameter 0).
+    let depends = super::depends_on(f, [f.blocks[f.entry()].params[0]], |_| false);
     let layout = f.layout.clone();
     for b in layout {
         for i in f.blocks[b].insts.clone() {
@@ -181,36 +182,6 @@ pub fn simplify(f: &mut Function, fm: FastMath) -> usize {
     }
     f.substitute(&map);
     n
-}
-
-/// Values computed from y_pred (entry parameter 0) through any chain of instructions or
-/// block arguments.
-fn depends_on_y_pred(f: &Function) -> std::collections::HashSet<Value> {
-    let mut dep = std::collections::HashSet::from([f.blocks[f.entry()].params[0]]);
-    loop {
-        let before = dep.len();
-        for &b in &f.layout {
-            for &i in &f.blocks[b].insts {
-                if f.insts[i].args.iter().any(|a| dep.contains(a)) {
-                    dep.insert(f.insts[i].result);
-                }
-            }
-            for succ in match &f.blocks[b].term {
-                crate::Terminator::Jump(c) => vec![c],
-                crate::Terminator::Brif(_, x, y) => vec![x, y],
-                _ => vec![],
-            } {
-                for (a, p) in succ.args.iter().zip(&f.blocks[succ.block].params) {
-                    if dep.contains(a) {
-                        dep.insert(*p);
-                    }
-                }
-            }
-        }
-        if dep.len() == before {
-            return dep;
-        }
-    }
 }
 
 fn fast_math(f: &Function, op: Opcode, a: &[Value], rty: &crate::Type) -> Option<Rewrite> {
