@@ -4,7 +4,8 @@
 //!   one shared `[rows, 10]` batch, one readback per population; throughput in elements
 //!   (K x rows x 10 per iteration). Also with burn-autodiff's dL/dy_pred (`loss+grad`).
 //! - `population/amm`: K candidates trained under the AMM protocol as one population (K
-//!   networks in lockstep, batched matmuls); throughput in candidates.
+//!   networks in lockstep, batched matmuls); throughput in candidates. On wgpu twice: the
+//!   losses' step as burn graphs (`graph`) and on the population kernel (`kernel`).
 //!
 //! Device: `NCPC_BENCH_DEVICE=cpu|wgpu` (default cpu); sizes: `NCPC_BENCH_ROWS` (default
 //! 20000 on cpu, 1000000 on wgpu) and `NCPC_BENCH_K` (default 16 losses, 64 candidates).
@@ -19,7 +20,7 @@ use ncpc::formats::CompileOptions;
 use ncpc::loss::compile_for_inputs;
 use ncpc::train::burn::population::{Member, train_population};
 use ncpc::train::protocol::{Protocol, ProtocolName};
-use ncpc::train::run::BurnDevice;
+use ncpc::train::run::{BurnDevice, LossStep};
 use ncpc::train::task::TaskData;
 use std::hint::black_box;
 use std::time::Duration;
@@ -144,10 +145,20 @@ fn amm(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function(
-        BenchmarkId::new("amm", format!("{}/K{k}", dev_kind.name())),
-        |b| b.iter(|| black_box(train_population(&members, &data, &p, &dev))),
-    );
+    // The losses' step as burn graphs, and (on wgpu) on the population kernel.
+    let steps: &[LossStep] = match dev_kind {
+        BurnDevice::Wgpu => &[LossStep::Graph, LossStep::Kernel],
+        BurnDevice::Cpu => &[LossStep::Graph],
+    };
+    for step in steps {
+        group.bench_function(
+            BenchmarkId::new(
+                "amm",
+                format!("{}/{step:?}/K{k}", dev_kind.name()).to_lowercase(),
+            ),
+            |b| b.iter(|| black_box(train_population(&members, &data, &p, &dev, *step))),
+        );
+    }
     group.finish();
 }
 

@@ -14,8 +14,9 @@
 # 3. Population kernels (benches/population_kernels.rs): K = 64 losses over [1e6, 10], kernel
 #    alone with the batch on the device, on CUDA and on wgpu; PyTorch's peer
 #    (benches/peers/gpu_population.py: AMM's interpreter on CUDA, the same losses and rows).
-# 4. `ncpc eval --backend wgpu` against `--backend jit` on the AMM protocol, and
-#    benches/population.rs (population training) on wgpu.
+# 4. `ncpc eval --backend wgpu` (the losses' step on the population kernel, then as burn
+#    graphs) against `--backend jit` on the AMM protocol, and benches/population.rs
+#    (population training, both loss steps) on wgpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CARRY="${1:-target/gpu-carry}"
@@ -65,11 +66,12 @@ echo "== peer: PyTorch (AMM's interpreter) on CUDA, the same losses"
 AMM_REPO="$CARRY/amm" timeout 150 "$PY" benches/peers/gpu_population.py --device cuda \
   --rows 1000000 --k-loss 64 --k-amm 16 >"$OUT/peer.json" 2>"$OUT/peer.err" || tail -n 5 "$OUT/peer.err"
 
-echo "== eval: AMM protocol, 8 seeds, wgpu vs jit"
-for b in wgpu jit; do
+echo "== eval: AMM protocol, 8 seeds, wgpu (loss step on the kernel, then as graphs) vs jit"
+for run in wgpu:kernel wgpu_graph:graph jit:kernel; do
+  name="${run%%:*}"; step="${run##*:}"
   timeout 60 "$bin/ncpc" eval tests/corpus/amm/cross_entropy.json --protocol amm --seeds 8 \
-    --no-baselines --backend "$b" --json >"$OUT/eval_$b.json" 2>"$OUT/eval_$b.err"
-  echo "$b: exit $?"; grep -m 3 -E 'ncpc:|adapter' "$OUT/eval_$b.err"
+    --no-baselines --backend "${name%%_*}" --loss-step "$step" --json >"$OUT/eval_$name.json" 2>"$OUT/eval_$name.err"
+  echo "$name: exit $?"; grep -m 3 -E 'ncpc:|adapter' "$OUT/eval_$name.err"
 done
 
 echo "== population training on wgpu (benches/population.rs)"

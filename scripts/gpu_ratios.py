@@ -3,7 +3,7 @@
   peer's loss+grad rate (peer.json: AMM's interpreter on CUDA over the same rows);
 - population: criterion's estimates for benches/population.rs (training on wgpu) against the
   peer's AMM-protocol candidates/s;
-- eval: `ncpc eval --backend wgpu|jit` results.
+- eval: `ncpc eval --backend wgpu|jit` results (wgpu_graph: `--loss-step graph`).
 A part that did not run is reported with the reason instead of a number."""
 import glob
 import json
@@ -45,7 +45,7 @@ for est in sorted(glob.glob(os.path.join(out, "criterion", "population", "*", "*
     training.append(row)
 summary["population_training"] = training
 summary["eval"] = {}
-for b in ["wgpu", "jit"]:
+for b in ["wgpu", "wgpu_graph", "jit"]:
     r = load(f"eval_{b}.json")
     keep = ["error", "model", "score", "accuracy", "seconds"]
     summary["eval"][b] = {k: r[k] for k in keep if k in r}

@@ -14,23 +14,59 @@ use ncp_ir::tensor::Tensor as IrTensor;
 use ncpc::burn_backend::lower::{LowerError, lower_loss};
 use ncpc::formats::CompileOptions;
 use ncpc::loss::{compile_for_inputs, evaluate_function};
-use ncpc::train::burn::population::{Member, train_population};
+use ncpc::train::burn::population::{Member, kernel_steps, train_population};
 use ncpc::train::data::synthetic::blobs;
 use ncpc::train::protocol::{Protocol, ProtocolName};
-use ncpc::train::run::{BurnDevice, SeedRun, train_run};
+use ncpc::train::run::{BurnDevice, LossStep, SeedRun, train_run};
 use ncpc::train::task::TaskData;
 use rand::{Rng, SeedableRng};
 
 const B: usize = 6;
 const C: usize = 4;
 
+fn on_wgpu() -> bool {
+    std::env::var("NCPC_TEST_WGPU").is_ok_and(|v| v == "1")
+}
+
 fn device() -> burn::tensor::Device {
-    let which = if std::env::var("NCPC_TEST_WGPU").is_ok_and(|v| v == "1") {
+    let which = if on_wgpu() {
         BurnDevice::Wgpu
     } else {
         BurnDevice::Cpu
     };
     ncpc::burn_backend::device(which).expect("burn device")
+}
+
+/// The losses' steps to check: on wgpu the population kernel and burn graphs, on the CPU
+/// device graphs (the kernel is WGSL; it runs on wgpu only).
+fn loss_steps() -> Vec<LossStep> {
+    if on_wgpu() {
+        vec![LossStep::Kernel, LossStep::Graph]
+    } else {
+        vec![LossStep::Graph]
+    }
+}
+
+/// Train `members` with `step`; with the kernel step, check that the kernel ran.
+fn train(members: &[Member], data: &TaskData, p: &Protocol, step: LossStep) -> Vec<SeedRun> {
+    let before = kernel_steps();
+    let runs = train_population(members, data, p, &device(), step);
+    if step == LossStep::Kernel {
+        assert!(
+            kernel_steps() > before,
+            "the population kernel did not run (see the log for why)"
+        );
+    }
+    runs
+}
+
+/// A loss that mixes rows (the standard deviation of every error): the population kernel does
+/// not lower it, so in a kernel step it keeps its burn graph.
+fn row_mixing() -> ncp_ir::Function {
+    ncp_ir::text::parse_function(
+        "function mixing(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = sub v1, v0 : f32[B,C]\n    v3 = std<all> v2 : f32\n    return v3\n}",
+    )
+    .unwrap()
 }
 
 fn inputs(seed: u64) -> (Vec<f32>, Vec<f32>) {
@@ -175,7 +211,8 @@ fn assert_runs_agree(native: &SeedRun, burn: &SeedRun, what: &str) {
 }
 
 /// A population of mixed losses and seeds on burn: each member follows the trainer's own run
-/// with the same loss and seed (dropout included), within float rounding.
+/// with the same loss and seed (dropout included), within float rounding, whichever the
+/// losses' step (a loss that mixes rows keeps its graph beside the kernel's members).
 #[test]
 fn population_members_follow_the_native_trainer() {
     let data = synthetic();
@@ -189,25 +226,36 @@ fn population_members_follow_the_native_trainer() {
         ("mse", 2),
         ("baikal", 3),
         ("cross_entropy", 4),
+        ("mixing", 5),
     ];
     let members: Vec<Member> = jobs
         .iter()
         .map(|(name, seed)| Member {
-            func: func(name, p.batch, data.classes),
+            func: match *name {
+                "mixing" => row_mixing(),
+                name => func(name, p.batch, data.classes),
+            },
             seed: *seed,
         })
         .collect();
-    let runs = train_population(&members, &data, &p, &device());
-    assert_eq!(runs.len(), jobs.len());
-    for ((name, seed), run) in jobs.iter().zip(&runs) {
-        assert_eq!(run.seed, *seed);
-        let want = native(name, &data, &p, *seed);
-        assert_runs_agree(&want, run, &format!("{name} seed {seed}"));
-        assert_eq!(run.curve.len(), want.curve.len());
+    for step in loss_steps() {
+        let runs = train(&members, &data, &p, step);
+        assert_eq!(runs.len(), jobs.len());
+        for ((m, (name, seed)), run) in members.iter().zip(&jobs).zip(&runs) {
+            assert_eq!(run.seed, *seed);
+            let mut cand = ncpc::train::candidate::CandidateLoss::new(
+                m.func.clone(),
+                ncpc::loss::Backend::Jit,
+                ncpc::jit::MathMode::Exact,
+            );
+            let want = train_run(&mut cand, &data, &p, *seed);
+            assert_runs_agree(&want, run, &format!("{step:?}: {name} seed {seed}"));
+            assert_eq!(run.curve.len(), want.curve.len());
+        }
+        // A member alone gives what it gave inside the population.
+        let alone = train(&members[1..2], &data, &p, step);
+        assert_runs_agree(&runs[1], &alone[0], "mse alone vs in the population");
     }
-    // A member alone gives what it gave inside the population.
-    let alone = train_population(&members[1..2], &data, &p, &device());
-    assert_runs_agree(&runs[1], &alone[0], "mse alone vs in the population");
 }
 
 /// Failures are per member: a NaN loss or a loss without y_pred fails its own member at the
@@ -228,17 +276,19 @@ fn a_failing_member_fails_alone() {
             seed: 1,
         },
     ];
-    let runs = train_population(&members, &data, &p, &device());
     let want = native("cross_entropy", &data, &p, 1);
-    assert_runs_agree(&want, &runs[0], "cross-entropy beside a failing member");
     let native_overflow = native("edge_exp_overflow", &data, &p, 1);
-    assert_eq!(
-        runs[1].failure.is_some(),
-        native_overflow.failure.is_some(),
-        "{:?} vs {:?}",
-        runs[1],
-        native_overflow
-    );
+    for step in loss_steps() {
+        let runs = train(&members, &data, &p, step);
+        assert_runs_agree(&want, &runs[0], "cross-entropy beside a failing member");
+        assert_eq!(
+            runs[1].failure.is_some(),
+            native_overflow.failure.is_some(),
+            "{step:?}: {:?} vs {:?}",
+            runs[1],
+            native_overflow
+        );
+    }
 }
 
 /// The small CNN: two members (cross-entropy, two seeds) trained as one population by grouped
@@ -271,11 +321,12 @@ fn the_small_cnn_learns_mnist_as_a_population() {
             seed: *seed,
         })
         .collect();
-    let runs = train_population(&members, &data, &p, &device());
+    let step = loss_steps()[0];
+    let runs = train(&members, &data, &p, step);
     for r in &runs {
         assert!(r.failure.is_none(), "{r:?}");
         assert!(r.accuracy > 0.6, "seed {}: accuracy {}", r.seed, r.accuracy);
     }
-    let alone = train_population(&members[1..], &data, &p, &device());
+    let alone = train(&members[1..], &data, &p, step);
     assert_runs_agree(&runs[1], &alone[0], "CNN member alone vs in the population");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-fn eval(genome: &str, backend: &str) -> serde_json::Value {
+fn eval(genome: &str, backend: &str, step: &str) -> serde_json::Value {
     let path = common::root().join(format!("tests/corpus/amm/{genome}.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_ncpc"))
         .args([
@@ -18,7 +18,7 @@ fn eval(genome: &str, backend: &str) -> serde_json::Value {
             "--seeds",
             "6",
         ])
-        .args(["--backend", backend, "--json"])
+        .args(["--backend", backend, "--loss-step", step, "--json"])
         .env(
             "NCPC_DATA",
             std::env::temp_dir().join("ncpc-eval-burn-no-data"),
@@ -41,9 +41,18 @@ fn burn_backend_scores_like_the_native_trainer_on_the_amm_protocol() {
     } else {
         "cpu"
     };
-    for genome in ["cross_entropy", "mse"] {
-        let native = eval(genome, "jit");
-        let burn = eval(genome, device);
+    // On wgpu, the losses' step on the population kernel and as burn graphs.
+    let steps: &[&str] = if device == "wgpu" {
+        &["kernel", "graph"]
+    } else {
+        &["kernel"]
+    };
+    for (genome, step) in ["cross_entropy", "mse"]
+        .iter()
+        .flat_map(|g| steps.iter().map(move |s| (*g, *s)))
+    {
+        let native = eval(genome, "jit", "kernel");
+        let burn = eval(genome, device, step);
         assert_eq!(burn["candidate"]["engine"], format!("burn-{device}"));
         for (a, b) in native["candidate"]["runs"]
             .as_array()
@@ -58,7 +67,7 @@ fn burn_backend_scores_like_the_native_trainer_on_the_amm_protocol() {
                 // 200 validation images: one image is 0.005.
                 assert!(
                     (x - y).abs() <= 0.0151,
-                    "{genome} seed {}: {x} vs {y}",
+                    "{genome} ({step}) seed {}: {x} vs {y}",
                     a["seed"]
                 );
             }

@@ -11,7 +11,7 @@ use ncp_ir::tensor::Tensor;
 use ncp_ir::{Function, Value};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
-use ncpc::gpu::emit::{Dialect, EmitError, population};
+use ncpc::gpu::emit::{Dialect, EmitError, population, population_of};
 use ncpc::gpu::host;
 use ncpc::loss::evaluate_function;
 use rand::{Rng, SeedableRng};
@@ -354,4 +354,85 @@ fn a_batch_of_the_wrong_size_is_an_error() {
         assert!(e.contains("must both hold"), "{e}");
         assert_eq!(k.run(&yp, &yt, 4).unwrap().len(), 1);
     }
+}
+
+/// Both runners of one dialect: a shared batch, and a batch per candidate.
+type EachRunner = Box<dyn Fn(&[f32], &[f32], usize) -> Vec<(f32, Vec<f32>)>>;
+
+fn runner_each(pop: &ncpc::gpu::emit::Population, dialect: Dialect) -> EachRunner {
+    match dialect {
+        Dialect::HostC => {
+            let k = host::build(pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+            Box::new(move |p, t, b| k.run_each(p, t, b).unwrap())
+        }
+        #[cfg(feature = "wgpu")]
+        Dialect::Wgsl => {
+            let k = ncpc::gpu::wgpu_population::build(pop)
+                .unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
+            Box::new(move |p, t, b| k.run_each(p, t, b).unwrap())
+        }
+        d => panic!("no runner for {d:?} in this build"),
+    }
+}
+
+/// A population in training: candidates that share losses (one loss under several seeds),
+/// each on its own batch. Every candidate gets what a kernel of its loss alone gives on its
+/// batch, and each loss is emitted once however many candidates run it.
+#[test]
+fn candidates_with_their_own_batches_and_shared_losses() {
+    let grads: Vec<Function> = ["mse", "cross_entropy", "baikal"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(format!("tests/corpus/amm/{name}.json")).unwrap();
+            let mut f = compile(&text, &CompileOptions::default()).unwrap().func;
+            optimize(&mut f, OptOptions::default()).unwrap();
+            grad_ir(&f).unwrap()
+        })
+        .collect();
+    let slots = [0usize, 1, 0, 2, 1, 1];
+    let (b, c) = (37, 10);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let n = slots.len() * b * c;
+    let yp: Vec<f32> = (0..n).map(|_| rng.random_range(-3.0..3.0)).collect();
+    let mut yt = vec![0f32; n];
+    for row in 0..slots.len() * b {
+        yt[row * c + rng.random_range(0..c)] = 1.0;
+    }
+    let mut dialects = vec![Dialect::HostC];
+    if cfg!(feature = "wgpu") && std::env::var("NCPC_TEST_WGPU").is_ok() {
+        dialects.push(Dialect::Wgsl);
+    }
+    for dialect in dialects {
+        let pop = population_of(&grads, &slots, c, dialect).unwrap();
+        assert_eq!(pop.finish.len(), slots.len());
+        // Row functions 0, 1 and 2, and no fourth.
+        let defines = |i: usize| {
+            pop.source.contains(&match dialect {
+                Dialect::Wgsl => format!("fn ncp_row_{i}(i: u32"),
+                _ => format!("void ncp_row_{i}(const float"),
+            })
+        };
+        assert!(
+            (0..grads.len()).all(defines) && !defines(grads.len()),
+            "each loss is emitted once"
+        );
+        let all = runner_each(&pop, dialect)(&yp, &yt, b);
+        assert_eq!(all.len(), slots.len());
+        for (k, (slot, (loss, grad))) in slots.iter().zip(&all).enumerate() {
+            let alone = population(std::slice::from_ref(&grads[*slot]), c, dialect).unwrap();
+            let span = k * b * c..(k + 1) * b * c;
+            let want = runner_each(&alone, dialect)(&yp[span.clone()], &yt[span], b);
+            assert_eq!(
+                (loss.to_bits(), grad),
+                (want[0].0.to_bits(), &want[0].1),
+                "{dialect:?}: candidate {k} (loss {slot})"
+            );
+        }
+        // A batch per candidate must hold every candidate's rows.
+        let k = host::build(&population_of(&grads, &slots, c, Dialect::HostC).unwrap()).unwrap();
+        let e = k.run_each(&yp[..b * c], &yt[..b * c], b).unwrap_err().to_string();
+        assert!(e.contains("6 x 37 x 10"), "{e}");
+    }
+    let e = population_of(&grads, &[0, 3], c, Dialect::HostC).unwrap_err();
+    assert!(e.to_string().contains("candidate 1 runs loss 3"), "{e}");
 }

@@ -37,3 +37,17 @@ impl BurnDevice {
         }
     }
 }
+
+/// How population training on a burn device computes the losses and their gradients
+/// (`--loss-step`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossStep {
+    /// On wgpu, the members whose loss the population kernel lowers get it from one WGSL
+    /// dispatch per step (`gpu::wgpu_population`); the rest, and every member on the CPU
+    /// device, keep their burn graphs.
+    #[default]
+    Kernel,
+    /// Every member's loss as its own burn graph (burn-autodiff's gradient).
+    Graph,
+}

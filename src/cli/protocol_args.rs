@@ -7,7 +7,7 @@ use crate::train::custom::CustomData;
 use crate::train::data::{DatasetName, data_root};
 use crate::train::optim::OptimizerKind;
 use crate::train::protocol::{Architecture, Metric, Protocol, ProtocolName};
-use crate::train::run::{BurnDevice, EvalOptions, Prepared};
+use crate::train::run::{BurnDevice, EvalOptions, LossStep, Prepared};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -63,6 +63,11 @@ pub struct ProtocolArgs {
     /// JIT transcendentals (exact is bit-equal to the interpreter).
     #[arg(long, value_enum, default_value = "exact")]
     pub math: MathMode,
+    /// With `--backend wgpu`: the losses' step of population training on the population
+    /// kernel (one WGSL dispatch for every member whose loss it lowers), or every loss as
+    /// its own burn graph.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub loss_step: LossStep,
     /// Data root (default: $NCPC_DATA, else the user's cache dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -243,6 +248,7 @@ impl ProtocolArgs {
             backend,
             math: self.math,
             burn,
+            loss_step: self.loss_step,
         };
         Ok((p, opts, root))
     }

@@ -6,8 +6,8 @@
 //! Where libcuda or libnvrtc cannot be loaded, [`check_libraries`] says which names were
 //! tried and how to point the loader at them, instead of cudarc's panic.
 
+use super::Inputs;
 use super::emit::{LossFinish, Population};
-use super::host::finish;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
@@ -91,13 +91,21 @@ struct Resident {
     grads: CudaSlice<f32>,
     shares: CudaSlice<f64>,
     rows: i64,
+    stride: i64,
 }
 
 impl CudaPopulation {
     /// Copy the batch to the GPU and allocate the outputs.
-    fn upload(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<Resident, CudaError> {
-        super::check_batch(self.c, y_pred, y_true, b).map_err(CudaError::Inputs)?;
+    fn upload(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Resident, CudaError> {
         let (k, c) = (self.finish.len(), self.c);
+        let stride =
+            super::check_batch(k, c, inputs, y_pred, y_true, b).map_err(CudaError::Inputs)?;
         let s = &self.stream;
         Ok(Resident {
             yp: s.clone_htod(y_pred).map_err(driver)?,
@@ -105,6 +113,7 @@ impl CudaPopulation {
             grads: s.alloc_zeros::<f32>(k * b * c).map_err(driver)?,
             shares: s.alloc_zeros::<f64>(k * b).map_err(driver)?,
             rows: b as i64,
+            stride: stride as i64,
         })
     }
 
@@ -126,10 +135,11 @@ impl CudaPopulation {
             .arg(&r.yt)
             .arg(&mut r.grads)
             .arg(&mut r.shares)
-            .arg(&r.rows);
-        // SAFETY: the kernel's parameters are exactly these (two input arrays of b * c floats,
-        // k * b * c gradients, k * b shares, the row count), all allocated for this batch by
-        // `upload`, and it indexes only within them.
+            .arg(&r.rows)
+            .arg(&r.stride);
+        // SAFETY: the kernel's parameters are exactly these (two input arrays of
+        // (k - 1) * stride + b * c floats, k * b * c gradients, k * b shares, the row count, the
+        // stride), all allocated for this batch by `upload`, and it indexes only within them.
         unsafe { launch.launch(cfg) }.map_err(driver)?;
         Ok(())
     }
@@ -144,7 +154,7 @@ impl CudaPopulation {
         b: usize,
         iters: usize,
     ) -> Result<f64, CudaError> {
-        let mut r = self.upload(y_pred, y_true, b)?;
+        let mut r = self.upload(Inputs::Shared, y_pred, y_true, b)?;
         self.launch(&mut r)?;
         self.stream.synchronize().map_err(driver)?;
         let t = std::time::Instant::now();
@@ -155,21 +165,41 @@ impl CudaPopulation {
         Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
     }
 
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one batch.
+    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
     pub fn run(
         &self,
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
-        let mut r = self.upload(y_pred, y_true, b)?;
+        self.run_on(Inputs::Shared, y_pred, y_true, b)
+    }
+
+    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
+    pub fn run_each(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
+        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
+    }
+
+    fn run_on(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
+        let mut r = self.upload(inputs, y_pred, y_true, b)?;
         self.launch(&mut r)?;
         let (k, c) = (self.finish.len(), self.c);
         let g = self.stream.clone_dtoh(&r.grads).map_err(driver)?;
         let sh = self.stream.clone_dtoh(&r.shares).map_err(driver)?;
         Ok((0..k)
             .map(|j| {
-                let loss = finish(&self.finish[j], &sh[j * b..(j + 1) * b], b, c);
+                let loss = self.finish[j].loss(&sh[j * b..(j + 1) * b], b, c);
                 (loss, g[j * b * c..(j + 1) * b * c].to_vec())
             })
             .collect())

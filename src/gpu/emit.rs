@@ -52,6 +52,23 @@ pub struct LossFinish {
     pub per_row: RowCount,
 }
 
+impl LossFinish {
+    /// A candidate's loss from its per-row shares: their sum in row order (a total beyond
+    /// f32's range is ±inf, as the interpreter's), divided by the count for a mean.
+    pub fn loss(&self, shares: &[f64], b: usize, c: usize) -> f32 {
+        let total = ncp_ir::kernels::overflow_to_inf(shares.iter().fold(0.0, |a, x| a + x));
+        if self.mean {
+            let n = match self.per_row {
+                RowCount::One => b,
+                RowCount::C => b * c,
+            };
+            (total / n as f64) as f32
+        } else {
+            total as f32
+        }
+    }
+}
+
 /// Elements each row adds to a mean's count.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RowCount {
@@ -86,22 +103,41 @@ pub struct Population {
 }
 
 /// The kernel of `funcs` (optimized gradient IR, `(y_pred, y_true) -> (loss, grad)`) for
-/// inputs of `c` classes.
+/// inputs of `c` classes, one candidate per function.
 pub fn population(funcs: &[Function], c: usize, dialect: Dialect) -> Result<Population, EmitError> {
+    let slots: Vec<usize> = (0..funcs.len()).collect();
+    population_of(funcs, &slots, c, dialect)
+}
+
+/// The kernel of candidates that may share losses: candidate k runs `funcs[slots[k]]`, and
+/// each function is emitted once however many candidates run it (a population trains one
+/// loss under several seeds).
+pub fn population_of(
+    funcs: &[Function],
+    slots: &[usize],
+    c: usize,
+    dialect: Dialect,
+) -> Result<Population, EmitError> {
     if c == 0 || c > 4096 {
         return unsupported(format!("{c} classes (1 to 4096 are compiled)"));
     }
+    if let Some((k, f)) = slots.iter().enumerate().find(|(_, f)| **f >= funcs.len()) {
+        return unsupported(format!(
+            "candidate {k} runs loss {f}, and there are {} losses",
+            funcs.len()
+        ));
+    }
     let syn = Syn(dialect);
     let mut bodies = Vec::new();
-    let mut finish = Vec::new();
+    let mut finishes = Vec::new();
     for f in funcs {
         let r = row_fn(f, syn)?;
         bodies.push(r.body);
-        finish.push(r.finish);
+        finishes.push(r.finish);
     }
     Ok(Population {
-        source: syn.unit(c, &bodies),
-        finish,
+        source: syn.unit(c, &bodies, slots),
+        finish: slots.iter().map(|f| finishes[*f]).collect(),
         c,
     })
 }

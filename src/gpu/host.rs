@@ -2,7 +2,8 @@
 //! system's C compiler (`$CC`, else `cc`) into a shared library and loaded. This is how the
 //! code the CUDA backend compiles is tested where there is no GPU, and a CPU reference for it.
 
-use super::emit::{LossFinish, Population, RowCount};
+use super::Inputs;
+use super::emit::{LossFinish, Population};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,7 +31,7 @@ pub enum HostError {
     Inputs(String),
 }
 
-type PopulationFn = unsafe extern "C" fn(*const f32, *const f32, *mut f32, *mut f64, i64);
+type PopulationFn = unsafe extern "C" fn(*const f32, *const f32, *mut f32, *mut f64, i64, i64);
 
 /// A built population kernel.
 pub struct HostKernel {
@@ -91,19 +92,40 @@ pub fn build(pop: &Population) -> Result<HostKernel, HostError> {
 }
 
 impl HostKernel {
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one batch.
+    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
     pub fn run(
         &self,
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
-        super::check_batch(self.c, y_pred, y_true, b).map_err(HostError::Inputs)?;
+        self.run_on(Inputs::Shared, y_pred, y_true, b)
+    }
+
+    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
+    pub fn run_each(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
+        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
+    }
+
+    fn run_on(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
         let (k, c) = (self.finish.len(), self.c);
+        let stride = super::check_batch(k, c, inputs, y_pred, y_true, b).map_err(HostError::Inputs)?;
         let mut grads = vec![0f32; k * b * c];
         let mut shares = vec![0f64; k * b];
         // SAFETY: the symbol has the signature `emit::population` writes; the buffers have
-        // the sizes the kernel indexes (k * b * c gradients, k * b shares, b * c inputs).
+        // the sizes the kernel indexes (k * b * c gradients, k * b shares, and inputs of
+        // (k - 1) * stride + b * c values, which `check_batch` checked).
         unsafe {
             let f: libloading::Symbol<PopulationFn> =
                 self.lib
@@ -118,29 +140,15 @@ impl HostKernel {
                 grads.as_mut_ptr(),
                 shares.as_mut_ptr(),
                 b as i64,
+                stride as i64,
             );
         }
         Ok((0..k)
             .map(|j| {
-                let loss = finish(&self.finish[j], &shares[j * b..(j + 1) * b], b, c);
+                let loss = self.finish[j].loss(&shares[j * b..(j + 1) * b], b, c);
                 (loss, grads[j * b * c..(j + 1) * b * c].to_vec())
             })
             .collect())
-    }
-}
-
-/// A candidate's loss from its per-row shares: their sum in row order (a total beyond f32's
-/// range is ±inf, as the interpreter's), divided by the count for a mean.
-pub fn finish(how: &LossFinish, shares: &[f64], b: usize, c: usize) -> f32 {
-    let total = ncp_ir::kernels::overflow_to_inf(shares.iter().fold(0.0, |a, x| a + x));
-    if how.mean {
-        let n = match how.per_row {
-            RowCount::One => b,
-            RowCount::C => b * c,
-        };
-        (total / n as f64) as f32
-    } else {
-        total as f32
     }
 }
 

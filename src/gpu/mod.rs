@@ -14,20 +14,41 @@ mod syntax;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_population;
 
-/// Whether a batch fits a population kernel of `c` classes: `b` rows (1 to 2^32 - 1), both
-/// inputs `b x c` values; the error says what was expected.
+/// What the candidates of one launch read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Inputs {
+    /// One batch for all: y_pred and y_true hold `b x c` values (FEC probes, benchmarks).
+    Shared,
+    /// A batch per candidate: `k x b x c` values, candidate after candidate (a population in
+    /// training, each network with its own predictions and samples).
+    PerCandidate,
+}
+
+/// Whether a batch fits a population kernel of `k` candidates and `c` classes: `b` rows
+/// (1 to 2^32 - 1) and inputs of the size `inputs` says. Returns the values between two
+/// candidates' inputs (the kernel's stride); the error says what was expected.
 pub(crate) fn check_batch(
+    k: usize,
     c: usize,
+    inputs: Inputs,
     y_pred: &[f32],
     y_true: &[f32],
     b: usize,
-) -> Result<(), String> {
-    if b == 0 || y_pred.len() != b * c || y_true.len() != b * c || b > u32::MAX as usize {
+) -> Result<usize, String> {
+    let (stride, what) = match inputs {
+        Inputs::Shared => (0, format!("{b} x {c}")),
+        Inputs::PerCandidate => (b * c, format!("{k} x {b} x {c}")),
+    };
+    let want = match inputs {
+        Inputs::Shared => b * c,
+        Inputs::PerCandidate => k * b * c,
+    };
+    if b == 0 || y_pred.len() != want || y_true.len() != want || b > u32::MAX as usize {
         return Err(format!(
-            "y_pred and y_true must both hold {b} x {c} values (they hold {} and {})",
+            "y_pred and y_true must both hold {what} values (they hold {} and {})",
             y_pred.len(),
             y_true.len()
         ));
     }
-    Ok(())
+    Ok(stride)
 }

@@ -8,8 +8,8 @@
 //! them in row order, as for the C backends. wgpu's errors are captured and returned, never
 //! the default handler's panic.
 
+use super::Inputs;
 use super::emit::{LossFinish, Population};
-use super::host::finish;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wgpu::util::DeviceExt;
@@ -176,12 +176,21 @@ impl WgpuPopulation {
         }
     }
 
-    fn check_inputs(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Result<(), WgpuError> {
-        super::check_batch(self.c, y_pred, y_true, b).map_err(WgpuError::Inputs)
+    fn check_inputs(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<(), WgpuError> {
+        super::check_batch(self.finish.len(), self.c, inputs, y_pred, y_true, b)
+            .map(|_| ())
+            .map_err(WgpuError::Inputs)
     }
 
-    /// The batch on the device, in chunks of at most `max_rows` rows.
-    fn upload(&self, y_pred: &[f32], y_true: &[f32], b: usize) -> Vec<Chunk> {
+    /// The batch on the device, in chunks of at most `max_rows` rows; with a batch per
+    /// candidate, a chunk holds every candidate's rows of the chunk, candidate after candidate.
+    fn upload(&self, inputs: Inputs, y_pred: &[f32], y_true: &[f32], b: usize) -> Vec<Chunk> {
         let (k, c) = (self.finish.len(), self.c);
         let storage = wgpu::BufferUsages::STORAGE;
         let out = storage | wgpu::BufferUsages::COPY_SRC;
@@ -189,7 +198,25 @@ impl WgpuPopulation {
             .step_by(self.max_rows)
             .map(|first| {
                 let rows = self.max_rows.min(b - first);
-                let span = first * c..(first + rows) * c;
+                // This chunk's rows of the inputs, and the values between two candidates'.
+                let (gather, stride) = match inputs {
+                    Inputs::Shared => {
+                        let span = first * c..(first + rows) * c;
+                        let one = |x: &[f32]| bytes(&x[span.clone()]);
+                        ((one(y_pred), one(y_true)), 0)
+                    }
+                    Inputs::PerCandidate => {
+                        let each = |x: &[f32]| -> Vec<u8> {
+                            (0..k)
+                                .flat_map(|j| {
+                                    let at = j * b * c;
+                                    bytes(&x[at + first * c..at + (first + rows) * c])
+                                })
+                                .collect()
+                        };
+                        ((each(y_pred), each(y_true)), rows * c)
+                    }
+                };
                 let init = |label, data: &[u8], usage| {
                     self.device
                         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -198,9 +225,9 @@ impl WgpuPopulation {
                             usage,
                         })
                 };
-                let yp = init("y_pred", &bytes(&y_pred[span.clone()]), storage);
-                let yt = init("y_true", &bytes(&y_true[span]), storage);
-                let params: Vec<u8> = [b as u32, rows as u32, 0, 0]
+                let yp = init("y_pred", &gather.0, storage);
+                let yt = init("y_true", &gather.1, storage);
+                let params: Vec<u8> = [b as u32, rows as u32, stride as u32, 0]
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect();
@@ -261,19 +288,39 @@ impl WgpuPopulation {
         self.check_errors()
     }
 
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one batch.
+    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
     pub fn run(
         &self,
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
-        self.check_inputs(y_pred, y_true, b)?;
+        self.run_on(Inputs::Shared, y_pred, y_true, b)
+    }
+
+    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
+    pub fn run_each(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
+        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
+    }
+
+    fn run_on(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
+        self.check_inputs(inputs, y_pred, y_true, b)?;
         if self.finish.is_empty() {
             return Ok(Vec::new());
         }
         let (k, c) = (self.finish.len(), self.c);
-        let chunks = self.upload(y_pred, y_true, b);
+        let chunks = self.upload(inputs, y_pred, y_true, b);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.encode(&chunks, &mut encoder);
         let staging: Vec<(wgpu::Buffer, wgpu::Buffer)> = chunks
@@ -330,7 +377,7 @@ impl WgpuPopulation {
             .into_iter()
             .zip(&shares)
             .zip(&self.finish)
-            .map(|((g, s), how)| (finish(how, s, b, c), g))
+            .map(|((g, s), how)| (how.loss(s, b, c), g))
             .collect())
     }
 
@@ -343,8 +390,8 @@ impl WgpuPopulation {
         b: usize,
         iters: usize,
     ) -> Result<f64, WgpuError> {
-        self.check_inputs(y_pred, y_true, b)?;
-        let chunks = self.upload(y_pred, y_true, b);
+        self.check_inputs(Inputs::Shared, y_pred, y_true, b)?;
+        let chunks = self.upload(Inputs::Shared, y_pred, y_true, b);
         let submit = || {
             let mut encoder = self.device.create_command_encoder(&Default::default());
             self.encode(&chunks, &mut encoder);

@@ -45,7 +45,7 @@ pub fn baselines() -> Vec<Genome> {
     .collect()
 }
 
-pub use crate::burn_backend::BurnDevice;
+pub use crate::burn_backend::{BurnDevice, LossStep};
 
 /// What computed a loss's runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +100,8 @@ pub struct EvalOptions {
     pub math: MathMode,
     /// Train on a burn device instead (then `backend` and `math` do not apply).
     pub burn: Option<BurnDevice>,
+    /// On a burn device, how the losses' step runs.
+    pub loss_step: LossStep,
 }
 
 impl Default for EvalOptions {
@@ -108,6 +110,7 @@ impl Default for EvalOptions {
             backend: Backend::Jit,
             math: MathMode::Exact,
             burn: None,
+            loss_step: LossStep::default(),
         }
     }
 }
@@ -306,7 +309,7 @@ pub(crate) fn train_jobs(
 ) -> Result<Vec<(Engine, SeedRun)>, EvalError> {
     use rayon::prelude::*;
     Ok(match opts.burn {
-        Some(dev) => burn_runs(dev, funcs, jobs, data, p, on_run)?,
+        Some(dev) => burn_runs(dev, opts.loss_step, funcs, jobs, data, p, on_run)?,
         None => jobs
             .par_iter()
             .map(|(k, seed)| {
@@ -323,6 +326,7 @@ pub(crate) fn train_jobs(
 #[cfg(feature = "burn-cpu")]
 fn burn_runs(
     dev: BurnDevice,
+    step: LossStep,
     funcs: &[ncp_ir::Function],
     jobs: &[(usize, u64)],
     data: &TaskData,
@@ -341,7 +345,13 @@ fn burn_runs(
     // A panic inside burn (a kernel failing when fusion runs it) fails every member of
     // this population with the reason, instead of the process.
     let runs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_population(&members, data, p, &device)
+        // The population kernel runs on wgpu only; the CPU device keeps burn graphs.
+        let step = if dev == BurnDevice::Wgpu {
+            step
+        } else {
+            LossStep::Graph
+        };
+        train_population(&members, data, p, &device, step)
     }))
     .unwrap_or_else(|e| {
         let why = crate::burn_backend::panic_text_of(e.as_ref());
@@ -363,6 +373,7 @@ fn burn_runs(
 #[cfg(not(feature = "burn-cpu"))]
 fn burn_runs(
     dev: BurnDevice,
+    _step: LossStep,
     _funcs: &[ncp_ir::Function],
     _jobs: &[(usize, u64)],
     _data: &TaskData,

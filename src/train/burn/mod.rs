@@ -3,5 +3,7 @@
 //! pass ([`population`]), each member reproducing the trainer's own run. The losses come from
 //! the IR through [`crate::burn_backend::lower`].
 
+#[cfg(feature = "wgpu")]
+mod kernel_loss;
 pub mod nets;
 pub mod population;

@@ -12,6 +12,7 @@
 //! within float rounding (summation orders differ), not to the bit.
 
 use super::nets::Net;
+use crate::burn_backend::LossStep;
 use crate::burn_backend::lower::{LowerError, lower_loss};
 use crate::train::candidate::StepFault;
 use crate::train::model::extend_dropout_mask;
@@ -84,12 +85,16 @@ fn to_vec(t: Tensor<3>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
-/// Train every member; one [`SeedRun`] per member, in order.
+/// Train every member; one [`SeedRun`] per member, in order. With [`LossStep::Kernel`] (and
+/// the `wgpu` feature; `device` should then be a wgpu device, whose adapter the kernel shares)
+/// the members whose loss the population kernel lowers take their loss step from it
+/// (`kernel_loss`); the others, and all members with [`LossStep::Graph`], use burn graphs.
 pub fn train_population(
     members: &[Member],
     data: &TaskData,
     p: &Protocol,
     device: &Device,
+    loss_step: LossStep,
 ) -> Vec<SeedRun> {
     let k_all = members.len();
     if k_all == 0 {
@@ -127,6 +132,10 @@ pub fn train_population(
         })
         .collect();
     let mut layers = layers;
+    let kernel = match loss_step {
+        LossStep::Kernel => KernelStep::build(members, c),
+        LossStep::Graph => None,
+    };
     let train_x = features(&data.train_x, data, device);
     let train_y = one_hot(&data.train_y, c, device);
     let val_x = features(&data.val_x, data, device);
@@ -181,10 +190,16 @@ pub fn train_population(
             })
             .collect();
         let logits = net.forward(&tracked, x.autodiff(), masks);
-        // Each live member's loss on its slice.
+        // The kernel's members: losses and gradients from one dispatch, as the surrogate
+        // `sum(logits * G)`, whose gradient is G.
+        let surrogate = kernel.as_ref().and_then(|kl| {
+            kernel_step(kl, &logits, &data.train_y, &all_idx, (b, c), step, &mut states)
+                .map(|g| logits.clone().mul(g).sum().reshape([1, 1]))
+        });
+        // Each live member's loss on its slice, as a burn graph.
         let mut live: Vec<(usize, Tensor<2>)> = Vec::new();
         for (k, (m, s)) in members.iter().zip(&mut states).enumerate() {
-            if s.done {
+            if s.done || kernel.as_ref().is_some_and(|kl| kl.has(k)) {
                 continue;
             }
             let pred = logits.clone().slice([k..k + 1, 0..b, 0..c]).reshape([b, c]);
@@ -205,12 +220,16 @@ pub fn train_population(
             s.run.failure = Some(format!("step {}: {fault}", step + 1));
             s.done = true;
         }
-        if live.is_empty() {
+        if live.is_empty() && surrogate.is_none() {
             break;
         }
-        let stacked = Tensor::cat(live.iter().map(|(_, t)| t.clone()).collect(), 0);
-        let values: Vec<f32> = stacked.clone().inner().into_data().iter::<f32>().collect();
-        let mut finite = Vec::new();
+        let values: Vec<f32> = if live.is_empty() {
+            Vec::new()
+        } else {
+            let stacked = Tensor::cat(live.iter().map(|(_, t)| t.clone()).collect(), 0);
+            stacked.inner().into_data().iter::<f32>().collect()
+        };
+        let mut finite: Vec<Tensor<2>> = surrogate.into_iter().collect();
         for ((k, t), v) in live.into_iter().zip(values) {
             let s = &mut states[k];
             if !v.is_finite() {
@@ -273,6 +292,99 @@ pub fn train_population(
             s.run
         })
         .collect()
+}
+
+/// Steps whose losses came from the population kernel, in this process (each counts once
+/// however many members it served): how a caller or a test sees that the kernel ran.
+static KERNEL_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Training steps whose losses came from the population kernel so far, in this process.
+pub fn kernel_steps() -> u64 {
+    KERNEL_STEPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The population kernel where the `wgpu` feature is built.
+#[cfg(feature = "wgpu")]
+use super::kernel_loss::KernelLoss as KernelStep;
+
+/// Without the `wgpu` feature there is no population kernel: every loss is a graph.
+#[cfg(not(feature = "wgpu"))]
+struct KernelStep;
+
+#[cfg(not(feature = "wgpu"))]
+impl KernelStep {
+    fn build(_: &[Member], _: usize) -> Option<KernelStep> {
+        None
+    }
+    fn has(&self, _: usize) -> bool {
+        false
+    }
+}
+
+/// The kernel members' step: their losses recorded (a non-finite one, or a kernel that
+/// fails, ends the member as the graph path would) and dL/dlogits of the live ones as one
+/// `[K, b, c]` tensor (zero for everyone else), or `None` when no kernel member is live.
+#[cfg(feature = "wgpu")]
+fn kernel_step(
+    kl: &KernelStep,
+    logits: &Tensor<3>,
+    labels: &[u8],
+    idx: &[i64],
+    (b, c): (usize, usize),
+    step: usize,
+    states: &mut [MemberState],
+) -> Option<Tensor<3>> {
+    let k_all = states.len();
+    let yp: Vec<f32> = logits.clone().inner().into_data().iter::<f32>().collect();
+    let mut yt = vec![0f32; k_all * b * c];
+    for (row, i) in idx.iter().enumerate() {
+        yt[row * c + labels[*i as usize] as usize] = 1.0;
+    }
+    let outs = match kl.run(&yp, &yt, b, c) {
+        Ok(outs) => outs,
+        Err(e) => {
+            for (m, s) in states.iter_mut().enumerate() {
+                if kl.has(m) && !s.done {
+                    let why = StepFault::Failed(format!("the population kernel failed: {e}"));
+                    s.run.failure = Some(format!("step {}: {why}", step + 1));
+                    s.done = true;
+                }
+            }
+            return None;
+        }
+    };
+    KERNEL_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut g = vec![0f32; k_all * b * c];
+    let mut any = false;
+    for (m, v, grad) in outs {
+        let s = &mut states[m];
+        if s.done {
+            continue;
+        }
+        if !v.is_finite() {
+            s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::NonFinite(v)));
+            s.done = true;
+            continue;
+        }
+        s.run.losses.push(v);
+        s.run.steps = step + 1;
+        g[m * b * c..(m + 1) * b * c].copy_from_slice(&grad);
+        any = true;
+    }
+    any.then(|| upload3(g, [k_all, b, c], &logits.device()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn kernel_step(
+    _: &KernelStep,
+    _: &Tensor<3>,
+    _: &[u8],
+    _: &[i64],
+    _: (usize, usize),
+    _: usize,
+    _: &mut [MemberState],
+) -> Option<Tensor<3>> {
+    None
 }
 
 /// Dropout masks of this step for every member, drawn in the trainer's own order (per hidden

@@ -1,0 +1,130 @@
+//! The loss step of population training on the population kernel (`--features wgpu`): the
+//! members whose loss the kernel lowers (row-separable, straight-line, with a gradient) get
+//! their loss and dL/dy_pred from one WGSL dispatch per step, each on its own predictions and
+//! samples ([`crate::gpu::Inputs::PerCandidate`]); burn's backward pass then starts from those
+//! gradients (the surrogate `sum(logits * G)` has dL/dlogits = G). The other members keep
+//! their burn graphs. A loss trained under several seeds is emitted once.
+//!
+//! The predictions go through the host: the kernel runs on wgpu's own device, not inside
+//! burn's fusion (sharing burn's buffers needs burn's custom-kernel API in both its fusion and
+//! autodiff layers). The step already reads every member's loss back, so the transfer adds
+//! `K x batch x classes` floats each way per step.
+
+use super::population::Member;
+use crate::gpu::emit::{Dialect, population, population_of};
+use crate::gpu::wgpu_population::{WgpuPopulation, build};
+use ncp_ir::Function;
+use ncp_ir::passes::{OptOptions, gradient, optimize};
+
+/// The kernel of a population's lowerable losses, and who runs in it.
+pub(super) struct KernelLoss {
+    kernel: WgpuPopulation,
+    /// The kernel's candidates: the member each one is, in order.
+    members: Vec<usize>,
+}
+
+/// A loss's optimized gradient IR, when it has a gradient.
+fn gradient_ir(f: &Function) -> Option<Function> {
+    let g = gradient(f).ok()?;
+    if !g.has_grad {
+        return None;
+    }
+    let mut gf = g.func;
+    optimize(&mut gf, OptOptions::default()).ok()?;
+    Some(gf)
+}
+
+impl KernelLoss {
+    /// The kernel of the members whose loss it lowers, for `c` classes, or `None` when it
+    /// lowers none of them or cannot be built here (then every member keeps its graph; the
+    /// reason is logged).
+    pub(super) fn build(members: &[Member], c: usize) -> Option<KernelLoss> {
+        // Each distinct loss once: its row function's index, or `None` where it has none.
+        let mut seen: Vec<(&Function, Option<usize>)> = Vec::new();
+        let mut grads: Vec<Function> = Vec::new();
+        let mut slots = Vec::new();
+        let mut who = Vec::new();
+        for (m, member) in members.iter().enumerate() {
+            let slot = match seen.iter().find(|(f, _)| **f == member.func) {
+                Some((_, slot)) => *slot,
+                None => {
+                    let slot = gradient_ir(&member.func)
+                        .filter(|g| population(std::slice::from_ref(g), c, Dialect::Wgsl).is_ok())
+                        .map(|g| {
+                            grads.push(g);
+                            grads.len() - 1
+                        });
+                    seen.push((&member.func, slot));
+                    slot
+                }
+            };
+            if let Some(slot) = slot {
+                slots.push(slot);
+                who.push(m);
+            }
+        }
+        if who.is_empty() {
+            return None;
+        }
+        let pop = match population_of(&grads, &slots, c, Dialect::Wgsl) {
+            Ok(pop) => pop,
+            Err(e) => {
+                tracing::warn!("population kernel: {e}; the losses keep their burn graphs");
+                return None;
+            }
+        };
+        match build(&pop) {
+            Ok(kernel) => {
+                tracing::debug!(
+                    "population kernel on {}: {} of {} members, {} distinct losses",
+                    kernel.adapter(),
+                    who.len(),
+                    members.len(),
+                    grads.len()
+                );
+                Some(KernelLoss {
+                    kernel,
+                    members: who,
+                })
+            }
+            Err(e) => {
+                tracing::warn!("population kernel: {e}; the losses keep their burn graphs");
+                None
+            }
+        }
+    }
+
+    /// Whether member `m` runs in the kernel.
+    pub(super) fn has(&self, m: usize) -> bool {
+        self.members.contains(&m)
+    }
+
+    /// The loss and dL/dy_pred of every kernel member on its own batch: `y_pred` and `y_true`
+    /// hold every member's `[b, c]` rows, member after member (all members, as the forward
+    /// pass returns them). Returns `(member, loss, gradient)` in kernel order.
+    pub(super) fn run(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+    ) -> Result<Vec<(usize, f32, Vec<f32>)>, String> {
+        let n = b * c;
+        let gather = |x: &[f32]| -> Vec<f32> {
+            self.members
+                .iter()
+                .flat_map(|m| x[m * n..(m + 1) * n].iter().copied())
+                .collect()
+        };
+        let out = self
+            .kernel
+            .run_each(&gather(y_pred), &gather(y_true), b)
+            .map_err(|e| e.to_string())?;
+        Ok(self
+            .members
+            .iter()
+            .zip(out)
+            .map(|(m, (loss, g))| (*m, loss, g))
+            .collect())
+    }
+}
