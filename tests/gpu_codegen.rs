@@ -430,7 +430,10 @@ fn candidates_with_their_own_batches_and_shared_losses() {
         }
         // A batch per candidate must hold every candidate's rows.
         let k = host::build(&population_of(&grads, &slots, c, Dialect::HostC).unwrap()).unwrap();
-        let e = k.run_each(&yp[..b * c], &yt[..b * c], b).unwrap_err().to_string();
+        let e = k
+            .run_each(&yp[..b * c], &yt[..b * c], b)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("6 x 37 x 10"), "{e}");
     }
     let e = population_of(&grads, &[0, 3], c, Dialect::HostC).unwrap_err();

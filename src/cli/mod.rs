@@ -111,6 +111,16 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Pool(_)) {
+        // Warnings from the library (a population kernel that could not be built, ...) on
+        // stderr; the pool server sets up its own, more talkative, log.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+    }
     let result = match cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),

@@ -120,7 +120,8 @@ impl HostKernel {
         b: usize,
     ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
         let (k, c) = (self.finish.len(), self.c);
-        let stride = super::check_batch(k, c, inputs, y_pred, y_true, b).map_err(HostError::Inputs)?;
+        let stride =
+            super::check_batch(k, c, inputs, y_pred, y_true, b).map_err(HostError::Inputs)?;
         let mut grads = vec![0f32; k * b * c];
         let mut shares = vec![0f64; k * b];
         // SAFETY: the symbol has the signature `emit::population` writes; the buffers have

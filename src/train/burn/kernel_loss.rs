@@ -73,14 +73,16 @@ impl KernelLoss {
                 return None;
             }
         };
+        let started = std::time::Instant::now();
         match build(&pop) {
             Ok(kernel) => {
                 tracing::debug!(
-                    "population kernel on {}: {} of {} members, {} distinct losses",
+                    "population kernel on {}: {} of {} members, {} distinct losses, built in {:.3} s",
                     kernel.adapter(),
                     who.len(),
                     members.len(),
-                    grads.len()
+                    grads.len(),
+                    started.elapsed().as_secs_f64()
                 );
                 Some(KernelLoss {
                     kernel,

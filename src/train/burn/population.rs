@@ -193,8 +193,16 @@ pub fn train_population(
         // The kernel's members: losses and gradients from one dispatch, as the surrogate
         // `sum(logits * G)`, whose gradient is G.
         let surrogate = kernel.as_ref().and_then(|kl| {
-            kernel_step(kl, &logits, &data.train_y, &all_idx, (b, c), step, &mut states)
-                .map(|g| logits.clone().mul(g).sum().reshape([1, 1]))
+            kernel_step(
+                kl,
+                &logits,
+                &data.train_y,
+                &all_idx,
+                (b, c),
+                step,
+                &mut states,
+            )
+            .map(|g| logits.clone().mul(g).sum().reshape([1, 1]))
         });
         // Each live member's loss on its slice, as a burn graph.
         let mut live: Vec<(usize, Tensor<2>)> = Vec::new();
