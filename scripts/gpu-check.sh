@@ -75,7 +75,7 @@ for run in wgpu:kernel wgpu_graph:graph jit:kernel; do
 done
 
 echo "== population training on wgpu (benches/population.rs)"
-CRITERION_HOME="$OUT/criterion" NCPC_BENCH_DEVICE=wgpu timeout 120 "$bin/population" --bench \
+CRITERION_HOME="$OUT/criterion" NCPC_BENCH_DEVICE=wgpu timeout 180 "$bin/population" --bench \
   >"$OUT/population.log" 2>&1
 grep -E 'population/|thrpt' "$OUT/population.log" | head -12
 

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 mod elem;
 mod group;
+mod ops;
 mod scalar;
 mod simd;
 mod softmax;
@@ -387,7 +388,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             match s {
                 Stage::Scalar(i) => self.scalar(*i),
                 Stage::Group(g) => self.group(g),
-                Stage::Op(i) => super::ops::op(self, *i),
+                Stage::Op(i) => ops::op(self, *i),
             }
         }
         // Outputs.

@@ -9,7 +9,6 @@ mod codegen;
 mod exactmath;
 mod fastmath;
 mod math;
-mod ops;
 pub mod paths;
 pub mod plan;
 

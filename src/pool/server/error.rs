@@ -69,18 +69,18 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        super::store::db::DbError::Sqlite(e).into()
+        super::store::values::DbError::Sqlite(e).into()
     }
 }
 
 impl From<postgres::Error> for ApiError {
     fn from(e: postgres::Error) -> Self {
-        super::store::db::DbError::Postgres(e).into()
+        super::store::values::DbError::Postgres(e).into()
     }
 }
 
-impl From<super::store::db::DbError> for ApiError {
-    fn from(e: super::store::db::DbError) -> Self {
+impl From<super::store::values::DbError> for ApiError {
+    fn from(e: super::store::values::DbError) -> Self {
         if e.is_retryable() {
             ApiError::Retry(anyhow::Error::new(e))
         } else {

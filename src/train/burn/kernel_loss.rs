@@ -10,7 +10,6 @@
 //! autodiff layers). The step already reads every member's loss back, so the transfer adds
 //! `K x batch x classes` floats each way per step.
 
-use super::population::Member;
 use crate::gpu::emit::{Dialect, population, population_of};
 use crate::gpu::wgpu_population::{WgpuPopulation, build};
 use ncp_ir::Function;
@@ -35,26 +34,26 @@ fn gradient_ir(f: &Function) -> Option<Function> {
 }
 
 impl KernelLoss {
-    /// The kernel of the members whose loss it lowers, for `c` classes, or `None` when it
-    /// lowers none of them or cannot be built here (then every member keeps its graph; the
-    /// reason is logged).
-    pub(super) fn build(members: &[Member], c: usize) -> Option<KernelLoss> {
+    /// The kernel of the members (given by their losses, in member order) whose loss it
+    /// lowers, for `c` classes, or `None` when it lowers none of them or cannot be built here
+    /// (then every member keeps its graph; the reason is logged).
+    pub(super) fn build(members: &[&Function], c: usize) -> Option<KernelLoss> {
         // Each distinct loss once: its row function's index, or `None` where it has none.
         let mut seen: Vec<(&Function, Option<usize>)> = Vec::new();
         let mut grads: Vec<Function> = Vec::new();
         let mut slots = Vec::new();
         let mut who = Vec::new();
-        for (m, member) in members.iter().enumerate() {
-            let slot = match seen.iter().find(|(f, _)| **f == member.func) {
+        for (m, func) in members.iter().enumerate() {
+            let slot = match seen.iter().find(|(f, _)| f == func) {
                 Some((_, slot)) => *slot,
                 None => {
-                    let slot = gradient_ir(&member.func)
+                    let slot = gradient_ir(func)
                         .filter(|g| population(std::slice::from_ref(g), c, Dialect::Wgsl).is_ok())
                         .map(|g| {
                             grads.push(g);
                             grads.len() - 1
                         });
-                    seen.push((&member.func, slot));
+                    seen.push((func, slot));
                     slot
                 }
             };

@@ -133,7 +133,10 @@ pub fn train_population(
         .collect();
     let mut layers = layers;
     let kernel = match loss_step {
-        LossStep::Kernel => KernelStep::build(members, c),
+        LossStep::Kernel => {
+            let losses: Vec<&Function> = members.iter().map(|m| &m.func).collect();
+            KernelStep::build(&losses, c)
+        }
         LossStep::Graph => None,
     };
     let train_x = features(&data.train_x, data, device);
@@ -321,7 +324,7 @@ struct KernelStep;
 
 #[cfg(not(feature = "wgpu"))]
 impl KernelStep {
-    fn build(_: &[Member], _: usize) -> Option<KernelStep> {
+    fn build(_: &[&Function], _: usize) -> Option<KernelStep> {
         None
     }
     fn has(&self, _: usize) -> bool {

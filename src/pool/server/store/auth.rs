@@ -9,7 +9,8 @@
 //! Rows are kept until their timestamp leaves the skew window, and swept now and then.
 
 use super::Store;
-use super::db::{Exec, vals};
+use super::db::Exec;
+use super::values::vals;
 use crate::pool::server::error::ApiError;
 
 /// A one-time token a signed request spends.

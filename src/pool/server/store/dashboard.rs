@@ -2,7 +2,8 @@
 //! one function with its evaluations and lineage, the pool's history as time series, and the
 //! miners' standing.
 
-use super::db::{DbError, Exec, vals};
+use super::db::Exec;
+use super::values::{DbError, vals};
 use super::{ApiError, Store};
 use crate::pool::server::consensus::agrees_under;
 

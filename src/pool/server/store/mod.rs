@@ -18,6 +18,7 @@ mod pg;
 mod schema;
 mod submissions;
 mod tasks;
+pub mod values;
 
 pub use auth::AuthToken;
 pub use location::{DbLocation, LocationError};
@@ -30,8 +31,10 @@ use super::genome::MAX_INSTRUCTIONS;
 use crate::component::ComponentKind;
 use crate::formats::Mode;
 use crate::pool::protocol::TaskType;
-use db::{Conn, Exec, Val, vals};
+use db::{Conn, Exec};
 use std::path::Path;
+use values::Val;
+use values::vals;
 
 /// How many rows each table holds (for tests and operators).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -329,7 +332,7 @@ impl Store {
                     consensus: r.opt_real(8)?,
                 })
             })
-            .collect::<Result<Vec<_>, db::DbError>>()?)
+            .collect::<Result<Vec<_>, values::DbError>>()?)
     }
 
     /// The sum of every ledger entry.
@@ -357,7 +360,7 @@ impl Store {
                     function_id: r.opt_int(3)?,
                 })
             })
-            .collect::<Result<Vec<_>, db::DbError>>()?)
+            .collect::<Result<Vec<_>, values::DbError>>()?)
     }
 
     /// Every function's id, evolver and consensus score, by id.
@@ -376,7 +379,7 @@ impl Store {
                     consensus: r.opt_real(2)?,
                 })
             })
-            .collect::<Result<Vec<_>, db::DbError>>()?)
+            .collect::<Result<Vec<_>, values::DbError>>()?)
     }
 
     /// The evaluators of function `id` whose evaluation agreed with its consensus.
@@ -389,7 +392,7 @@ impl Store {
             )?
             .iter()
             .map(|r| r.text(0))
-            .collect::<Result<Vec<_>, db::DbError>>()?)
+            .collect::<Result<Vec<_>, values::DbError>>()?)
     }
 
     /// Register `address`; returns whether it was already registered and when it registered.
@@ -480,7 +483,7 @@ impl Store {
                     created_at_ms: r.int(6)?,
                 })
             })
-            .collect::<Result<Vec<_>, db::DbError>>()?;
+            .collect::<Result<Vec<_>, values::DbError>>()?;
         let miners = self
             .conn
             .query(
@@ -490,7 +493,7 @@ impl Store {
             )?
             .iter()
             .map(|r| Ok((r.text(0)?, r.real(1)?)))
-            .collect::<Result<Vec<_>, db::DbError>>()?;
+            .collect::<Result<Vec<_>, values::DbError>>()?;
         Ok((functions, miners))
     }
 }

@@ -8,9 +8,9 @@
 //! client, which can happen on an async thread (the server's state is dropped with its
 //! runtime's tasks), go through [`outside_runtime`].
 
-use super::db::{Cell, DbError, Row, Val};
 use super::location::redact;
 use super::schema::{AFTER_MIGRATIONS, Dialect, MIGRATIONS, add_column, schema};
+use super::values::{Cell, DbError, Row, Val};
 use anyhow::Context;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement, Transaction};

@@ -3,8 +3,9 @@
 //! ledger, each in one transaction. Nothing is paid at acceptance: the ledger is written only
 //! when a consensus forms (see [`crate::pool::server::rewards`]).
 
-use super::db::{DbError, Exec, Tx, Val, vals};
+use super::db::{Exec, Tx};
 use super::tasks::{close_task, live_task};
+use super::values::{DbError, Val, vals};
 use super::{Consensus, EvolutionOutcome, LOCAL_EVALUATOR, NewEvaluation, Rules, Store, internal};
 use crate::pool::protocol::TaskType;
 use crate::pool::server::consensus::{agrees_under, median};

@@ -1,7 +1,8 @@
 //! Issuing tasks: the active-task rule, parents for evolve tasks, functions that still need
 //! evaluators for evaluate tasks, and the checks a submission's task must pass.
 
-use super::db::{DbError, Exec, Row, Tx, vals};
+use super::db::{Exec, Tx};
+use super::values::{DbError, Row, vals};
 use super::{FunctionRow, Rules, Store, TaskRow, internal, task_type_name};
 use crate::pool::protocol::TaskType;
 use crate::pool::server::error::ApiError;

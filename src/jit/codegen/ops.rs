@@ -1,6 +1,6 @@
 //! Standalone ops: each emits its own loops over stored operands.
 
-use super::codegen::Gen;
+use super::Gen;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value as CV, types};
 use ncp_ir::{Axis, DType, Dim, Imm, Inst, Opcode};
