@@ -14,6 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ncp_ir::Function;
 use ncp_ir::passes::{OptOptions, gradient, optimize};
 use ncpc::formats::{CompileOptions, compile};
+use ncpc::gpu::PopulationRunner;
 use ncpc::gpu::emit::{Dialect, population};
 use std::time::Duration;
 #[cfg(any(feature = "cuda-rt", feature = "wgpu"))]

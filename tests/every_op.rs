@@ -14,6 +14,7 @@ mod common;
 use ncp_ir::op::OPS;
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DType, Function, Opcode};
+use ncpc::gpu::PopulationRunner;
 use ncpc::jit::{Jit, MathMode};
 use ncpc::loss::{LossValue, evaluate_function, evaluate_function_jit};
 use rand::{Rng, SeedableRng};

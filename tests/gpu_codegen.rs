@@ -6,11 +6,12 @@
 
 mod common;
 
-use ncp_ir::passes::{OptOptions, gradient, optimize};
+use ncp_ir::passes::{OptOptions, optimize};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{Function, Value};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
+use ncpc::gpu::PopulationRunner;
 use ncpc::gpu::emit::{Dialect, EmitError, population, population_of};
 use ncpc::gpu::host;
 use ncpc::loss::evaluate_function;
@@ -18,16 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
-/// The loss and its optimized gradient IR, when it has a gradient.
-fn grad_ir(f: &Function) -> Option<Function> {
-    let g = gradient(f).ok()?;
-    if !g.has_grad {
-        return None;
-    }
-    let mut gf = g.func;
-    optimize(&mut gf, OptOptions::default()).ok()?;
-    Some(gf)
-}
+use ncpc::gpu::emit::gradient_ir as grad_ir;
 
 /// A population kernel that runs: host C here, WGSL where a wgpu adapter is.
 type Runner = Box<dyn Fn(&[f32], &[f32], usize) -> Vec<(f32, Vec<f32>)>>;

@@ -6,8 +6,8 @@
 //! Where libcuda or libnvrtc cannot be loaded, [`check_libraries`] says which names were
 //! tried and how to point the loader at them, instead of cudarc's panic.
 
-use super::Inputs;
 use super::emit::{LossFinish, Population};
+use super::{Inputs, PopulationRunner};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
@@ -164,26 +164,10 @@ impl CudaPopulation {
         self.stream.synchronize().map_err(driver)?;
         Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
     }
+}
 
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
-    pub fn run(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
-        self.run_on(Inputs::Shared, y_pred, y_true, b)
-    }
-
-    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
-    pub fn run_each(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
-        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
-    }
+impl PopulationRunner for CudaPopulation {
+    type Error = CudaError;
 
     fn run_on(
         &self,
@@ -191,7 +175,7 @@ impl CudaPopulation {
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, CudaError> {
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error> {
         let mut r = self.upload(inputs, y_pred, y_true, b)?;
         self.launch(&mut r)?;
         let (k, c) = (self.finish.len(), self.c);

@@ -102,6 +102,19 @@ pub struct Population {
     pub c: usize,
 }
 
+/// What the population kernels take for a loss: its optimized gradient IR,
+/// `(y_pred, y_true) -> (loss, dL/dy_pred)`, or `None` when the loss has no gradient (it does
+/// not depend on y_pred) or the gradient pass or the optimizer refuses it.
+pub fn gradient_ir(loss: &Function) -> Option<Function> {
+    let g = ncp_ir::passes::gradient(loss).ok()?;
+    if !g.has_grad {
+        return None;
+    }
+    let mut gf = g.func;
+    ncp_ir::passes::optimize(&mut gf, ncp_ir::passes::OptOptions::default()).ok()?;
+    Some(gf)
+}
+
 /// The kernel of `funcs` (optimized gradient IR, `(y_pred, y_true) -> (loss, grad)`) for
 /// inputs of `c` classes, one candidate per function.
 pub fn population(funcs: &[Function], c: usize, dialect: Dialect) -> Result<Population, EmitError> {

@@ -2,8 +2,8 @@
 //! system's C compiler (`$CC`, else `cc`) into a shared library and loaded. This is how the
 //! code the CUDA backend compiles is tested where there is no GPU, and a CPU reference for it.
 
-use super::Inputs;
 use super::emit::{LossFinish, Population};
+use super::{Inputs, PopulationRunner};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -91,26 +91,14 @@ pub fn build(pop: &Population) -> Result<HostKernel, HostError> {
     })
 }
 
-impl HostKernel {
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
-    pub fn run(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
-        self.run_on(Inputs::Shared, y_pred, y_true, b)
+impl Drop for HostKernel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
 
-    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
-    pub fn run_each(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
-        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
-    }
+impl PopulationRunner for HostKernel {
+    type Error = HostError;
 
     fn run_on(
         &self,
@@ -118,7 +106,7 @@ impl HostKernel {
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, HostError> {
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error> {
         let (k, c) = (self.finish.len(), self.c);
         let stride =
             super::check_batch(k, c, inputs, y_pred, y_true, b).map_err(HostError::Inputs)?;
@@ -150,11 +138,5 @@ impl HostKernel {
                 (loss, grads[j * b * c..(j + 1) * b * c].to_vec())
             })
             .collect())
-    }
-}
-
-impl Drop for HostKernel {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -24,6 +24,42 @@ pub enum Inputs {
     PerCandidate,
 }
 
+/// A built population kernel on its device (host C, CUDA, wgpu): every candidate's loss and
+/// dL/dy_pred (row-major `[b, c]` per candidate, in candidate order).
+pub trait PopulationRunner {
+    /// What can go wrong on this device.
+    type Error: std::error::Error;
+
+    /// Run every candidate on a batch of `b` rows that `inputs` describes.
+    fn run_on(
+        &self,
+        inputs: Inputs,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error>;
+
+    /// Run every candidate on one shared `[b, c]` batch.
+    fn run(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error> {
+        self.run_on(Inputs::Shared, y_pred, y_true, b)
+    }
+
+    /// Run every candidate on its own batch (`[k, b, c]` inputs, candidate after candidate).
+    fn run_each(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error> {
+        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
+    }
+}
+
 /// Whether a batch fits a population kernel of `k` candidates and `c` classes: `b` rows
 /// (1 to 2^32 - 1) and inputs of the size `inputs` says. Returns the values between two
 /// candidates' inputs (the kernel's stride); the error says what was expected.

@@ -8,8 +8,8 @@
 //! them in row order, as for the C backends. wgpu's errors are captured and returned, never
 //! the default handler's panic.
 
-use super::Inputs;
 use super::emit::{LossFinish, Population};
+use super::{Inputs, PopulationRunner};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wgpu::util::DeviceExt;
@@ -288,25 +288,35 @@ impl WgpuPopulation {
         self.check_errors()
     }
 
-    /// Every candidate's loss and dL/dy_pred (row-major `[b, c]`) on one shared batch.
-    pub fn run(
+    /// Seconds per evaluation of the whole population with the batch already on the device
+    /// (no transfers): `iters` evaluations submitted back to back, after one to warm up.
+    pub fn time_resident(
         &self,
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
-        self.run_on(Inputs::Shared, y_pred, y_true, b)
+        iters: usize,
+    ) -> Result<f64, WgpuError> {
+        self.check_inputs(Inputs::Shared, y_pred, y_true, b)?;
+        let chunks = self.upload(Inputs::Shared, y_pred, y_true, b);
+        let submit = || {
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            self.encode(&chunks, &mut encoder);
+            self.queue.submit([encoder.finish()]);
+        };
+        submit();
+        self.wait()?;
+        let t = Instant::now();
+        for _ in 0..iters.max(1) {
+            submit();
+        }
+        self.wait()?;
+        Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
     }
+}
 
-    /// Every candidate's loss and dL/dy_pred on its own batch (`[k, b, c]` inputs).
-    pub fn run_each(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
-        self.run_on(Inputs::PerCandidate, y_pred, y_true, b)
-    }
+impl PopulationRunner for WgpuPopulation {
+    type Error = WgpuError;
 
     fn run_on(
         &self,
@@ -314,7 +324,7 @@ impl WgpuPopulation {
         y_pred: &[f32],
         y_true: &[f32],
         b: usize,
-    ) -> Result<Vec<(f32, Vec<f32>)>, WgpuError> {
+    ) -> Result<Vec<(f32, Vec<f32>)>, Self::Error> {
         self.check_inputs(inputs, y_pred, y_true, b)?;
         if self.finish.is_empty() {
             return Ok(Vec::new());
@@ -379,31 +389,5 @@ impl WgpuPopulation {
             .zip(&self.finish)
             .map(|((g, s), how)| (how.loss(s, b, c), g))
             .collect())
-    }
-
-    /// Seconds per evaluation of the whole population with the batch already on the device
-    /// (no transfers): `iters` evaluations submitted back to back, after one to warm up.
-    pub fn time_resident(
-        &self,
-        y_pred: &[f32],
-        y_true: &[f32],
-        b: usize,
-        iters: usize,
-    ) -> Result<f64, WgpuError> {
-        self.check_inputs(Inputs::Shared, y_pred, y_true, b)?;
-        let chunks = self.upload(Inputs::Shared, y_pred, y_true, b);
-        let submit = || {
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            self.encode(&chunks, &mut encoder);
-            self.queue.submit([encoder.finish()]);
-        };
-        submit();
-        self.wait()?;
-        let t = Instant::now();
-        for _ in 0..iters.max(1) {
-            submit();
-        }
-        self.wait()?;
-        Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
     }
 }

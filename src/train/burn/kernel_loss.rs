@@ -10,27 +10,16 @@
 //! autodiff layers). The step already reads every member's loss back, so the transfer adds
 //! `K x batch x classes` floats each way per step.
 
-use crate::gpu::emit::{Dialect, population, population_of};
+use crate::gpu::PopulationRunner;
+use crate::gpu::emit::{Dialect, gradient_ir, population, population_of};
 use crate::gpu::wgpu_population::{WgpuPopulation, build};
 use ncp_ir::Function;
-use ncp_ir::passes::{OptOptions, gradient, optimize};
 
 /// The kernel of a population's lowerable losses, and who runs in it.
 pub(super) struct KernelLoss {
     kernel: WgpuPopulation,
     /// The kernel's candidates: the member each one is, in order.
     members: Vec<usize>,
-}
-
-/// A loss's optimized gradient IR, when it has a gradient.
-fn gradient_ir(f: &Function) -> Option<Function> {
-    let g = gradient(f).ok()?;
-    if !g.has_grad {
-        return None;
-    }
-    let mut gf = g.func;
-    optimize(&mut gf, OptOptions::default()).ok()?;
-    Some(gf)
 }
 
 impl KernelLoss {
