@@ -3,6 +3,9 @@
 //! (rows / 64, candidates) grid. This is the same wgpu burn-wgpu runs on (Vulkan, Metal, DX12;
 //! Mesa's lavapipe without a GPU, which is how CI tests it).
 //!
+//! The adapter and device are opened once per process and shared by every kernel built
+//! (training builds one per population).
+//!
 //! A batch larger than the device's storage-binding limit for K candidates' gradients runs in
 //! row chunks, each with its own buffers; the loss shares come back per row and the host adds
 //! them in row order, as for the C backends. wgpu's errors are captured and returned, never
@@ -10,12 +13,12 @@
 
 use super::emit::{LossFinish, Population};
 use super::{Inputs, PopulationRunner};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use wgpu::util::DeviceExt;
 
 /// Why the wgpu path failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WgpuError {
     /// No adapter: no Vulkan loader, or no driver.
     #[error("no GPU adapter ({0}); {HINT}")]
@@ -77,9 +80,22 @@ struct Chunk {
 
 const WORKGROUP: usize = 64;
 
-/// Validate `pop` (emitted with `Dialect::Wgsl`), open the first adapter and compile it.
-pub fn build(pop: &Population) -> Result<WgpuPopulation, WgpuError> {
-    validate(&pop.source)?;
+/// The process's wgpu device, opened on first use and shared by every kernel: opening an
+/// adapter and a device costs more than compiling a small kernel, and training builds one
+/// kernel per population. Errors the device reports outside an error scope go to one sink,
+/// which the next kernel to check it reports.
+#[derive(Clone)]
+struct Shared {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    errors: Arc<Mutex<Vec<String>>>,
+    adapter: String,
+    limits: wgpu::Limits,
+}
+
+static SHARED: OnceLock<Result<Shared, WgpuError>> = OnceLock::new();
+
+fn open() -> Result<Shared, WgpuError> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY),
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -110,6 +126,26 @@ pub fn build(pop: &Population) -> Result<WgpuPopulation, WgpuError> {
             v.push(e.to_string());
         }
     }));
+    Ok(Shared {
+        device,
+        queue,
+        errors,
+        adapter: name,
+        limits,
+    })
+}
+
+/// Validate `pop` (emitted with `Dialect::Wgsl`) and compile it on the process's wgpu device
+/// (the first adapter, opened by the first build).
+pub fn build(pop: &Population) -> Result<WgpuPopulation, WgpuError> {
+    validate(&pop.source)?;
+    let Shared {
+        device,
+        queue,
+        errors,
+        adapter: name,
+        limits,
+    } = SHARED.get_or_init(open).clone()?;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("ncpc population"),
