@@ -258,8 +258,8 @@ fn population_members_follow_the_native_trainer() {
     }
 }
 
-/// Failures are per member: a NaN loss or a loss without y_pred fails its own member at the
-/// step it happens and leaves the others training.
+/// Failures are per member: a NaN loss, or a loss whose parameter types refuse the batch,
+/// fails its own member at the step it happens and leaves the others training.
 #[test]
 fn a_failing_member_fails_alone() {
     let data = synthetic();
@@ -275,9 +275,24 @@ fn a_failing_member_fails_alone() {
             func: func("edge_exp_overflow", p.batch, c),
             seed: 1,
         },
+        // Typed for batches of 7 rows: the batch of 32 is refused at the first step.
+        Member {
+            func: ncp_ir::text::parse_function(
+                "function fixed(f32[7,C], f32[7,C]) -> f32 {\nblock0(v0: f32[7,C], v1: f32[7,C]):\n    v2 = sub v1, v0 : f32[7,C]\n    v3 = mul v2, v2 : f32[7,C]\n    v4 = mean<all> v3 : f32\n    return v4\n}",
+            )
+            .unwrap(),
+            seed: 1,
+        },
     ];
     let want = native("cross_entropy", &data, &p, 1);
     let native_overflow = native("edge_exp_overflow", &data, &p, 1);
+    let mut cand = ncpc::train::candidate::CandidateLoss::new(
+        members[2].func.clone(),
+        ncpc::loss::Backend::Jit,
+        ncpc::jit::MathMode::Exact,
+    );
+    let native_fixed = train_run(&mut cand, &data, &p, 1);
+    assert!(native_fixed.failure.is_some(), "{native_fixed:?}");
     for step in loss_steps() {
         let runs = train(&members, &data, &p, step);
         assert_runs_agree(&want, &runs[0], "cross-entropy beside a failing member");
@@ -287,6 +302,40 @@ fn a_failing_member_fails_alone() {
             "{step:?}: {:?} vs {:?}",
             runs[1],
             native_overflow
+        );
+        let why = runs[2].failure.as_deref().unwrap_or("");
+        assert!(
+            why.starts_with("step 1:") && runs[2].losses.is_empty(),
+            "{step:?}: {:?}",
+            runs[2]
+        );
+    }
+}
+
+/// A batch as wide as the classes: the interpreter refuses to bind symbolic B and C to one
+/// size, so the member fails at its first step on every path, the population kernel's
+/// included (which lowers the loss, and checks the batch against the loss's types each step).
+#[test]
+fn a_batch_the_loss_refuses_fails_on_every_path() {
+    let data = synthetic();
+    let mut p = Protocol::preset(ProtocolName::Amm);
+    p.batch = data.classes;
+    let members = vec![Member {
+        func: func("mse", 32, data.classes),
+        seed: 1,
+    }];
+    let g = ncpc::gpu::emit::gradient_ir(&members[0].func).unwrap();
+    let wgsl = ncpc::gpu::emit::Dialect::Wgsl;
+    assert!(ncpc::gpu::emit::population(&[g], data.classes, wgsl).is_ok());
+    let native = native("mse", &data, &p, 1);
+    assert!(native.failure.is_some(), "{native:?}");
+    for step in loss_steps() {
+        let runs = train_population(&members, &data, &p, &device(), step);
+        let why = runs[0].failure.as_deref().unwrap_or("");
+        assert!(
+            why.starts_with("step 1:") && runs[0].losses.is_empty(),
+            "{step:?}: {:?}",
+            runs[0]
         );
     }
 }

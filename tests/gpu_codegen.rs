@@ -259,6 +259,12 @@ fn losses_that_mix_rows_are_refused() {
     let e = population(&[g], 10, Dialect::Cuda).unwrap_err();
     assert!(e.to_string().contains("mixes rows"), "{e}");
     assert!(population(&[], 0, Dialect::Cuda).is_err());
+    // A loss typed for 7 classes is not compiled for 10.
+    let text = "function g(f32[B,7], f32[B,7]) -> f32 {\nblock0(v0: f32[B,7], v1: f32[B,7]):\n    v2 = sub v1, v0 : f32[B,7]\n    v3 = mul v2, v2 : f32[B,7]\n    v4 = mean<all> v3 : f32\n    return v4\n}";
+    let g = grad_ir(&ncp_ir::text::parse_function(text).unwrap()).unwrap();
+    let e = population(std::slice::from_ref(&g), 10, Dialect::Wgsl).unwrap_err();
+    assert!(e.to_string().contains("typed for 7 classes"), "{e}");
+    assert!(population(&[g], 7, Dialect::Wgsl).is_ok());
 }
 
 /// With `--features cuda-rt`: where libcuda and NVRTC load and a GPU is there, the CUDA build

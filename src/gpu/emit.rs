@@ -144,6 +144,17 @@ pub fn population_of(
     let mut bodies = Vec::new();
     let mut finishes = Vec::new();
     for f in funcs {
+        let typed = f.blocks[f.entry()]
+            .params
+            .iter()
+            .filter_map(|p| match f.ty(*p).shape.last() {
+                Some(Dim::Fixed(n)) if *n as usize != c => Some(*n),
+                _ => None,
+            })
+            .next();
+        if let Some(n) = typed {
+            return unsupported(format!("a loss typed for {n} classes, compiled for {c}"));
+        }
         let r = row_fn(f, syn)?;
         bodies.push(r.body);
         finishes.push(r.finish);

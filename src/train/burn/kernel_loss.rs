@@ -20,6 +20,10 @@ pub(super) struct KernelLoss {
     kernel: WgpuPopulation,
     /// The kernel's candidates: the member each one is, in order.
     members: Vec<usize>,
+    /// The distinct losses in the kernel, and each candidate's among them (for the
+    /// interpreter's check of the batch's shape against the loss's parameter types).
+    losses: Vec<Function>,
+    slots: Vec<usize>,
 }
 
 impl KernelLoss {
@@ -30,6 +34,7 @@ impl KernelLoss {
         // Each distinct loss once: its row function's index, or `None` where it has none.
         let mut seen: Vec<(&Function, Option<usize>)> = Vec::new();
         let mut grads: Vec<Function> = Vec::new();
+        let mut losses: Vec<Function> = Vec::new();
         let mut slots = Vec::new();
         let mut who = Vec::new();
         for (m, func) in members.iter().enumerate() {
@@ -40,6 +45,7 @@ impl KernelLoss {
                         .filter(|g| population(std::slice::from_ref(g), c, Dialect::Wgsl).is_ok())
                         .map(|g| {
                             grads.push(g);
+                            losses.push((*func).clone());
                             grads.len() - 1
                         });
                     seen.push((func, slot));
@@ -75,6 +81,8 @@ impl KernelLoss {
                 Some(KernelLoss {
                     kernel,
                     members: who,
+                    losses,
+                    slots,
                 })
             }
             Err(e) => {
@@ -87,6 +95,32 @@ impl KernelLoss {
     /// Whether member `m` runs in the kernel.
     pub(super) fn has(&self, m: usize) -> bool {
         self.members.contains(&m)
+    }
+
+    /// The kernel members whose loss refuses a `[b, c]` batch, with the interpreter's reason
+    /// (a fixed dim that does not match, symbolic B and C equal: a short last batch of an
+    /// epoch can be either), as the graph path and the trainer's own refuse it.
+    pub(super) fn refusals(&self, b: usize, c: usize) -> Vec<(usize, String)> {
+        let shape = ncp_ir::tensor::Tensor {
+            dtype: ncp_ir::DType::F32,
+            shape: vec![b, c],
+            data: Vec::new(),
+        };
+        let inputs = [shape.clone(), shape];
+        let why: Vec<Option<String>> = self
+            .losses
+            .iter()
+            .map(|f| {
+                ncp_ir::interp::bind_dims(f, &inputs)
+                    .err()
+                    .map(|e| e.to_string())
+            })
+            .collect();
+        self.members
+            .iter()
+            .zip(&self.slots)
+            .filter_map(|(m, slot)| why[*slot].clone().map(|w| (*m, w)))
+            .collect()
     }
 
     /// The loss and dL/dy_pred of every kernel member on its own batch: `y_pred` and `y_true`

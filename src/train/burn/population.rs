@@ -346,6 +346,16 @@ fn kernel_step(
     states: &mut [MemberState],
 ) -> Option<Tensor<3>> {
     let k_all = states.len();
+    for (m, why) in kl.refusals(b, c) {
+        let s = &mut states[m];
+        if !s.done {
+            s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::Failed(why)));
+            s.done = true;
+        }
+    }
+    if (0..k_all).all(|m| !kl.has(m) || states[m].done) {
+        return None;
+    }
     let yp: Vec<f32> = logits.clone().inner().into_data().iter::<f32>().collect();
     let mut yt = vec![0f32; k_all * b * c];
     for (row, i) in idx.iter().enumerate() {
