@@ -2,10 +2,12 @@
 //! trained in lockstep, one batched pass per step.
 //!
 //! Each layer's weights of all K networks form one `[K, in, out]` tensor, so the forward
-//! and backward passes of the whole population are a few batched matmuls whatever K is; only
-//! the losses run per member (each is its own lowered graph on its slice of the logits).
-//! Summing the members' losses and calling burn-autodiff's `backward` once gives every
-//! member its own gradient, as the losses share no parameters.
+//! and backward passes of the whole population are a few batched matmuls whatever K is. The
+//! losses run per member, each as its own lowered graph on its slice of the logits, or, with
+//! [`LossStep::Kernel`] on wgpu, all the members the population kernel lowers in one dispatch
+//! (`kernel_loss`), their gradients entering as the surrogate `sum(logits * G)`. Summing the
+//! members' losses and calling burn-autodiff's `backward` once gives every member its own
+//! gradient, as the losses share no parameters.
 //!
 //! A member reproduces the trainer's own run ([`crate::train::seed_run::train_run`]) under the same
 //! seed: the same initial weights, batch order, dropout masks and optimizer rule. Results agree
