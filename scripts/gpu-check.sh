@@ -15,8 +15,9 @@
 #    alone with the batch on the device, on CUDA and on wgpu; PyTorch's peer
 #    (benches/peers/gpu_population.py: AMM's interpreter on CUDA, the same losses and rows).
 # 4. `ncpc eval --backend wgpu` (the losses' step on the population kernel, then as burn
-#    graphs) against `--backend jit` on the AMM protocol, and benches/population.rs
-#    (population training, both loss steps) on wgpu.
+#    graphs) against `--backend jit`: the AMM protocol, a longer run (NCPC_CHECK_STEPS, default
+#    300 steps of 256) and the small CNN; benches/population.rs (population training, both
+#    loss steps) on wgpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CARRY="${1:-target/gpu-carry}"
@@ -66,12 +67,21 @@ echo "== peer: PyTorch (AMM's interpreter) on CUDA, the same losses"
 AMM_REPO="$CARRY/amm" timeout 150 "$PY" benches/peers/gpu_population.py --device cuda \
   --rows 1000000 --k-loss 64 --k-amm 16 >"$OUT/peer.json" 2>"$OUT/peer.err" || tail -n 5 "$OUT/peer.err"
 
-echo "== eval: AMM protocol, 8 seeds, wgpu (loss step on the kernel, then as graphs) vs jit"
-for run in wgpu:kernel wgpu_graph:graph jit:kernel; do
-  name="${run%%:*}"; step="${run##*:}"
-  timeout 60 "$bin/ncpc" eval tests/corpus/amm/cross_entropy.json --protocol amm --seeds 8 \
-    --no-baselines --backend "${name%%_*}" --loss-step "$step" --json >"$OUT/eval_$name.json" 2>"$OUT/eval_$name.err"
-  echo "$name: exit $?"; grep -m 3 -E 'ncpc:|adapter' "$OUT/eval_$name.err"
+echo "== eval: wgpu (loss step on the kernel, then as graphs) vs jit, 8 seeds of cross-entropy"
+# amm: the AMM protocol (10 steps of 32, early stop: the kernel's build decides); long: the
+# standard protocol (no early stop) for NCPC_CHECK_STEPS (default 300) steps of 256, where the
+# steps decide; cnn: the small CNN (burn only) under the standard protocol, as many steps.
+steps="${NCPC_CHECK_STEPS:-300}"
+for run in amm_wgpu:kernel amm_wgpu_graph:graph amm_jit:kernel long_wgpu:kernel long_wgpu_graph:graph \
+  long_jit:kernel cnn_wgpu:kernel cnn_wgpu_graph:graph; do
+  name="${run%%:*}"; step="${run##*:}"; case="${name%%_*}"; backend="${name#*_}"; backend="${backend%%_*}"
+  extra=(--protocol amm)
+  [ "$case" = long ] && extra=(--protocol standard --steps "$steps" --batch 256)
+  [ "$case" = cnn ] && extra=(--protocol standard --steps "$steps" --model cnn)
+  timeout 90 "$bin/ncpc" eval tests/corpus/amm/cross_entropy.json --seeds 8 \
+    --no-baselines --backend "$backend" --loss-step "$step" "${extra[@]}" --json \
+    >"$OUT/eval_$name.json" 2>"$OUT/eval_$name.err"
+  echo "$name: exit $?"; grep -m 3 -E 'ncpc:|adapter|WARN' "$OUT/eval_$name.err"
 done
 
 echo "== population training on wgpu (benches/population.rs)"

@@ -3,7 +3,8 @@
   peer's loss+grad rate (peer.json: AMM's interpreter on CUDA over the same rows);
 - population: criterion's estimates for benches/population.rs (training on wgpu) against the
   peer's AMM-protocol candidates/s;
-- eval: `ncpc eval --backend wgpu|jit` results (wgpu_graph: `--loss-step graph`).
+- eval: `ncpc eval --backend wgpu|jit` results per case (amm, long, cnn; wgpu_graph:
+  `--loss-step graph`) and the same-run time ratios.
 A part that did not run is reported with the reason instead of a number."""
 import glob
 import json
@@ -45,8 +46,17 @@ for est in sorted(glob.glob(os.path.join(out, "criterion", "population", "*", "*
     training.append(row)
 summary["population_training"] = training
 summary["eval"] = {}
-for b in ["wgpu", "wgpu_graph", "jit"]:
-    r = load(f"eval_{b}.json")
+for path in sorted(glob.glob(os.path.join(out, "eval_*.json"))):
+    name = os.path.basename(path)[len("eval_"):-len(".json")]
+    r = load(os.path.basename(path))
     keep = ["error", "model", "score", "accuracy", "seconds"]
-    summary["eval"][b] = {k: r[k] for k in keep if k in r}
+    summary["eval"][name] = {k: r[k] for k in keep if k in r}
+# The kernel step against the graph step and the JIT, same protocol, same run.
+for case in ["amm", "long", "cnn"]:
+    ev = summary["eval"]
+    k, g, j = (ev.get(f"{case}_{x}", {}).get("seconds") for x in ["wgpu", "wgpu_graph", "jit"])
+    if k and g:
+        ev[f"{case}_graph_over_kernel"] = g / k
+    if k and j:
+        ev[f"{case}_jit_over_kernel"] = j / k
 print(json.dumps(summary, indent=1, default=str))

@@ -379,3 +379,30 @@ fn the_small_cnn_learns_mnist_as_a_population() {
     let alone = train(&members[1..], &data, &p, step);
     assert_runs_agree(&runs[1], &alone[0], "CNN member alone vs in the population");
 }
+
+/// Validation of a wide population fits the device's buffers: eight CNN members over the
+/// standard protocol's 1000 validation images would need 173 MB for the first convolution in
+/// one pass, beyond wgpu's default 128 MiB storage binding, so validation runs in chunks
+/// sized by the network's widest activation.
+#[test]
+fn a_wide_population_validates_in_chunks_that_fit() {
+    use ncpc::train::burn::nets::Net;
+    let mut p = Protocol::preset(ProtocolName::Standard);
+    p.architecture = ncpc::train::protocol::Architecture::Cnn;
+    p.steps = Some(2);
+    p.hurdles.clear();
+    let data = TaskData::for_protocol(&p, &std::env::temp_dir(), &mut Vec::new()).unwrap();
+    let net = Net::for_protocol(&p, data.dim, data.classes).unwrap();
+    assert_eq!(net.floats_per_sample(), 8 * 26 * 26);
+    assert!(data.val_y.len() >= 1000, "{}", data.val_y.len());
+    let members: Vec<Member> = (0..8u64)
+        .map(|seed| Member {
+            func: func("cross_entropy", p.batch, data.classes),
+            seed,
+        })
+        .collect();
+    for r in train_population(&members, &data, &p, &device(), loss_steps()[0]) {
+        assert!(r.failure.is_none(), "{r:?}");
+        assert!(r.accuracy.is_finite(), "{r:?}");
+    }
+}

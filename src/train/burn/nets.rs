@@ -158,6 +158,29 @@ impl Net {
         }
     }
 
+    /// The largest activation one sample makes in one member's forward pass, in floats (the
+    /// input, a hidden layer, or the CNN's first convolution): what sizes a batch's buffers.
+    pub fn floats_per_sample(&self) -> usize {
+        match self {
+            Net::Mlp(spec) => spec
+                .hidden
+                .iter()
+                .copied()
+                .chain([spec.input, spec.output])
+                .max()
+                .unwrap_or(1),
+            Net::Cnn(c) => {
+                let (s1, _) = c.sides();
+                let conv1 = C1 * (c.side - 2) * (c.side - 2);
+                let conv2 = C2 * (s1 - 2) * (s1 - 2);
+                [c.ch * c.side * c.side, conv1, conv2]
+                    .into_iter()
+                    .max()
+                    .unwrap_or(1)
+            }
+        }
+    }
+
     /// Widths of the layers dropout applies to (the MLP's hidden layers; none for the CNN).
     pub fn dropout_widths(&self) -> Vec<usize> {
         match self {

@@ -39,8 +39,10 @@ pub struct Member {
     pub seed: u64,
 }
 
-/// Validation rows per batched forward pass, at most (fewer for large populations, so that a
-/// chunk's inputs stay near 16M floats).
+/// Validation rows per batched forward pass, at most (fewer for large populations or wide
+/// networks, so that a chunk's largest activation stays near 16M floats, well inside wgpu's
+/// default 128 MiB storage binding: the CNN's first convolution makes 5408 floats per MNIST
+/// image and member).
 const VAL_CHUNK: usize = 2000;
 
 /// One layer of the population: weights `[K, in, out]`, bias `[K, 1, out]`, and Adam's
@@ -489,7 +491,7 @@ fn validate(
     }
     let plain: Vec<(Tensor<3>, Tensor<3>)> =
         layers.iter().map(|l| (l.w.clone(), l.b.clone())).collect();
-    let chunk_rows = (16_000_000 / (k_all * data.dim).max(1)).clamp(1, VAL_CHUNK);
+    let chunk_rows = (16_000_000 / (k_all * net.floats_per_sample()).max(1)).clamp(1, VAL_CHUNK);
     let mut correct = vec![0usize; k_all];
     let mut ce = vec![0f64; k_all];
     for start in (0..n).step_by(chunk_rows) {
