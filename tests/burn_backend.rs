@@ -60,6 +60,15 @@ fn train(members: &[Member], data: &TaskData, p: &Protocol, step: LossStep) -> V
     runs
 }
 
+/// The run ended at its first step, before recording any loss.
+fn assert_fails_at_first_step(run: &SeedRun, step: LossStep) {
+    let why = run.failure.as_deref().unwrap_or("");
+    assert!(
+        why.starts_with("step 1:") && run.losses.is_empty(),
+        "{step:?}: {run:?}"
+    );
+}
+
 /// A loss that mixes rows (the standard deviation of every error): the population kernel does
 /// not lower it, so in a kernel step it keeps its burn graph.
 fn row_mixing() -> ncp_ir::Function {
@@ -303,12 +312,7 @@ fn a_failing_member_fails_alone() {
             runs[1],
             native_overflow
         );
-        let why = runs[2].failure.as_deref().unwrap_or("");
-        assert!(
-            why.starts_with("step 1:") && runs[2].losses.is_empty(),
-            "{step:?}: {:?}",
-            runs[2]
-        );
+        assert_fails_at_first_step(&runs[2], step);
     }
 }
 
@@ -331,12 +335,7 @@ fn a_batch_the_loss_refuses_fails_on_every_path() {
     assert!(native.failure.is_some(), "{native:?}");
     for step in loss_steps() {
         let runs = train_population(&members, &data, &p, &device(), step);
-        let why = runs[0].failure.as_deref().unwrap_or("");
-        assert!(
-            why.starts_with("step 1:") && runs[0].losses.is_empty(),
-            "{step:?}: {:?}",
-            runs[0]
-        );
+        assert_fails_at_first_step(&runs[0], step);
     }
 }
 

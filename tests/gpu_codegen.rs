@@ -11,9 +11,9 @@ use ncp_ir::tensor::Tensor;
 use ncp_ir::{Function, Value};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
-use ncpc::gpu::PopulationRunner;
 use ncpc::gpu::emit::{Dialect, EmitError, population, population_of};
 use ncpc::gpu::host;
+use ncpc::gpu::{Inputs, PopulationRunner};
 use ncpc::loss::evaluate_function;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,19 +24,24 @@ use ncpc::gpu::emit::gradient_ir as grad_ir;
 /// A population kernel that runs: host C here, WGSL where a wgpu adapter is.
 type Runner = Box<dyn Fn(&[f32], &[f32], usize) -> Vec<(f32, Vec<f32>)>>;
 
-/// Build `pop` for `dialect` and return its runner.
+/// Build `pop` for `dialect` and return its runner on one shared batch.
 fn runner(pop: &ncpc::gpu::emit::Population, dialect: Dialect) -> Runner {
+    runner_on(pop, dialect, Inputs::Shared)
+}
+
+/// Build `pop` for `dialect` and return its runner on the batches `inputs` says.
+fn runner_on(pop: &ncpc::gpu::emit::Population, dialect: Dialect, inputs: Inputs) -> Runner {
     match dialect {
         Dialect::HostC => {
             let k = host::build(pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
-            Box::new(move |p, t, b| k.run(p, t, b).unwrap())
+            Box::new(move |p, t, b| k.run_on(inputs, p, t, b).unwrap())
         }
         #[cfg(feature = "wgpu")]
         Dialect::Wgsl => {
             let k = ncpc::gpu::wgpu_population::build(pop)
                 .unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
             eprintln!("wgpu adapter: {}", k.adapter());
-            Box::new(move |p, t, b| k.run(p, t, b).unwrap())
+            Box::new(move |p, t, b| k.run_on(inputs, p, t, b).unwrap())
         }
         d => panic!("no runner for {d:?} in this build"),
     }
@@ -354,25 +359,6 @@ fn a_batch_of_the_wrong_size_is_an_error() {
     }
 }
 
-/// Both runners of one dialect: a shared batch, and a batch per candidate.
-type EachRunner = Box<dyn Fn(&[f32], &[f32], usize) -> Vec<(f32, Vec<f32>)>>;
-
-fn runner_each(pop: &ncpc::gpu::emit::Population, dialect: Dialect) -> EachRunner {
-    match dialect {
-        Dialect::HostC => {
-            let k = host::build(pop).unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
-            Box::new(move |p, t, b| k.run_each(p, t, b).unwrap())
-        }
-        #[cfg(feature = "wgpu")]
-        Dialect::Wgsl => {
-            let k = ncpc::gpu::wgpu_population::build(pop)
-                .unwrap_or_else(|e| panic!("{e}\n{}", pop.source));
-            Box::new(move |p, t, b| k.run_each(p, t, b).unwrap())
-        }
-        d => panic!("no runner for {d:?} in this build"),
-    }
-}
-
 /// A population in training: candidates that share losses (one loss under several seeds),
 /// each on its own batch. Every candidate gets what a kernel of its loss alone gives on its
 /// batch, and each loss is emitted once however many candidates run it.
@@ -414,12 +400,13 @@ fn candidates_with_their_own_batches_and_shared_losses() {
             (0..grads.len()).all(defines) && !defines(grads.len()),
             "each loss is emitted once"
         );
-        let all = runner_each(&pop, dialect)(&yp, &yt, b);
+        let all = runner_on(&pop, dialect, Inputs::PerCandidate)(&yp, &yt, b);
         assert_eq!(all.len(), slots.len());
         for (k, (slot, (loss, grad))) in slots.iter().zip(&all).enumerate() {
             let alone = population(std::slice::from_ref(&grads[*slot]), c, dialect).unwrap();
             let span = k * b * c..(k + 1) * b * c;
-            let want = runner_each(&alone, dialect)(&yp[span.clone()], &yt[span], b);
+            let want =
+                runner_on(&alone, dialect, Inputs::PerCandidate)(&yp[span.clone()], &yt[span], b);
             assert_eq!(
                 (loss.to_bits(), grad),
                 (want[0].0.to_bits(), &want[0].1),

@@ -62,6 +62,26 @@ struct MemberState {
     done: bool,
 }
 
+impl MemberState {
+    /// End the member at `step` (0-based) with `fault`.
+    fn fail(&mut self, step: usize, fault: StepFault) {
+        self.run.failure = Some(format!("step {}: {fault}", step + 1));
+        self.done = true;
+    }
+
+    /// Record this step's loss `v`; a non-finite one ends the member instead. Whether the
+    /// member trains on.
+    fn record(&mut self, step: usize, v: f32) -> bool {
+        if !v.is_finite() {
+            self.fail(step, StepFault::NonFinite(v));
+            return false;
+        }
+        self.run.losses.push(v);
+        self.run.steps = step + 1;
+        true
+    }
+}
+
 fn upload3(data: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
@@ -232,8 +252,7 @@ pub fn train_population(
                 Ok(Err(e)) => StepFault::Failed(e.to_string()),
                 Err(_) => StepFault::Failed("the burn backend panicked on this loss".into()),
             };
-            s.run.failure = Some(format!("step {}: {fault}", step + 1));
-            s.done = true;
+            s.fail(step, fault);
         }
         if live.is_empty() && surrogate.is_none() {
             break;
@@ -246,15 +265,9 @@ pub fn train_population(
         };
         let mut finite: Vec<Tensor<2>> = surrogate.into_iter().collect();
         for ((k, t), v) in live.into_iter().zip(values) {
-            let s = &mut states[k];
-            if !v.is_finite() {
-                s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::NonFinite(v)));
-                s.done = true;
-                continue;
+            if states[k].record(step, v) {
+                finite.push(t);
             }
-            s.run.losses.push(v);
-            s.run.steps = step + 1;
-            finite.push(t);
         }
         if !finite.is_empty() {
             let total = Tensor::cat(finite, 0).sum();
@@ -351,10 +364,8 @@ fn kernel_step(
 ) -> Option<Tensor<3>> {
     let k_all = states.len();
     for (m, why) in kl.refusals(b, c) {
-        let s = &mut states[m];
-        if !s.done {
-            s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::Failed(why)));
-            s.done = true;
+        if !states[m].done {
+            states[m].fail(step, StepFault::Failed(why));
         }
     }
     if (0..k_all).all(|m| !kl.has(m) || states[m].done) {
@@ -370,9 +381,10 @@ fn kernel_step(
         Err(e) => {
             for (m, s) in states.iter_mut().enumerate() {
                 if kl.has(m) && !s.done {
-                    let why = StepFault::Failed(format!("the population kernel failed: {e}"));
-                    s.run.failure = Some(format!("step {}: {why}", step + 1));
-                    s.done = true;
+                    s.fail(
+                        step,
+                        StepFault::Failed(format!("the population kernel failed: {e}")),
+                    );
                 }
             }
             return None;
@@ -382,19 +394,10 @@ fn kernel_step(
     let mut g = vec![0f32; k_all * b * c];
     let mut any = false;
     for (m, v, grad) in outs {
-        let s = &mut states[m];
-        if s.done {
-            continue;
+        if !states[m].done && states[m].record(step, v) {
+            g[m * b * c..(m + 1) * b * c].copy_from_slice(&grad);
+            any = true;
         }
-        if !v.is_finite() {
-            s.run.failure = Some(format!("step {}: {}", step + 1, StepFault::NonFinite(v)));
-            s.done = true;
-            continue;
-        }
-        s.run.losses.push(v);
-        s.run.steps = step + 1;
-        g[m * b * c..(m + 1) * b * c].copy_from_slice(&grad);
-        any = true;
     }
     any.then(|| upload3(g, [k_all, b, c], &logits.device()))
 }
