@@ -1,6 +1,7 @@
 //! The JIT against the interpreter (and, through benches/compare.py, against PyTorch eager):
 //! loss + gradient per call at 32x10 and 256x10, throughput at 1M elements, and compile
-//! latency for genomes of 10, 30 and 100 instructions.
+//! latency for genomes of 10, 30 and 100 instructions, and a training step of a loss that
+//! branches on the data (guarded path kernels against the interpreter).
 //!
 //! `cargo bench --bench jit`; `python3 benches/compare.py` runs this and the PyTorch peer and
 //! prints the ratio table.
@@ -202,5 +203,55 @@ fn compile_latency(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_call, throughput, compile_latency);
+/// A loss whose branch depends on y_pred: cross-entropy, or MSE when a logit exceeds 30. The
+/// JIT compiles the path the first batch takes, guarded; the interpreter was the only
+/// engine for such losses before.
+const BRANCHY_CE: &str = "function branchy_ce(f32[B,C], f32[B,C]) -> f32 {
+block0(v0: f32[B,C], v1: f32[B,C]):
+    v2 = reduce_max<all> v0 : f32
+    v3 = const<30.0> : f32
+    v4 = gt v2, v3 : bool
+    brif v4, block1, block2
+block1:
+    v5 = sub v0, v1 : f32[B,C]
+    v6 = mul v5, v5 : f32[B,C]
+    v7 = mean<all> v6 : f32
+    return v7
+block2:
+    v8 = softmax v0 : f32[B,C]
+    v9 = const<1e-7> : f32
+    v10 = max v8, v9 : f32[B,C]
+    v11 = log v10 : f32[B,C]
+    v12 = mul v1, v11 : f32[B,C]
+    v13 = sum<1> v12 : f32[B]
+    v14 = neg v13 : f32[B]
+    v15 = mean<0> v14 : f32
+    return v15
+}";
+
+fn branching(c: &mut Criterion) {
+    use ncpc::loss::Backend;
+    use ncpc::train::candidate::CandidateLoss;
+    let f = ncp_ir::text::parse_function(BRANCHY_CE).unwrap();
+    let mut group = c.benchmark_group("branching_step");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for (b, cc) in [(32usize, 10usize), (256, 10)] {
+        let (yp, yt) = inputs(b, cc);
+        for (name, backend) in [("jit", Backend::Jit), ("interp", Backend::Interp)] {
+            let mut l = CandidateLoss::new(f.clone(), backend, ncpc::jit::MathMode::Exact);
+            let mut grad = Vec::new();
+            group.bench_function(BenchmarkId::new(name, format!("{b}x{cc}")), |bch| {
+                bch.iter(|| {
+                    l.loss_and_grad(black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                        .unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_call, throughput, compile_latency, branching);
 criterion_main!(benches);

@@ -124,7 +124,13 @@ pub fn evaluate_function_jit(
     y_pred: &Tensor,
     y_true: &Tensor,
 ) -> Result<Option<LossValue>, LossError> {
-    let Some(cl) = jit.compile_loss(f).map_err(LossError::Jit)? else {
+    // Branches on the data: the guarded path these inputs take (its loss is NaN off that
+    // path, or when the loss itself is NaN: either way the interpreter answers).
+    let guarded = crate::jit::paths::guarded_path(f, &[y_pred.clone(), y_true.clone()]);
+    let Some(cl) = jit
+        .compile_loss(guarded.as_ref().unwrap_or(f))
+        .map_err(LossError::Jit)?
+    else {
         return Ok(None);
     };
     let (b, c) = match y_pred.shape.as_slice() {
@@ -139,6 +145,9 @@ pub fn evaluate_function_jit(
     let loss = jit
         .run(&cl, &y_pred.to_f32(), &y_true.to_f32(), b, c, &mut grad)
         .map_err(LossError::Jit)?;
+    if guarded.is_some() && loss.is_nan() {
+        return Ok(None);
+    }
     let grad = cl
         .has_grad
         .then(|| grad.chunks(c).map(|r| r.to_vec()).collect());

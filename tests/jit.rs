@@ -520,6 +520,23 @@ fn mask_of_a_scalar() {
     assert_eq!(got.loss.to_bits(), want.loss.to_bits());
 }
 
+/// A reshape from a scalar to a one-element tensor and back (HAZ genomes at concrete dims
+/// have them) compiles and matches the interpreter, loss and gradient.
+#[test]
+fn reshape_to_and_from_a_scalar() {
+    let src = "function r(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32\n    v3 = reshape<[1,1]> v2 : f32[1,1]\n    v4 = exp v3 : f32[1,1]\n    v5 = reshape<[]> v4 : f32\n    v6 = mul v5, v2 : f32\n    return v6\n}\n";
+    let f = ncp_ir::text::parse_function(src).unwrap();
+    let mut jit = Jit::new().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+    let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
+        .unwrap()
+        .expect("the JIT takes reshapes to and from scalars");
+    assert_eq!(got.loss.to_bits(), want.loss.to_bits());
+    assert_eq!(got.grad, want.grad);
+}
+
 /// Buffers that do not fit the shape are refused, by one call and by row blocks alike.
 #[test]
 fn mismatched_buffers_are_refused_in_blocks_too() {
@@ -550,4 +567,134 @@ fn mismatched_buffers_are_refused_in_blocks_too() {
         jit.run_blocks(&cl, &yp, &yt, b, c, &mut g, block_rows)
             .unwrap();
     }
+}
+
+/// Losses that branch on the data (AMM programs whose jumps test values computed from
+/// y_pred): the kernel of the path one input takes, run on other inputs, computes exactly
+/// what the interpreter computes when they take the same path, and a NaN loss when they do
+/// not, so the caller knows to ask the interpreter. Corpus and random AMM programs, both
+/// tiers.
+#[test]
+fn guarded_paths_match_the_interpreter_or_step_aside() {
+    use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
+    use ncpc::jit::paths::{dynamic_branches, guarded_path};
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let mut funcs: Vec<(String, Function, usize, usize)> = Vec::new();
+    for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
+        for path in common::json_files(dir) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (b, c) in [(4usize, 3usize), (32, 10)] {
+                let opts = CompileOptions {
+                    dims: DimModel::for_inputs(b, c),
+                    ..Default::default()
+                };
+                if let Ok(cf) = compile(&text, &opts) {
+                    funcs.push((format!("{} {b}x{c}", path.display()), cf.func, b, c));
+                }
+            }
+        }
+    }
+    for i in 0..3000 {
+        let len = rng.random_range(4..25);
+        let p = amm::random::random_program(&mut rng, len, true);
+        if let Ok((f, _)) = amm::lower(&p, "g", Mode::Compat, DimModel::Symbolic) {
+            let (b, c) = [(4, 3), (32, 10), (5, 7)][i % 3];
+            funcs.push((format!("random #{i}"), f, b, c));
+        }
+    }
+    let funcs: Vec<_> = funcs
+        .into_iter()
+        .map(|(n, f, b, c)| (n, optimized(f), b, c))
+        .filter(|(_, f, _, _)| dynamic_branches(f))
+        .collect();
+    let (mut kernels, mut same, mut off, mut failures) = (0, 0, 0, Vec::new());
+    for tier in [Tier::Quick, Tier::Hot] {
+        let mut jit = Jit::new().unwrap();
+        jit.tier = tier;
+        for (name, f, b, c) in &funcs {
+            let (b, c) = (*b, *c);
+            let mut batches: Vec<(Tensor, Tensor)> =
+                (0..6).map(|k| inputs(&mut rng, b, c, k % 4)).collect();
+            // Inputs that move the branches: the first batch negated, scaled, and with
+            // its targets zeroed.
+            let (yp0, yt0) = batches[0].clone();
+            let map = |t: &Tensor, g: &dyn Fn(f64) -> f64| {
+                Tensor::new(
+                    t.dtype,
+                    t.shape.clone(),
+                    t.data.iter().map(|x| g(*x)).collect(),
+                )
+            };
+            batches.push((map(&yp0, &|x| -x), yt0.clone()));
+            batches.push((map(&yp0, &|x| x * 1e3), yt0.clone()));
+            batches.push((yp0.clone(), map(&yt0, &|_| 0.0)));
+            let traced = |x: &(Tensor, Tensor)| {
+                run_traced(f, &[x.0.clone(), x.1.clone()], DEFAULT_FUEL)
+                    .ok()
+                    .and_then(|(o, p)| matches!(o, Outcome::Return(_)).then_some(p))
+            };
+            let Some(g) = guarded_path(f, &[batches[0].0.clone(), batches[0].1.clone()]) else {
+                continue;
+            };
+            let Some(cl) = jit.compile_loss(&g).unwrap() else {
+                continue;
+            };
+            kernels += 1;
+            let first = traced(&batches[0]);
+            for (k, (yp, yt)) in batches.iter().enumerate() {
+                let what = format!("{name} ({tier:?}) batch {k}");
+                let mut grad = vec![0f32; jit.kernel_of(&cl).grad_len(b, c)];
+                let loss = jit
+                    .run(&cl, &yp.to_f32(), &yt.to_f32(), b, c, &mut grad)
+                    .unwrap();
+                let on_path = traced(&(yp.clone(), yt.clone())) == first;
+                if !on_path {
+                    off += 1;
+                    if !loss.is_nan() {
+                        failures.push(format!("{what}: another path, but the loss is {loss}"));
+                    }
+                    continue;
+                }
+                same += 1;
+                let want = evaluate_function(f, yp, yt, true).unwrap();
+                let eq = |x: f32, y: f32| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan());
+                if !eq(loss, want.loss) {
+                    failures.push(format!(
+                        "{what}: loss {loss} (jit) vs {} (interp)",
+                        want.loss
+                    ));
+                    continue;
+                }
+                if let (true, Some(w)) = (cl.has_grad, &want.grad) {
+                    let bad = grad
+                        .iter()
+                        .zip(w.iter().flatten())
+                        .filter(|(x, y)| !eq(**x, **y))
+                        .count();
+                    if bad > 0 {
+                        failures.push(format!("{what}: {bad} gradient elements differ"));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "guarded paths: {} functions branch on the data, {kernels} kernels, {same} runs on the traced path, {off} off it",
+        funcs.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        kernels > 20 && same > 50 && off > 20,
+        "the test must exercise both cases"
+    );
 }

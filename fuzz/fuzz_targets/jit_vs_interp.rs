@@ -1,6 +1,9 @@
 //! Differential fuzzing of the Cranelift JIT against the interpreter: random AMM programs and
 //! DAML trees drawn from the fuzzer's seed, compiled and run on both; the JIT must agree bit
-//! for bit wherever it takes the program, in both kernel tiers.
+//! for bit wherever it takes the program, in both kernel tiers. Programs that branch on the
+//! data also get the guarded kernel of the path another input takes (y_pred negated): on
+//! these inputs it must agree bit for bit when they take that path too, and give a NaN loss
+//! when they do not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -73,6 +76,45 @@ fuzz_target!(|data: &[u8]| {
                     assert!(same(*x, *y), "gradient {x} (jit) vs {y} (interp)");
                 }
             }
+        }
+        let negated = ncp_ir::tensor::Tensor::new(
+            yp.dtype,
+            yp.shape.clone(),
+            yp.data.iter().map(|x| -x).collect(),
+        );
+        let other = [negated, yt.clone()];
+        let Some(g) = ncpc::jit::paths::guarded_path(&f, &other) else {
+            return;
+        };
+        let Some(cl) = jit
+            .compile_loss(&g)
+            .expect("the JIT compiles what it accepts")
+        else {
+            return;
+        };
+        let path = |x: &[ncp_ir::tensor::Tensor]| {
+            ncp_ir::interp::run_traced(&f, x, ncp_ir::interp::DEFAULT_FUEL)
+                .ok()
+                .map(|(_, p)| p)
+        };
+        let on_path = path(&other) == path(&[yp.clone(), yt.clone()]);
+        let (b, c) = (yp.shape[0], yp.shape[1]);
+        let mut grad = vec![0f32; jit.kernel_of(&cl).grad_len(b, c)];
+        let loss = jit
+            .run(&cl, &yp.to_f32(), &yt.to_f32(), b, c, &mut grad)
+            .expect("sizes fit");
+        if !on_path || want.fault.is_some() {
+            assert!(
+                loss.is_nan(),
+                "another path, but the guarded kernel gave {loss}"
+            );
+        } else {
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(
+                same(loss, want.loss),
+                "guarded loss {loss} vs {} (interp)",
+                want.loss
+            );
         }
     });
 });

@@ -5,10 +5,16 @@
 //! differentiates) is what the JIT compiles. The budget counter of AMM loops is such a
 //! value, so bounded loops with constant trip counts compile too. The interpreter runs the
 //! same instructions in the same order, so the kernel stays bit-equal to it.
+//!
+//! Branches on the data get [`guarded_path`]: the path one input takes, compiled with its
+//! branch conditions kept as guards (`passes::trace::specialize_guarded`). Its kernel's loss
+//! is NaN on any input that would take another path; the caller then asks the interpreter
+//! (and may trace the new path). On the inputs of its path it computes exactly what the
+//! interpreter computes, since the interpreter differentiates that same path.
 
 use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
 use ncp_ir::passes::depends_on;
-use ncp_ir::passes::trace::specialize;
+use ncp_ir::passes::trace::{specialize, specialize_guarded};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DType, Function, Opcode, Terminator};
 use std::borrow::Cow;
@@ -64,6 +70,27 @@ pub fn static_path(f: &Function) -> Option<Cow<'_, Function>> {
     // interpret.
     let g = specialize(f, &path).ok()?;
     (g.inst_count() <= MAX_PATH_INSTS).then_some(Cow::Owned(g))
+}
+
+/// Whether `f` has branches whose way depends on the inputs (so [`static_path`] refuses it
+/// and [`guarded_path`] applies).
+pub fn dynamic_branches(f: &Function) -> bool {
+    !f.is_straight_line() && !static_branches(f)
+}
+
+/// The guarded straight-line function of the path `inputs` take through `f` (see the module
+/// doc), when `f` branches on the data, that path returns, and it is at most
+/// [`MAX_PATH_INSTS`] long. `None` otherwise (including when `f` has no data-dependent
+/// branch: use [`static_path`]).
+pub fn guarded_path(f: &Function, inputs: &[Tensor]) -> Option<Function> {
+    if !dynamic_branches(f) {
+        return None;
+    }
+    let (Outcome::Return(_), path) = run_traced(f, inputs, DEFAULT_FUEL).ok()? else {
+        return None;
+    };
+    let g = specialize_guarded(f, &path).ok()?;
+    (g.inst_count() <= MAX_PATH_INSTS).then_some(g)
 }
 
 #[cfg(test)]

@@ -210,10 +210,13 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
                 homes.insert(d.result, Home::View(d.args[0]));
                 avail.insert(d.result, avail.get(&d.args[0]).copied().unwrap_or(-1));
             }
-            Opcode::Reshape if !matches!(homes.get(&d.args[0]), Some(Home::View(_))) => {
-                if f.ty(d.args[0]).is_scalar() || ty.is_scalar() {
-                    return Err(Unsupported("reshape to or from a scalar".into()));
-                }
+            // A reshape of a stored tensor is a view; to or from a scalar (a one-element
+            // tensor) it is a standalone op that moves the one element.
+            Opcode::Reshape
+                if !matches!(homes.get(&d.args[0]), Some(Home::View(_)))
+                    && !f.ty(d.args[0]).is_scalar()
+                    && !ty.is_scalar() =>
+            {
                 homes.insert(d.result, Home::View(d.args[0]));
                 avail.insert(d.result, avail.get(&d.args[0]).copied().unwrap_or(-1));
             }

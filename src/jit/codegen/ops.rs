@@ -51,6 +51,13 @@ pub(super) fn op(g: &mut Gen, i: Inst) {
             let v = g.b.use_var(var);
             g.set_scalar(d.result, v);
         }
+        Opcode::Reshape if out_ty.is_scalar() => {
+            // The one element of a one-element tensor.
+            let zero = g.b.ins().iconst(types::I64, 0);
+            let idx = vec![zero; xs.len()];
+            let v = g.read(x, &xs, &idx);
+            g.set_scalar(d.result, v);
+        }
         Opcode::Transpose | Opcode::Reshape => {
             // Materialize: transpose reads x[j, i]; reshape copies a view row-major.
             let slot = g.slot_of(d.result);
