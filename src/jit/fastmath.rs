@@ -111,8 +111,12 @@ impl Gen<'_, '_> {
         let lo = self.kf(w, -103.972_08);
         let log2e = self.kf(w, std::f32::consts::LOG2_E);
         let half = self.kf(w, 0.5);
-        let xc = self.b.ins().fmin(x, hi);
-        let xc = self.b.ins().fmax(xc, lo);
+        // Clamp by compare-and-select: `fmin`/`fmax` carry NaN rules that cost several
+        // instructions per lane on x86, and a NaN input is restored at the end anyway.
+        let over = self.b.ins().fcmp(FloatCC::GreaterThan, x, hi);
+        let xc = self.sel(w, over, hi, x);
+        let under = self.b.ins().fcmp(FloatCC::LessThan, xc, lo);
+        let xc = self.sel(w, under, lo, xc);
         let t = self.b.ins().fmul(xc, log2e);
         let t = self.b.ins().fadd(t, half);
         let n = self.b.ins().floor(t);
@@ -140,7 +144,13 @@ impl Gen<'_, '_> {
         let one = self.kf(w, 1.0);
         let p = self.b.ins().fadd(p, one);
         // 2^n in two halves so that n down to -150 (subnormal results) still works.
-        let ni = self.b.ins().fcvt_to_sint_sat(w.i(), n);
+        // n is a whole number in [-150, 129]: added to 1.5 * 2^23 it sits in the low
+        // mantissa bits, read off as an integer (cheaper than a saturating conversion).
+        let magic = self.kf(w, 12_582_912.0);
+        let nm = self.b.ins().fadd(n, magic);
+        let nm = self.bits(w, w.i(), nm);
+        let magic_bits = self.ki(w, 0x4b40_0000);
+        let ni = self.b.ins().isub(nm, magic_bits);
         let one_i = self.b.ins().iconst(types::I32, 1);
         let h = self.b.ins().sshr(ni, one_i);
         let l = self.b.ins().isub(ni, h);
@@ -156,7 +166,6 @@ impl Gen<'_, '_> {
         let y = self.b.ins().fmul(p, sh);
         let y = self.b.ins().fmul(y, sl);
         let inf = self.kf(w, f32::INFINITY);
-        let over = self.b.ins().fcmp(FloatCC::GreaterThan, x, hi);
         let y = self.sel(w, over, inf, y);
         let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
         self.sel(w, nan, x, y)
