@@ -345,27 +345,27 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.for_range(z, n, 1, body);
     }
 
-    /// A loop `for i in (lo..hi).step_by(step) { body(i) }`.
+    /// `for i in (lo..hi).step_by(step)`, as a guarded bottom-tested loop: `if lo < hi`, then
+    /// the body with the test at its end. In this shape Cranelift hoists loop-invariant
+    /// values (a mean's `1 / count`, a row's offset) out of the loop; with the test at the
+    /// top it placed them in the body and recomputed them every iteration (measured: two
+    /// divisions per four elements of MSE's gradient).
     fn for_range(&mut self, lo: CV, hi: CV, step: i64, mut body: impl FnMut(&mut Self, CV)) {
-        let header = self.b.create_block();
         let body_b = self.b.create_block();
         let exit = self.b.create_block();
         let i = self.b.declare_var(types::I64);
         self.b.def_var(i, lo);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let iv = self.b.use_var(i);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, hi);
-        self.b.ins().brif(more, body_b, &[], exit, &[]);
+        let any = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
+        self.b.ins().brif(any, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
         let iv = self.b.use_var(i);
         body(self, iv);
         let next = self.b.ins().iadd_imm_s(iv, step);
         self.b.def_var(i, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
+        self.b.ins().brif(more, body_b, &[], exit, &[]);
         self.b.seal_block(body_b);
-        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
         self.b.seal_block(exit);
     }
 
