@@ -485,3 +485,42 @@ fn population_kernels_are_emitted_or_refused_with_the_reason() {
     );
     assert!(e.contains("opencl") && e.contains("wgsl"), "{e}");
 }
+
+/// A genome whose branches depend on the data has no single kernel to show; `run` compiles
+/// the path its input takes and says the JIT ran it.
+#[test]
+fn a_genome_that_branches_on_the_data_runs_on_the_jit_but_has_no_single_kernel() {
+    let o = ncpc(
+        &[
+            "compile",
+            "tests/corpus/amm/edge_jump_if.json",
+            "--emit",
+            "clif",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("branches depend on the data"), "{err}");
+    let clif = ok(
+        &["compile", "tests/corpus/amm/mse.json", "--emit", "clif"],
+        None,
+    );
+    assert!(clif.contains("function"), "{clif}");
+    let (_d, inputs) = tmp(
+        "in.json",
+        r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#,
+    );
+    let out = ok(
+        &[
+            "run",
+            "tests/corpus/amm/edge_jump_if.json",
+            "--inputs",
+            &inputs,
+            "--backend",
+            "jit",
+        ],
+        None,
+    );
+    assert!(out.contains("backend: jit"), "{out}");
+}

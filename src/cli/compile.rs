@@ -180,6 +180,15 @@ pub fn run(a: CompileArgs) -> Result<(), CliError> {
             jit.keep_listings = true;
             jit.tier = a.tier;
             let Some(cl) = jit.compile_loss(&f)? else {
+                if crate::jit::paths::dynamic_branches(&f) {
+                    return Err(anyhow::anyhow!(
+                        "the JIT has no single kernel for this genome: its branches depend on \
+                         the data, so it compiles the path each input takes, with the branches \
+                         as guards (docs/jit.md, \"What it compiles\"); `ncpc run --backend jit` \
+                         runs one"
+                    )
+                    .into());
+                }
                 let why = ncp_ir::passes::gradient(&f)
                     .map_err(anyhow::Error::from)
                     .and_then(|g| crate::jit::Jit::check(&g.func).map_err(anyhow::Error::from));
