@@ -59,16 +59,23 @@ pub fn evaluate_function_with_fuel(
     opt: bool,
     fuel: u64,
 ) -> Result<LossValue, LossError> {
+    evaluate_function_traced(f, y_pred, y_true, opt, fuel).map(|(v, _)| v)
+}
+
+/// [`evaluate_function_with_fuel`], also returning the path the run took (the blocks in
+/// order, as [`run_traced`] records it), for callers that compile that path next.
+pub fn evaluate_function_traced(
+    f: &Function,
+    y_pred: &Tensor,
+    y_true: &Tensor,
+    opt: bool,
+    fuel: u64,
+) -> Result<(LossValue, Vec<ncp_ir::interp::Step>), LossError> {
     let inputs = [y_pred.clone(), y_true.clone()];
     let (outcome, path) = run_traced(f, &inputs, fuel)?;
+    let value = |loss, grad, fault| LossValue { loss, grad, fault };
     let loss = match outcome {
-        Outcome::Trap(t) => {
-            return Ok(LossValue {
-                loss: FAULT_LOSS,
-                grad: None,
-                fault: Some(t),
-            });
-        }
+        Outcome::Trap(t) => return Ok((value(FAULT_LOSS, None, Some(t)), path)),
         Outcome::Return(v) => v
             .first()
             .map(|t| t.data[0] as f32)
@@ -81,11 +88,7 @@ pub fn evaluate_function_with_fuel(
     };
     let mut g = gradient(&straight)?;
     if !g.has_grad {
-        return Ok(LossValue {
-            loss,
-            grad: None,
-            fault: None,
-        });
+        return Ok((value(loss, None, None), path));
     }
     if opt {
         optimize(&mut g.func, OptOptions::default())?;
@@ -98,11 +101,7 @@ pub fn evaluate_function_with_fuel(
             );
         }
     };
-    Ok(LossValue {
-        loss,
-        grad,
-        fault: None,
-    })
+    Ok((value(loss, grad, None), path))
 }
 
 /// Which engine computes a loss.
@@ -126,7 +125,7 @@ pub fn evaluate_function_jit(
 ) -> Result<Option<LossValue>, LossError> {
     // Branches on the data: the guarded path these inputs take (its loss is NaN off that
     // path, or when the loss itself is NaN: either way the interpreter answers).
-    let guarded = crate::jit::paths::guarded_path(f, &[y_pred.clone(), y_true.clone()]);
+    let guarded = crate::jit::paths::guarded_path(f, y_pred, y_true);
     let Some(cl) = jit
         .compile_loss(guarded.as_ref().unwrap_or(f))
         .map_err(LossError::Jit)?

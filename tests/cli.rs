@@ -32,6 +32,10 @@ fn ok(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// A 2x3 batch for `ncpc run --inputs`.
+const SMALL_INPUTS: &str =
+    r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#;
+
 /// Runs ncpc expecting exit code 2 and returns stderr.
 fn bad(args: &[&str], stdin: Option<&str>) -> String {
     let o = ncpc(args, stdin);
@@ -103,10 +107,7 @@ fn stats_report_each_pass_and_a_hash() {
 
 #[test]
 fn run_json_has_loss_and_gradient() {
-    let (_d, inputs) = tmp(
-        "in.json",
-        r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#,
-    );
+    let (_d, inputs) = tmp("in.json", SMALL_INPUTS);
     let out = ok(
         &[
             "run",
@@ -507,10 +508,7 @@ fn a_genome_that_branches_on_the_data_runs_on_the_jit_but_has_no_single_kernel()
         None,
     );
     assert!(clif.contains("function"), "{clif}");
-    let (_d, inputs) = tmp(
-        "in.json",
-        r#"{"y_pred": [[1, 2, 3], [0.5, 0, -1]], "y_true": [[0, 0, 1], [1, 0, 0]]}"#,
-    );
+    let (_d, inputs) = tmp("in.json", SMALL_INPUTS);
     let out = ok(
         &[
             "run",

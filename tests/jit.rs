@@ -12,7 +12,7 @@ use ncp_ir::{DimModel, Function};
 use ncpc::formats::daml::{self, PSet};
 use ncpc::formats::{CompileOptions, Mode, amm, compile};
 use ncpc::jit::{Jit, Tier};
-use ncpc::loss::{evaluate_function, evaluate_function_jit};
+use ncpc::loss::{LossValue, evaluate_function, evaluate_function_jit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -504,19 +504,26 @@ fn row_blocks_in_parallel_match_one_call() {
     }
 }
 
+/// The JIT's and the interpreter's values for IR text `src` on a 4x3 batch drawn from `seed`;
+/// panics when the JIT does not take it.
+fn jit_and_interp(src: &str, seed: u64) -> (LossValue, LossValue) {
+    let f = ncp_ir::text::parse_function(src).unwrap();
+    let mut jit = Jit::new().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
+    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+    let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
+        .unwrap()
+        .expect("the JIT takes this function");
+    (got, want)
+}
+
 /// Regression (found by the ir_text fuzz target seeded with corpus IR): a max/min mask of a
 /// scalar is a scalar.
 #[test]
 fn mask_of_a_scalar() {
     let src = "function m(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32\n    v3 = min_mask<all> v2 : bool\n    v4 = cast<f32> v3 : f32\n    v5 = mul v4, v2 : f32\n    return v5\n}\n";
-    let f = ncp_ir::text::parse_function(src).unwrap();
-    let mut jit = Jit::new().unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
-    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
-    let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
-        .unwrap()
-        .unwrap();
+    let (got, want) = jit_and_interp(src, 2);
     assert_eq!(got.loss.to_bits(), want.loss.to_bits());
 }
 
@@ -525,14 +532,7 @@ fn mask_of_a_scalar() {
 #[test]
 fn reshape_to_and_from_a_scalar() {
     let src = "function r(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = mean<all> v0 : f32\n    v3 = reshape<[1,1]> v2 : f32[1,1]\n    v4 = exp v3 : f32[1,1]\n    v5 = reshape<[]> v4 : f32\n    v6 = mul v5, v2 : f32\n    return v6\n}\n";
-    let f = ncp_ir::text::parse_function(src).unwrap();
-    let mut jit = Jit::new().unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let (yp, yt) = inputs(&mut rng, 4, 3, 0);
-    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
-    let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
-        .unwrap()
-        .expect("the JIT takes reshapes to and from scalars");
+    let (got, want) = jit_and_interp(src, 3);
     assert_eq!(got.loss.to_bits(), want.loss.to_bits());
     assert_eq!(got.grad, want.grad);
 }
@@ -633,7 +633,7 @@ fn guarded_paths_match_the_interpreter_or_step_aside() {
                     .ok()
                     .and_then(|(o, p)| matches!(o, Outcome::Return(_)).then_some(p))
             };
-            let Some(g) = guarded_path(f, &[batches[0].0.clone(), batches[0].1.clone()]) else {
+            let Some(g) = guarded_path(f, &batches[0].0, &batches[0].1) else {
                 continue;
             };
             let Some(cl) = jit.compile_loss(&g).unwrap() else {

@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             yp.data.iter().map(|x| -x).collect(),
         );
         let other = [negated, yt.clone()];
-        let Some(g) = ncpc::jit::paths::guarded_path(&f, &other) else {
+        let Some(g) = ncpc::jit::paths::guarded_path(&f, &other[0], &other[1]) else {
             return;
         };
         let Some(cl) = jit

@@ -12,7 +12,7 @@
 //! (and may trace the new path). On the inputs of its path it computes exactly what the
 //! interpreter computes, since the interpreter differentiates that same path.
 
-use ncp_ir::interp::{DEFAULT_FUEL, Outcome, run_traced};
+use ncp_ir::interp::{DEFAULT_FUEL, Outcome, Step, run_traced};
 use ncp_ir::passes::depends_on;
 use ncp_ir::passes::trace::{specialize, specialize_guarded};
 use ncp_ir::tensor::Tensor;
@@ -63,13 +63,24 @@ pub fn static_path(f: &Function) -> Option<Cow<'_, Function>> {
             Tensor::new(DType::F32, shape, vec![0.5; n])
         })
         .collect();
-    let (Outcome::Return(_), path) = run_traced(f, &inputs, DEFAULT_FUEL).ok()? else {
-        return None;
-    };
-    // A loop unrolled into thousands of instructions costs more to compile than to
-    // interpret.
-    let g = specialize(f, &path).ok()?;
-    (g.inst_count() <= MAX_PATH_INSTS).then_some(Cow::Owned(g))
+    let path = returning_path(f, &inputs)?;
+    bounded(specialize(f, &path)).map(Cow::Owned)
+}
+
+/// The path `inputs` take through `f`, when that run returns (a path that faults or runs
+/// out of fuel is left to the interpreter).
+fn returning_path(f: &Function, inputs: &[Tensor]) -> Option<Vec<Step>> {
+    match run_traced(f, inputs, DEFAULT_FUEL).ok()? {
+        (Outcome::Return(_), path) => Some(path),
+        _ => None,
+    }
+}
+
+/// A path's straight-line function, when it is at most [`MAX_PATH_INSTS`] long: a loop
+/// unrolled into thousands of instructions costs more to compile than to interpret.
+fn bounded(g: Result<Function, ncp_ir::IrError>) -> Option<Function> {
+    let g = g.ok()?;
+    (g.inst_count() <= MAX_PATH_INSTS).then_some(g)
 }
 
 /// Whether `f` has branches whose way depends on the inputs (so [`static_path`] refuses it
@@ -78,19 +89,22 @@ pub fn dynamic_branches(f: &Function) -> bool {
     !f.is_straight_line() && !static_branches(f)
 }
 
-/// The guarded straight-line function of the path `inputs` take through `f` (see the module
-/// doc), when `f` branches on the data, that path returns, and it is at most
+/// The guarded straight-line function of the path `(y_pred, y_true)` take through `f` (see
+/// the module doc), when `f` branches on the data, that path returns, and it is at most
 /// [`MAX_PATH_INSTS`] long. `None` otherwise (including when `f` has no data-dependent
 /// branch: use [`static_path`]).
-pub fn guarded_path(f: &Function, inputs: &[Tensor]) -> Option<Function> {
+pub fn guarded_path(f: &Function, y_pred: &Tensor, y_true: &Tensor) -> Option<Function> {
     if !dynamic_branches(f) {
         return None;
     }
-    let (Outcome::Return(_), path) = run_traced(f, inputs, DEFAULT_FUEL).ok()? else {
-        return None;
-    };
-    let g = specialize_guarded(f, &path).ok()?;
-    (g.inst_count() <= MAX_PATH_INSTS).then_some(g)
+    let path = returning_path(f, &[y_pred.clone(), y_true.clone()])?;
+    guarded_path_of(f, &path)
+}
+
+/// [`guarded_path`] for a path already traced (by a run that returned): what training
+/// uses after the interpreter's own run, so the path is not run a second time.
+pub fn guarded_path_of(f: &Function, path: &[Step]) -> Option<Function> {
+    bounded(specialize_guarded(f, path))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! is NaN) runs on the interpreter and retraces, up to [`MAX_TRACES`] paths per loss.
 
 use crate::jit::{CompiledLoss, Jit, MathMode, Tier};
-use crate::loss::{Backend, evaluate_function};
+use crate::loss::{Backend, evaluate_function_traced};
+use ncp_ir::interp::{DEFAULT_FUEL, Step};
 use ncp_ir::tensor::Tensor;
 use ncp_ir::{DType, Function, TrapCode};
 
@@ -127,16 +128,17 @@ impl CandidateLoss {
         }
     }
 
-    /// Compile the guarded path `inputs` take (a loss that branches on the data), unless it
-    /// has traced [`MAX_TRACES`] paths already. Later steps on that path run on the JIT.
-    fn trace(&mut self, inputs: &[Tensor]) {
+    /// Compile the guarded `path` the interpreter's run of a step took (a loss that branches
+    /// on the data), unless it has traced [`MAX_TRACES`] paths already. Later steps on that
+    /// path run on the JIT.
+    fn trace(&mut self, path: &[Step]) {
         if !self.traceable || self.traces >= MAX_TRACES {
             self.jit = None;
             return;
         }
         self.traces += 1;
         self.calls = 0;
-        self.traced = crate::jit::paths::guarded_path(&self.func, inputs);
+        self.traced = crate::jit::paths::guarded_path_of(&self.func, path);
         self.jit = self
             .traced
             .as_ref()
@@ -232,11 +234,16 @@ impl CandidateLoss {
                         v.iter().map(|x| *x as f64).collect(),
                     )
                 };
-                let inputs = [as_tensor(y_pred), as_tensor(y_true)];
-                let value = evaluate_function(&self.func, &inputs[0], &inputs[1], true)
-                    .map_err(|e| StepFault::Failed(e.to_string()))?;
+                let (value, path) = evaluate_function_traced(
+                    &self.func,
+                    &as_tensor(y_pred),
+                    &as_tensor(y_true),
+                    true,
+                    DEFAULT_FUEL,
+                )
+                .map_err(|e| StepFault::Failed(e.to_string()))?;
                 if self.traceable && value.fault.is_none() && value.loss.is_finite() {
-                    self.trace(&inputs);
+                    self.trace(&path);
                 }
                 if let Some(t) = value.fault {
                     return Err(StepFault::Trap(t));
