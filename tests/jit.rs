@@ -103,17 +103,36 @@ fn optimized(mut f: Function) -> Function {
     f
 }
 
+/// The kernels to check: each tier with exp/log/softmax per element (calls in the quick
+/// tier, f64x2 lanes in the hot one), and each as it runs on this CPU (calls on whole
+/// buffers in wider lanes, where the CPU has them).
+fn variants() -> Vec<Jit> {
+    let mut out = Vec::new();
+    let wide = ncp_ir::vmath::wide();
+    for (tier, wide) in [
+        (Tier::Quick, false),
+        (Tier::Hot, false),
+        (Tier::Quick, wide),
+        (Tier::Hot, wide),
+    ] {
+        let mut jit = Jit::new().unwrap();
+        jit.tier = tier;
+        jit.wide_calls = wide;
+        out.push(jit);
+    }
+    out
+}
+
 #[test]
 fn jit_matches_interpreter_on_the_corpus() {
-    for tier in [Tier::Quick, Tier::Hot] {
-        corpus_in_tier(tier);
+    for jit in variants() {
+        corpus_in_tier(jit);
     }
 }
 
-/// Both tiers (scalar with calls; lanes with inlined math) are bit-equal to the interpreter.
-fn corpus_in_tier(tier: Tier) {
-    let mut jit = Jit::new().unwrap();
-    jit.tier = tier;
+/// Every kernel variant (scalar with calls; lanes with inlined math; calls on whole
+/// buffers) is bit-equal to the interpreter.
+fn corpus_in_tier(mut jit: Jit) {
     let mut t = Tally::default();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
@@ -143,8 +162,8 @@ fn corpus_in_tier(tier: Tier) {
         }
     }
     eprintln!(
-        "corpus ({tier:?}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
-        t.compared, t.jitted, t.bit_equal, jit.compiled
+        "corpus ({:?}, wide calls {}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
+        jit.tier, jit.wide_calls, t.compared, t.jitted, t.bit_equal, jit.compiled
     );
     assert!(
         t.failures.is_empty(),
@@ -169,14 +188,12 @@ fn corpus_in_tier(tier: Tier) {
 
 #[test]
 fn jit_matches_interpreter_on_random_genomes() {
-    for tier in [Tier::Quick, Tier::Hot] {
-        random_in_tier(tier);
+    for jit in variants() {
+        random_in_tier(jit);
     }
 }
 
-fn random_in_tier(tier: Tier) {
-    let mut jit = Jit::new().unwrap();
-    jit.tier = tier;
+fn random_in_tier(mut jit: Jit) {
     let mut t = Tally::default();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for i in 0..600 {
@@ -206,8 +223,8 @@ fn random_in_tier(tier: Tier) {
         compare(&mut jit, &f, &yp, &yt, &format!("random #{i}"), &mut t);
     }
     eprintln!(
-        "random ({tier:?}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
-        t.compared, t.jitted, t.bit_equal, jit.compiled
+        "random ({:?}, wide calls {}): {} comparisons, {} through the JIT, {} bit-equal, {} kernels compiled",
+        jit.tier, jit.wide_calls, t.compared, t.jitted, t.bit_equal, jit.compiled
     );
     assert!(
         t.failures.is_empty(),

@@ -1,9 +1,9 @@
 //! Differential fuzzing of the Cranelift JIT against the interpreter: random AMM programs and
 //! DAML trees drawn from the fuzzer's seed, compiled and run on both; the JIT must agree bit
-//! for bit wherever it takes the program, in both kernel tiers. Programs that branch on the
-//! data also get the guarded kernel of the path another input takes (y_pred negated): on
-//! these inputs it must agree bit for bit when they take that path too, and give a NaN loss
-//! when they do not.
+//! for bit wherever it takes the program, in both kernel tiers (the hot one with and without
+//! its calls on whole buffers). Programs that branch on the data also get the guarded kernel
+//! of the path another input takes (y_pred negated): on these inputs it must agree bit for
+//! bit when they take that path too, and give a NaN loss when they do not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -54,12 +54,14 @@ fuzz_target!(|data: &[u8]| {
     };
     JIT.with(|j| {
         let mut jit = j.borrow_mut();
-        // Both tiers must agree with the interpreter.
+        // Every kernel variant must agree with the interpreter: both tiers, each with its
+        // per-element math and with calls to ncp_ir::vmath on whole buffers.
         jit.tier = if data[9] % 2 == 0 {
             ncpc::jit::Tier::Quick
         } else {
             ncpc::jit::Tier::Hot
         };
+        jit.wide_calls = (data[9] / 2) % 2 == 0 && ncp_ir::vmath::wide();
         if let Some(got) = ncpc::loss::evaluate_function_jit(&mut jit, &f, &yp, &yt)
             .expect("the JIT compiles what it accepts")
         {

@@ -17,6 +17,7 @@ pub mod tensor;
 pub mod text;
 pub mod types;
 pub mod verify;
+pub mod vmath;
 
 pub use entities::{Block, EntityRef, Inst, Value};
 pub use function::{BlockCall, Function, InstData, Terminator, TrapCode, ValueDef};

@@ -9,7 +9,8 @@
 use super::plan::{Home, Plan, Stage};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value as CV, types,
+    AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature,
+    UserExternalName, Value as CV, types,
 };
 use cranelift_frontend::FunctionBuilder;
 use ncp_ir::{Axis, ConstVal, DType, Dim, Function, Imm, Inst, Opcode, Value};
@@ -35,8 +36,8 @@ pub struct Layout {
 
 /// Functions a kernel may call.
 pub struct MathRefs {
-    /// By symbol name.
-    pub by_name: HashMap<&'static str, FuncRef>,
+    /// By symbol name: the function's index in the module and its signature.
+    pub by_name: HashMap<&'static str, (u32, Signature)>,
 }
 
 /// The smallest f64 that rounds to infinity as an f32 (f32::MAX plus half an ulp).
@@ -70,8 +71,13 @@ pub(super) struct Gen<'a, 'b> {
     /// Fused groups and softmax rows in f32x4 lanes, exact exp/log/sigmoid inlined
     /// ([`super::Tier::Hot`]; always on in fast math).
     pub simd: bool,
+    /// exp/log/sigmoid planned as standalone ops and contiguous softmaxes run as calls on
+    /// whole buffers ([`ncp_ir::vmath`]): the hot exact tier on a CPU with wide lanes.
+    pub vcalls: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,
+    /// Math routines imported into the kernel so far.
+    imported: HashMap<&'static str, FuncRef>,
     /// The first thing met that this backend cannot lower. Code generation goes on with a
     /// placeholder value and the caller discards the function and reports this instead.
     pub unsupported: Option<String>,
@@ -118,7 +124,9 @@ impl<'a, 'b> Gen<'a, 'b> {
             extents: [one, db, dc, dbc],
             fast: false,
             simd: false,
+            vcalls: false,
             aux: HashMap::new(),
+            imported: HashMap::new(),
             unsupported: None,
             f,
             plan,
@@ -331,12 +339,75 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.fconst(0.0)
     }
 
+    /// The kernel's reference to math routine `name`, imported on first use (as
+    /// `cranelift_module`'s `declare_func_in_func` does for an imported function).
+    fn func_ref(&mut self, name: &str) -> Option<FuncRef> {
+        let (&key, (index, sig)) = self.math.by_name.get_key_value(name)?;
+        if let Some(fr) = self.imported.get(key) {
+            return Some(*fr);
+        }
+        let signature = self.b.import_signature(sig.clone());
+        let user = self
+            .b
+            .func
+            .declare_imported_user_function(UserExternalName {
+                namespace: 0,
+                index: *index,
+            });
+        let fr = self.b.import_function(ExtFuncData {
+            name: ExternalName::user(user),
+            signature,
+            colocated: false,
+            patchable: false,
+        });
+        self.imported.insert(key, fr);
+        Some(fr)
+    }
+
     fn call(&mut self, name: &str, args: &[CV]) -> CV {
-        let Some(&fr) = self.math.by_name.get(name) else {
+        let Some(fr) = self.func_ref(name) else {
             return self.unsupported(format!("no math routine `{name}` is registered"));
         };
         let inst = self.b.ins().call(fr, args);
         self.b.inst_results(inst)[0]
+    }
+
+    /// Call a routine that returns nothing (the `ncp_v*` slice functions).
+    fn call_void(&mut self, name: &str, args: &[CV]) {
+        let Some(fr) = self.func_ref(name) else {
+            self.unsupported(format!("no math routine `{name}` is registered"));
+            return;
+        };
+        self.b.ins().call(fr, args);
+    }
+
+    /// Whether `v` is held contiguously in a buffer of its own shape.
+    fn contiguous_buffer(&self, v: Value) -> bool {
+        self.slot.contains_key(&v)
+    }
+
+    /// exp/log/sigmoid instruction `i` planned as a standalone op: one call on the whole
+    /// buffer of its operand.
+    pub(super) fn vector_call(&mut self, i: Inst) {
+        let d = self.f.insts[i].clone();
+        let name = match d.op {
+            Opcode::Exp => "ncp_vexpf",
+            Opcode::Log => "ncp_vlogf",
+            Opcode::Sigmoid => "ncp_vsigmoidf",
+            op => {
+                self.unsupported(format!("{op:?} as a call on a whole buffer"));
+                return;
+            }
+        };
+        if !self.contiguous_buffer(d.args[0]) {
+            self.unsupported(format!("{:?} of a value that is not in a buffer", d.op));
+            return;
+        }
+        let shape = self.f.ty(d.result).shape.clone();
+        let n = self.product(&shape);
+        let src = self.base_ptr(self.slot[&d.args[0]]);
+        let dst = self.base_ptr(self.slot[&d.result]);
+        self.call_void(name, &[src, dst, n]);
     }
 
     /// A loop `for i in 0..n { body(i) }`.

@@ -1,11 +1,17 @@
 //! Transcendental functions the JIT calls: thin `extern "C"` wrappers, registered with the JIT
 //! by name, around ncpc's own exp/log/sigmoid (`ncp_ir::math`, which exact mode also inlines)
-//! and Rust's `f64` methods (the platform libm) for the rest.
+//! and Rust's `f64` methods (the platform libm) for the rest; and the slice versions
+//! (`ncp_v*`, [`ncp_ir::vmath`]) the hot exact tier calls on whole buffers.
 
-/// (symbol, address, number of arguments) for each function a kernel may call. Names ending
-/// in `64` take and return f64; the others f32.
+/// (symbol, address, number of arguments) for each function a kernel may call. Names
+/// starting `ncp_v` take pointers and lengths (i64) and return nothing; of the others, names
+/// ending in `64` take and return f64, the rest f32.
 pub fn symbols() -> Vec<(&'static str, *const u8, usize)> {
     vec![
+        ("ncp_vexpf", ncp_vexpf as *const u8, 3),
+        ("ncp_vlogf", ncp_vlogf as *const u8, 3),
+        ("ncp_vsigmoidf", ncp_vsigmoidf as *const u8, 3),
+        ("ncp_vsoftmaxf", ncp_vsoftmaxf as *const u8, 4),
         ("ncp_exp64", ncp_exp64 as *const u8, 1),
         ("ncp_expf", ncp_expf as *const u8, 1),
         ("ncp_logf", ncp_logf as *const u8, 1),
@@ -70,4 +76,44 @@ pub extern "C" fn ncp_remf(a: f32, b: f32) -> f32 {
 /// exp in f64 (softmax keeps its intermediates in f64, as the interpreter does).
 pub extern "C" fn ncp_exp64(x: f64) -> f64 {
     ncp_ir::math::exp64(x)
+}
+
+macro_rules! slice_map {
+    ($name:ident, $f:path) => {
+        /// Called from JIT code on one of its buffers: `dst[k] = f(src[k])` for `k < n`.
+        ///
+        /// # Safety
+        /// `src` and `dst` point to `n` f32 each, and do not overlap.
+        pub unsafe extern "C" fn $name(src: *const f32, dst: *mut f32, n: i64) {
+            let n = n.max(0) as usize;
+            // SAFETY: the caller's contract.
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(src, n),
+                    std::slice::from_raw_parts_mut(dst, n),
+                )
+            };
+            $f(src, dst)
+        }
+    };
+}
+
+slice_map!(ncp_vexpf, ncp_ir::vmath::exp_f32);
+slice_map!(ncp_vlogf, ncp_ir::vmath::log_f32);
+slice_map!(ncp_vsigmoidf, ncp_ir::vmath::sigmoid_f32);
+
+/// Called from JIT code: softmax of each row of `cols` elements of `src[..n]` into `dst`.
+///
+/// # Safety
+/// `src` and `dst` point to `n` f32 each, do not overlap, and `n` is a multiple of `cols`.
+pub unsafe extern "C" fn ncp_vsoftmaxf(src: *const f32, dst: *mut f32, n: i64, cols: i64) {
+    let n = n.max(0) as usize;
+    // SAFETY: the caller's contract.
+    let (src, dst) = unsafe {
+        (
+            std::slice::from_raw_parts(src, n),
+            std::slice::from_raw_parts_mut(dst, n),
+        )
+    };
+    ncp_ir::vmath::softmax_f32(src, dst, cols.max(1) as usize)
 }

@@ -71,12 +71,14 @@ pub enum MathMode {
 /// (same operations in the same order), so switching tiers never changes a result.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Tier {
-    /// Scalar loops in exact math, exp/log/sigmoid by calls: the smallest kernel, the
-    /// fastest to compile (fast math always runs its groups in f32x4).
+    /// Scalar loops in exact math, exp/log/sigmoid by calls (on whole buffers in the CPU's
+    /// widest lanes where it has lanes wider than Cranelift's, else per element): the
+    /// smallest kernel, the fastest to compile (fast math always runs its groups in f32x4).
     #[default]
     Quick,
-    /// Fused groups and softmax rows in f32x4 lanes, exp/log/sigmoid inlined (in f64x2
-    /// lanes in exact math): more code to compile, less time per element.
+    /// Fused groups and softmax rows in f32x4 lanes, exp/log/sigmoid by calls on whole
+    /// buffers where the CPU has wide lanes, else inlined (in f64x2 lanes in exact math):
+    /// more code to compile, less time per element.
     Hot,
 }
 
@@ -87,7 +89,8 @@ pub struct Jit {
     module: JITModule,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
-    math_ids: HashMap<&'static str, cranelift_module::FuncId>,
+    /// The math routines kernels may call; each kernel imports those it uses.
+    math_refs: MathRefs,
     cache: HashMap<String, Kernel>,
     counter: u32,
     /// Kernels compiled (cache misses).
@@ -97,6 +100,12 @@ pub struct Jit {
     /// Keep each kernel's CLIF and machine-code listings (`ncpc compile --emit clif|asm`);
     /// off by default: printing them costs more than compiling a small kernel.
     pub keep_listings: bool,
+    /// Kernels run exp/log/sigmoid of buffers and softmax rows as calls on whole buffers
+    /// ([`ncp_ir::vmath`]: exact values in the CPU's widest lanes) instead of a call per
+    /// element (quick tier) or inline f64x2 sequences (hot tier). On by default when the CPU
+    /// has lanes wider than Cranelift's ([`ncp_ir::vmath::wide`]); either way the values are
+    /// the same.
+    pub wide_calls: bool,
 }
 
 impl Jit {
@@ -132,20 +141,23 @@ impl Jit {
         let mut ids = HashMap::new();
         for (name, _, arity) in math::symbols() {
             use cranelift_codegen::ir::{AbiParam, types};
-            let ty = if name.ends_with("64") {
-                types::F64
-            } else {
-                types::F32
-            };
             let mut sig = module.make_signature();
-            for _ in 0..arity {
-                sig.params.push(AbiParam::new(ty));
+            if name.starts_with("ncp_v") {
+                sig.params
+                    .extend((0..arity).map(|_| AbiParam::new(types::I64)));
+            } else {
+                let ty = if name.ends_with("64") {
+                    types::F64
+                } else {
+                    types::F32
+                };
+                sig.params.extend((0..arity).map(|_| AbiParam::new(ty)));
+                sig.returns.push(AbiParam::new(ty));
             }
-            sig.returns.push(AbiParam::new(ty));
             let id = module
                 .declare_function(name, Linkage::Import, &sig)
                 .map_err(|e| JitError::Codegen(e.to_string()))?;
-            ids.insert(name, id);
+            ids.insert(name, (id.as_u32(), sig));
         }
         let ctx = module.make_context();
         Ok(Jit {
@@ -153,12 +165,13 @@ impl Jit {
             module,
             ctx,
             fctx: FunctionBuilderContext::new(),
-            math_ids: ids,
+            math_refs: MathRefs { by_name: ids },
             cache: HashMap::new(),
             counter: 0,
             compiled: 0,
             tier: Tier::Quick,
             keep_listings: false,
+            wide_calls: ncp_ir::vmath::wide(),
         })
     }
 
@@ -203,10 +216,14 @@ impl Jit {
             .map_err(ir)?;
         f.set_term(b, Terminator::Return(vec![s, y]));
         let (key, func) = canonical_form(&f);
+        // The inline sequences (what this measures), not the calls on whole buffers.
         let key = format!("{:?}:map:{key}", self.math);
         let mut out = vec![0f32; n];
-        let k = self.kernel(&key, &func, Tier::Hot)?;
-        k.run(&[], xs, xs, 1, n, &mut out)?;
+        let wide = std::mem::replace(&mut self.wide_calls, false);
+        let made = self.kernel(&key, &func, Tier::Hot).map(|_| ());
+        self.wide_calls = wide;
+        made?;
+        self.cache[&key].run(&[], xs, xs, 1, n, &mut out)?;
         Ok(out)
     }
 
@@ -218,7 +235,11 @@ impl Jit {
     }
 
     fn compile(&mut self, f: &Function, tier: Tier) -> Result<Kernel, JitError> {
-        let plan = plan::plan(f)?;
+        // Both tiers: the quick tier's alternative is a call per element. Exact values in
+        // either math mode; in fast math they are also faster than the inline f32
+        // polynomials.
+        let vcalls = self.wide_calls;
+        let plan = plan::plan_for(f, vcalls)?;
         self.counter += 1;
         let name = format!("ncp_kernel_{}", self.counter);
         let sig = signature(self.module.isa().default_call_conv());
@@ -229,22 +250,18 @@ impl Jit {
         self.ctx.clear();
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let mut refs = HashMap::new();
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-            for (name, fid) in &self.math_ids {
-                refs.insert(*name, self.module.declare_func_in_func(*fid, b.func));
-            }
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             b.seal_block(entry);
             let p = b.block_params(entry).to_vec();
-            let math = MathRefs { by_name: refs };
             let layout = {
-                let mut g = Gen::new(f, &plan, &mut b, &math, [p[0], p[1], p[2]]);
+                let mut g = Gen::new(f, &plan, &mut b, &self.math_refs, [p[0], p[1], p[2]]);
                 g.fast = self.math == MathMode::Fast;
                 g.simd = g.fast || tier == Tier::Hot;
+                g.vcalls = vcalls;
                 g.assign_slots();
                 g.preload_bases();
                 g.emit();
@@ -538,7 +555,7 @@ impl Jit {
         ncp_ir::passes::optimize(&mut g.func, Default::default())
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let (key, func) = canonical_form(&g.func);
-        let key = format!("{:?}:{tier:?}:{key}", self.math);
+        let key = format!("{:?}:{tier:?}:{}:{key}", self.math, self.wide_calls);
         match self.kernel(&key, &func, tier) {
             Ok(_) => {}
             Err(JitError::Unsupported(_)) => return Ok(None),

@@ -98,6 +98,31 @@ fn fusable_reduction(f: &Function, inst: Inst) -> bool {
 
 /// Schedule `f`, or say why the JIT cannot run it.
 pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
+    plan_for(f, false)
+}
+
+/// Whether instruction `i` runs as a call on whole buffers ([`ncp_ir::vmath`]) when the
+/// kernel uses vector calls: exp, log or sigmoid of a non-scalar f32 value held in a buffer
+/// of its own shape (not a view, whose elements are not contiguous).
+fn vector_call(f: &Function, i: Inst, homes: &HashMap<Value, Home>) -> bool {
+    let d = &f.insts[i];
+    let x = d.args.first().copied();
+    matches!(d.op, Opcode::Exp | Opcode::Log | Opcode::Sigmoid)
+        && !f.ty(d.result).is_scalar()
+        && x.is_some_and(|x| {
+            f.ty(x).dtype == DType::F32
+                && f.ty(x).shape == f.ty(d.result).shape
+                && !matches!(
+                    homes.get(&x),
+                    Some(Home::View(_)) | Some(Home::Scalar) | None
+                )
+        })
+}
+
+/// [`plan`], with exp, log and sigmoid of buffers as standalone ops when `vector_calls` (the
+/// hot exact tier on a CPU with wide lanes): their operands are stored and the kernel calls
+/// [`ncp_ir::vmath`] on the whole buffer.
+pub fn plan_for(f: &Function, vector_calls: bool) -> Result<Plan, Unsupported> {
     if !f.is_straight_line() {
         return Err(Unsupported(
             "control flow (AMM jumps); the interpreter runs it".into(),
@@ -163,6 +188,12 @@ pub fn plan(f: &Function) -> Result<Plan, Unsupported> {
         // every operand they read is available; otherwise they open a new group at the end.
         let splat =
             matches!(d.op, Opcode::Expand | Opcode::BroadcastLike) && f.ty(d.args[0]).is_scalar();
+        if vector_calls && vector_call(f, i, &homes) {
+            homes.insert(d.result, Home::Buffer);
+            avail.insert(d.result, stages.len() as i64);
+            stages.push(Stage::Op(i));
+            continue;
+        }
         if d.op.is_elementwise() || splat {
             let fits = |gid: usize| {
                 let pos = group_pos[gid] as i64;

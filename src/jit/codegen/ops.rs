@@ -82,6 +82,7 @@ pub(super) fn op(g: &mut Gen, i: Inst) {
             }
         }
         Opcode::Softmax => g.softmax(i),
+        Opcode::Exp | Opcode::Log | Opcode::Sigmoid => g.vector_call(i),
         Opcode::Matmul => matmul(g, i),
         Opcode::SumTo if out_ty.is_scalar() => {
             let acc = g.b.declare_var(types::F64);

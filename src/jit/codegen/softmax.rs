@@ -62,6 +62,15 @@ impl Gen<'_, '_> {
     pub(in crate::jit) fn softmax(&mut self, i: Inst) {
         let d = self.f.insts[i].clone();
         let x = d.args[0];
+        if self.vcalls && self.softmax_simd_ok(x) && self.contiguous_buffer(x) {
+            // The whole buffer in the CPU's widest lanes (`ncp_ir::vmath::softmax_f32`).
+            let xs = self.f.ty(x).shape.clone();
+            let n = self.product(&xs);
+            let cols = self.dim(*xs.last().expect("softmax has rank >= 1"));
+            let src = self.base_ptr(self.slot[&x]);
+            let dst = self.base_ptr(self.slot[&d.result]);
+            return self.call_void("ncp_vsoftmaxf", &[src, dst, n, cols]);
+        }
         let lanes = self.simd && self.softmax_simd_ok(x);
         let xs = self.f.ty(x).shape.clone();
         let slot = self.slot[&d.result];
