@@ -1,7 +1,8 @@
 //! The JIT against the interpreter (and, through benches/compare.py, against PyTorch eager):
 //! loss + gradient per call at 32x10 and 256x10, throughput at 1M elements, and compile
-//! latency for genomes of 10, 30 and 100 instructions, and a training step of a loss that
-//! branches on the data (guarded path kernels against the interpreter).
+//! latency for genomes of 10, 30 and 100 instructions, a training step of a loss that
+//! branches on the data (guarded path kernels against the interpreter), and ncpc's exact
+//! exp/log/softmax on whole buffers at each instruction set (`ncp_ir::vmath`).
 //!
 //! `cargo bench --bench jit`; `python3 benches/compare.py` runs this and the PyTorch peer and
 //! prints the ratio table.
@@ -253,5 +254,39 @@ fn branching(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_call, throughput, compile_latency, branching);
+/// ncpc's exact exp, log and softmax on one 256x10 buffer (`ncp_ir::vmath`, what the JIT's
+/// wide calls run), at each instruction set this CPU has: the per-element cost of the
+/// transcendentals inside the softmax losses.
+fn wide_math(c: &mut Criterion) {
+    use ncp_ir::vmath::{Level, exp_f32_at, log_f32_at, softmax_f32_at};
+    let mut group = c.benchmark_group("vmath_256x10");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(2560));
+    let (x, _) = inputs(256, 10);
+    let pos: Vec<f32> = x.iter().map(|v| v.abs() + 1e-3).collect();
+    let mut out = vec![0f32; x.len()];
+    for l in Level::ALL.into_iter().filter(|l| l.supported()) {
+        group.bench_function(BenchmarkId::new("exp", l.name()), |b| {
+            b.iter(|| exp_f32_at(l, black_box(&x), &mut out))
+        });
+        group.bench_function(BenchmarkId::new("log", l.name()), |b| {
+            b.iter(|| log_f32_at(l, black_box(&pos), &mut out))
+        });
+        group.bench_function(BenchmarkId::new("softmax", l.name()), |b| {
+            b.iter(|| softmax_f32_at(l, black_box(&x), &mut out, 10))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    per_call,
+    throughput,
+    compile_latency,
+    branching,
+    wide_math
+);
 criterion_main!(benches);
