@@ -42,6 +42,8 @@ fn hot(math: MathMode) -> Jit {
 fn per_call(c: &mut Criterion) {
     let mut jit = hot(MathMode::Exact);
     let mut fast = hot(MathMode::Fast);
+    // Every loss's first kernel (what AMM's ten training steps run).
+    let mut quick = Jit::new().unwrap();
     for (b, cc) in [(32usize, 10usize), (256, 10)] {
         let mut group = c.benchmark_group(format!("loss_grad_{b}x{cc}"));
         group
@@ -70,6 +72,14 @@ fn per_call(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("jit", g), |bch| {
                 bch.iter(|| {
                     jit.run(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad)
+                        .unwrap()
+                })
+            });
+            let clq = quick.compile_loss(&f).unwrap().unwrap();
+            group.bench_function(BenchmarkId::new("jit_quick", g), |bch| {
+                bch.iter(|| {
+                    quick
+                        .run(&clq, black_box(&yp), black_box(&yt), b, cc, &mut grad)
                         .unwrap()
                 })
             });
