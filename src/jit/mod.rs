@@ -18,7 +18,6 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
-use ncp_ir::passes::canonical_hash;
 use ncp_ir::{ConstVal, Function, Imm};
 use std::collections::HashMap;
 
@@ -55,7 +54,7 @@ pub struct Kernel {
 }
 
 /// How kernels compute transcendentals.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum MathMode {
     /// exp, log, ... computed in f64 and rounded once, exactly as the interpreter does: the
     /// JIT is then bit-equal to the interpreter.
@@ -91,7 +90,12 @@ pub struct Jit {
     fctx: FunctionBuilderContext,
     /// The math routines kernels may call; each kernel imports those it uses.
     math_refs: MathRefs,
-    cache: HashMap<String, Kernel>,
+    /// Kernels by what they were compiled from, as indices into `kernels`.
+    cache: HashMap<KernelKey, usize>,
+    /// Every kernel compiled (kept when the cache is emptied: compiled losses still use them).
+    kernels: Vec<Kernel>,
+    /// This compiler among the process's compilers (compiled losses carry it).
+    id: u64,
     counter: u32,
     /// Kernels compiled (cache misses).
     pub compiled: usize,
@@ -167,6 +171,11 @@ impl Jit {
             fctx: FunctionBuilderContext::new(),
             math_refs: MathRefs { by_name: ids },
             cache: HashMap::new(),
+            kernels: Vec::new(),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             counter: 0,
             compiled: 0,
             tier: Tier::Quick,
@@ -186,16 +195,19 @@ impl Jit {
         plan::plan(f).map(|_| ()).map_err(JitError::from)
     }
 
-    /// The kernel for a straight-line gradient function (compiled on first use).
+    /// The index of the kernel for a straight-line gradient function (compiled on first
+    /// use).
     ///
     /// `f` must be in [`canonical_form`], so that functions with one cache key also number
     /// their constants the same way.
-    fn kernel(&mut self, key: &str, f: &Function, tier: Tier) -> Result<&Kernel, JitError> {
-        if !self.cache.contains_key(key) {
-            let k = self.compile(f, tier)?;
-            self.cache.insert(key.to_string(), k);
+    fn kernel(&mut self, key: KernelKey, f: &Function) -> Result<usize, JitError> {
+        if let Some(&k) = self.cache.get(&key) {
+            return Ok(k);
         }
-        Ok(&self.cache[key])
+        let k = self.compile(f, key.tier)?;
+        self.kernels.push(k);
+        self.cache.insert(key, self.kernels.len() - 1);
+        Ok(self.kernels.len() - 1)
     }
 
     /// Apply a unary elementwise op to `xs` with this JIT's arithmetic (for measuring the
@@ -215,15 +227,19 @@ impl Jit {
             .ins(b, ncp_ir::Opcode::Sum, Imm::Axis(Axis::All), &[y])
             .map_err(ir)?;
         f.set_term(b, Terminator::Return(vec![s, y]));
-        let (key, func) = canonical_form(&f);
+        let (structure, func) = canonical_form(&f);
         // The inline sequences (what this measures), not the calls on whole buffers.
-        let key = format!("{:?}:map:{key}", self.math);
+        let key = KernelKey {
+            math: self.math,
+            tier: Tier::Hot,
+            wide_calls: false,
+            structure,
+        };
         let mut out = vec![0f32; n];
         let wide = std::mem::replace(&mut self.wide_calls, false);
-        let made = self.kernel(&key, &func, Tier::Hot).map(|_| ());
+        let made = self.kernel(key, &func);
         self.wide_calls = wide;
-        made?;
-        self.cache[&key].run(&[], xs, xs, 1, n, &mut out)?;
+        self.kernels[made?].run(&[], xs, xs, 1, n, &mut out)?;
         Ok(out)
     }
 
@@ -319,17 +335,28 @@ impl InsReturn for FunctionBuilder<'_> {
     }
 }
 
-/// The cache key of `f` (the canonical hash with every run-time constant set to zero) and `f`
-/// in that same canonical order with its own constants. Two functions with one key then run
-/// one kernel, their constants in the same slots.
-pub fn canonical_form(f: &Function) -> (String, Function) {
+/// What a kernel is compiled from: the math, the tier, whether it makes wide calls, and the
+/// structure of its function's [`canonical_form`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct KernelKey {
+    math: MathMode,
+    tier: Tier,
+    wide_calls: bool,
+    structure: Vec<u64>,
+}
+
+/// The cache key of `f` (the structure of its canonical form with every run-time constant set
+/// to zero: [`ncp_ir::passes::hash::structure_key`]) and `f` in that same canonical order with
+/// its own constants. Two functions with one key then run one kernel, their constants in the
+/// same slots.
+pub fn canonical_form(f: &Function) -> (Vec<u64>, Function) {
     let runtime = const_order(f);
     let mut skeleton = f.clone();
     for &i in &runtime {
         skeleton.insts[i].imm = Imm::Const(ConstVal::F32(0.0));
     }
     ncp_ir::passes::canon::canon(&mut skeleton);
-    let key = canonical_hash(&skeleton);
+    let key = ncp_ir::passes::hash::structure_key(&skeleton);
     // The skeleton keeps the instruction ids of `f`: put the constants back.
     let mut real = skeleton;
     for &i in &runtime {
@@ -524,7 +551,9 @@ pub struct CompiledLoss {
     pub has_grad: bool,
     /// The tier its kernel was compiled in.
     pub tier: Tier,
-    key: String,
+    /// The kernel's index in the compiler that compiled it, and that compiler.
+    kernel: usize,
+    jit: u64,
     consts: Vec<f32>,
 }
 
@@ -554,16 +583,22 @@ impl Jit {
         let mut g = ncp_ir::passes::gradient(f).map_err(|e| JitError::Codegen(e.to_string()))?;
         ncp_ir::passes::optimize(&mut g.func, Default::default())
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let (key, func) = canonical_form(&g.func);
-        let key = format!("{:?}:{tier:?}:{}:{key}", self.math, self.wide_calls);
-        match self.kernel(&key, &func, tier) {
-            Ok(_) => {}
+        let (structure, func) = canonical_form(&g.func);
+        let key = KernelKey {
+            math: self.math,
+            tier,
+            wide_calls: self.wide_calls,
+            structure,
+        };
+        let kernel = match self.kernel(key, &func) {
+            Ok(k) => k,
             Err(JitError::Unsupported(_)) => return Ok(None),
             Err(e) => return Err(e),
-        }
+        };
         let consts = const_values(&func);
         Ok(Some(CompiledLoss {
-            key,
+            kernel,
+            jit: self.id,
             tier,
             grad_ir: func,
             has_grad: g.has_grad,
@@ -589,8 +624,16 @@ impl Jit {
     }
 
     /// The kernel of a compiled loss.
+    ///
+    /// # Panics
+    /// If `l` was compiled by another [`Jit`] (a programming error: a compiled loss runs on
+    /// the compiler that compiled it).
     pub fn kernel_of(&self, l: &CompiledLoss) -> &Kernel {
-        &self.cache[&l.key]
+        assert_eq!(
+            l.jit, self.id,
+            "a compiled loss runs on the JIT that compiled it"
+        );
+        &self.kernels[l.kernel]
     }
 
     /// Run a compiled loss on row-major `[b, c]` inputs. Returns the loss; the gradient goes
