@@ -127,11 +127,12 @@ pub fn log_poly(s: f64) -> f64 {
 
 /// e^x in f64 (see the module's accuracy note). NaN gives the same NaN; +inf gives a finite
 /// value beyond f32's range (e^700), -inf a value far below f32's smallest (e^-700).
+///
+/// Written without branches (NaN by a final select), so that `vmath` can put whole slices
+/// of it through vector lanes; the JIT emits the same sequence.
+#[inline(always)]
 pub fn exp64(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    // Not NaN here, so this is the JIT's two compare-and-selects.
+    // The JIT's two compare-and-selects (a NaN is replaced at the end).
     let xc = x.clamp(-EXP_CLAMP, EXP_CLAMP);
     let k = (xc * LOG2_E + 0.5).floor();
     let r = xc - k * LN2_HI;
@@ -142,45 +143,44 @@ pub fn exp64(x: f64) -> f64 {
         .to_bits()
         .wrapping_sub(ROUND_MAGIC.to_bits());
     let scale = f64::from_bits(kbits.wrapping_add(1023) << 52);
-    p * scale
+    let v = p * scale;
+    if x.is_nan() { x } else { v }
 }
 
 /// ln x in f64 for x > 0 (0 gives -inf, negatives NaN, +inf +inf, NaN the same NaN).
 pub fn ln64(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    if x <= 0.0 {
-        return if x == 0.0 {
-            f64::NEG_INFINITY
-        } else {
-            f64::NAN
-        };
-    }
-    if x == f64::INFINITY {
-        return x;
-    }
-    if x < f64::MIN_POSITIVE {
+    if x > 0.0 && x < f64::MIN_POSITIVE {
         // f64 subnormals (never an f32 value): scale into the normal range first.
         return ln64(x * 18_014_398_509_481_984.0) - 54.0 * LN2;
     }
+    ln64_normal(x)
+}
+
+/// [`ln64`] of any f64 that is not an f64 subnormal (so of every f32 value), without
+/// branches (the special cases by selects at the end), so that `vmath` can put whole slices
+/// of it through vector lanes.
+#[inline(always)]
+pub fn ln64_normal(x: f64) -> f64 {
     let bits = x.to_bits();
     // The exponent as an f64: its field below 2^52's bits, minus 2^52 and the bias.
     let e = f64::from_bits((bits >> 52) | 0x4330_0000_0000_0000) - 4_503_599_627_371_519.0;
     let m = f64::from_bits((bits & MANT_MASK) | 0x3ff0_0000_0000_0000);
-    let (m, e) = if m > SQRT2 {
-        (m * 0.5, e + 1.0)
-    } else {
-        (m, e)
-    };
+    let big = m > SQRT2;
+    let m = if big { m * 0.5 } else { m };
+    let e = if big { e + 1.0 } else { e };
     let f = (m - 1.0) / (m + 1.0);
     let s = f * f;
     let p = log_poly(s);
     let t = f + f;
-    t * p + e * LN2
+    let v = t * p + e * LN2;
+    let v = if x == 0.0 { f64::NEG_INFINITY } else { v };
+    let v = if x < 0.0 { f64::NAN } else { v };
+    let v = if x == f64::INFINITY { x } else { v };
+    if x.is_nan() { x } else { v }
 }
 
 /// The logistic function `1 / (1 + e^-x)` in f64 with [`exp64`].
+#[inline(always)]
 pub fn sigmoid64(x: f64) -> f64 {
     1.0 / (1.0 + exp64(-x))
 }
