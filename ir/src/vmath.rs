@@ -5,9 +5,10 @@
 //! Each element goes through the scalar definitions themselves (`math::exp64`,
 //! `math::ln64_normal`, `math::sigmoid64`: written without branches, inlined here into a copy
 //! compiled for each instruction set, so the compiler puts eight or four f64 lanes through
-//! them); no operation is fused or reordered, so the ISA changes the speed and never a value. The JIT's
-//! hot exact tier calls these on whole buffers (`jit::math`'s `ncp_v*` symbols) instead of
-//! running the same sequence in Cranelift's two-lane f64 vectors.
+//! them); no operation is fused or reordered, so the instruction set changes the speed and
+//! never a value. The JIT's kernels call these on whole buffers (`jit::math`'s `ncp_v*`
+//! symbols; "wide calls") instead of a call per element or the same sequence in Cranelift's
+//! two-lane f64 vectors.
 //!
 //! `NCPC_VMATH=avx512|avx2|generic` overrides the detected level (for measurements and
 //! tests); a level the CPU lacks falls back to the detected one.
@@ -73,8 +74,8 @@ pub fn level() -> Level {
     })
 }
 
-/// Whether [`level`] has lanes wider than the JIT's own (two f64 lanes): the JIT's hot exact
-/// tier calls the slice functions only then.
+/// Whether [`level`] has lanes wider than the JIT's own (two f64 lanes): the JIT makes wide
+/// calls by default only then.
 pub fn wide() -> bool {
     level() != Level::Generic
 }
@@ -91,7 +92,7 @@ fn map_body(src: &[f32], dst: &mut [f32], f: impl Fn(f64) -> f64) {
     }
 }
 
-/// The interpreter's row max (NaN if any element is NaN, else the largest), as one
+/// The interpreter's softmax row max (NaN if any element is NaN, else the largest), as one
 /// compare-and-select per element and a NaN flag: no dependent mask moves, so rows overlap in
 /// the core. The maximum does not depend on the order, and a zero maximum's sign does not
 /// change any `x - max` that matters (`±0 - ±0` is `±0`, and e^±0 is 1).
@@ -116,7 +117,7 @@ fn softmax_body(src: &[f32], dst: &mut [f32], cols: usize) {
     // Per element of a block: `x - max`, then its exponential; then its row's sum. Whole
     // blocks go through the exponentials and the quotients in full-width lanes; only the
     // row max and the row sums (in element order, as the interpreter adds) go row by row.
-    // The two f64 scratch rows live in the thread, so a call neither allocates nor zeroes.
+    // The two f64 scratch blocks live in the thread, so a call neither allocates nor zeroes.
     // (Taken and put back rather than borrowed in a closure: a closure would be compiled
     // without the caller's instruction set.)
     let mut scratch = SCRATCH.take();

@@ -72,7 +72,7 @@ pub(super) struct Gen<'a, 'b> {
     /// ([`super::Tier::Hot`]; always on in fast math).
     pub simd: bool,
     /// exp/log/sigmoid planned as standalone ops and contiguous softmaxes run as calls on
-    /// whole buffers ([`ncp_ir::vmath`]): the hot exact tier on a CPU with wide lanes.
+    /// whole buffers ([`ncp_ir::vmath`]): `Jit::wide_calls`, on where the CPU has wide lanes.
     pub vcalls: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,

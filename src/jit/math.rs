@@ -1,7 +1,7 @@
 //! Transcendental functions the JIT calls: thin `extern "C"` wrappers, registered with the JIT
 //! by name, around ncpc's own exp/log/sigmoid (`ncp_ir::math`, which exact mode also inlines)
 //! and Rust's `f64` methods (the platform libm) for the rest; and the slice versions
-//! (`ncp_v*`, [`ncp_ir::vmath`]) the hot exact tier calls on whole buffers.
+//! (`ncp_v*`, [`ncp_ir::vmath`]) kernels call on whole buffers (`Jit::wide_calls`).
 
 /// (symbol, address, number of arguments) for each function a kernel may call. Names
 /// starting `ncp_v` take pointers and lengths (i64) and return nothing; of the others, names

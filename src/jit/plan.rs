@@ -119,9 +119,9 @@ fn vector_call(f: &Function, i: Inst, homes: &HashMap<Value, Home>) -> bool {
         })
 }
 
-/// [`plan`], with exp, log and sigmoid of buffers as standalone ops when `vector_calls` (the
-/// hot exact tier on a CPU with wide lanes): their operands are stored and the kernel calls
-/// [`ncp_ir::vmath`] on the whole buffer.
+/// [`plan`], with exp, log and sigmoid of buffers as standalone ops when `vector_calls`
+/// (`Jit::wide_calls`, on where the CPU has wide lanes): their operands are stored and the
+/// kernel calls [`ncp_ir::vmath`] on the whole buffer.
 pub fn plan_for(f: &Function, vector_calls: bool) -> Result<Plan, Unsupported> {
     if !f.is_straight_line() {
         return Err(Unsupported(

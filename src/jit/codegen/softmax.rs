@@ -3,10 +3,12 @@
 //! sequence, kept in the row's f64 buffer), divided and rounded once, bit for bit the
 //! interpreter's. Fast math: the inline f32 exp, stored, summed in f64, divided in f32.
 //!
-//! In the hot tier, when the input is contiguous along the last dim, each pass runs four
-//! elements at a time (exact exponentials in f64x2 halves) and the remainder one at a time;
-//! otherwise every element goes through the one-at-a-time loops. Both do the same operations
-//! in the same order, so the lanes never change a value.
+//! With wide calls (`Jit::wide_calls`), a contiguous input goes to one call on the whole
+//! buffer (`ncp_ir::vmath::softmax_f32`, the same values). Otherwise, in the hot tier, when
+//! the input is contiguous along the last dim, each pass runs four elements at a time (exact
+//! exponentials in f64x2 halves) and the remainder one at a time; otherwise every element
+//! goes through the one-at-a-time loops. Both do the same operations in the same order, so
+//! the lanes never change a value.
 
 use super::super::exactmath::D;
 use super::super::fastmath::W;
