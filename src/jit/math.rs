@@ -85,14 +85,8 @@ macro_rules! slice_map {
         /// # Safety
         /// `src` and `dst` point to `n` f32 each, and do not overlap.
         pub unsafe extern "C" fn $name(src: *const f32, dst: *mut f32, n: i64) {
-            let n = n.max(0) as usize;
             // SAFETY: the caller's contract.
-            let (src, dst) = unsafe {
-                (
-                    std::slice::from_raw_parts(src, n),
-                    std::slice::from_raw_parts_mut(dst, n),
-                )
-            };
+            let (src, dst) = unsafe { buffers(src, dst, n) };
             $f(src, dst)
         }
     };
@@ -107,13 +101,23 @@ slice_map!(ncp_vsigmoidf, ncp_ir::vmath::sigmoid_f32);
 /// # Safety
 /// `src` and `dst` point to `n` f32 each, do not overlap, and `n` is a multiple of `cols`.
 pub unsafe extern "C" fn ncp_vsoftmaxf(src: *const f32, dst: *mut f32, n: i64, cols: i64) {
+    // SAFETY: the caller's contract.
+    let (src, dst) = unsafe { buffers(src, dst, n) };
+    ncp_ir::vmath::softmax_f32(src, dst, cols.max(1) as usize)
+}
+
+/// The two kernel buffers an `ncp_v*` routine is called on, as slices of `n` elements (none
+/// for a negative `n`).
+///
+/// # Safety
+/// `src` and `dst` point to `n` f32 each, and do not overlap.
+unsafe fn buffers<'a>(src: *const f32, dst: *mut f32, n: i64) -> (&'a [f32], &'a mut [f32]) {
     let n = n.max(0) as usize;
     // SAFETY: the caller's contract.
-    let (src, dst) = unsafe {
+    unsafe {
         (
             std::slice::from_raw_parts(src, n),
             std::slice::from_raw_parts_mut(dst, n),
         )
-    };
-    ncp_ir::vmath::softmax_f32(src, dst, cols.max(1) as usize)
+    }
 }

@@ -204,7 +204,7 @@ impl Jit {
         if let Some(&k) = self.cache.get(&key) {
             return Ok(k);
         }
-        let k = self.compile(f, key.tier)?;
+        let k = self.compile(f, key.tier, key.wide_calls)?;
         self.kernels.push(k);
         self.cache.insert(key, self.kernels.len() - 1);
         Ok(self.kernels.len() - 1)
@@ -236,10 +236,8 @@ impl Jit {
             structure,
         };
         let mut out = vec![0f32; n];
-        let wide = std::mem::replace(&mut self.wide_calls, false);
-        let made = self.kernel(key, &func);
-        self.wide_calls = wide;
-        self.kernels[made?].run(&[], xs, xs, 1, n, &mut out)?;
+        let k = self.kernel(key, &func)?;
+        self.kernels[k].run(&[], xs, xs, 1, n, &mut out)?;
         Ok(out)
     }
 
@@ -250,11 +248,10 @@ impl Jit {
         Ok(j)
     }
 
-    fn compile(&mut self, f: &Function, tier: Tier) -> Result<Kernel, JitError> {
-        // Both tiers: the quick tier's alternative is a call per element. Exact values in
-        // either math mode; in fast math they are also faster than the inline f32
-        // polynomials.
-        let vcalls = self.wide_calls;
+    /// Compile `f` in `tier`, with or without wide calls (in both tiers: the quick tier's
+    /// alternative is a call per element; exact values in either math mode, and in fast math
+    /// also faster than the inline f32 polynomials).
+    fn compile(&mut self, f: &Function, tier: Tier, vcalls: bool) -> Result<Kernel, JitError> {
         let plan = plan::plan_for(f, vcalls)?;
         self.counter += 1;
         let name = format!("ncp_kernel_{}", self.counter);

@@ -15,14 +15,8 @@ use std::collections::HashMap;
 pub fn canonical_hash(f: &Function) -> String {
     let mut g = f.clone();
     canon(&mut g);
-    hash_of_canonical(&mut g)
-}
-
-/// [`canonical_hash`] of a function already in canonical form ([`canon`] leaves it
-/// unchanged), without another copy and canonicalization; renames it `_`.
-pub fn hash_of_canonical(g: &mut Function) -> String {
     g.name = "_".into();
-    let text = print_function(g);
+    let text = print_function(&g);
     let digest = Sha256::digest(text.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
