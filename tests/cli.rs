@@ -7,7 +7,18 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn ncpc(args: &[&str], stdin: Option<&str>) -> Output {
+    ncpc_with_env(args, stdin, &[])
+}
+
+/// [`ncpc`] with environment variables set (`None` removes one).
+fn ncpc_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, Option<&str>)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ncpc"));
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
     cmd.args(args)
         .current_dir(common::root())
         .stdin(Stdio::piped())
@@ -129,6 +140,40 @@ fn run_json_has_loss_and_gradient() {
         (g[0][0].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-6,
         "{out}"
     );
+}
+
+#[test]
+fn a_bad_ncpc_vmath_is_named_and_changes_no_value() {
+    let (_d, inputs) = tmp("in.json", SMALL_INPUTS);
+    let args = [
+        "run",
+        "tests/corpus/amm/cross_entropy.json",
+        "--inputs",
+        &inputs,
+        "--json",
+    ];
+    let run = |v: Option<&str>| {
+        let o = ncpc_with_env(&args, None, &[("NCPC_VMATH", v)]);
+        assert!(o.status.success(), "NCPC_VMATH={v:?}: {o:?}");
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (want, quiet) = run(None);
+    assert!(!quiet.contains("NCPC_VMATH"), "{quiet}");
+    // A level every CPU runs: honoured silently, same values.
+    let (out, err) = run(Some("generic"));
+    assert_eq!(out, want);
+    assert!(!err.contains("NCPC_VMATH"), "{err}");
+    // An unknown name: a warning that names it and the level used instead; same values.
+    let (out, err) = run(Some("avx1024"));
+    assert_eq!(out, want);
+    assert!(
+        err.contains(r#"NCPC_VMATH="avx1024" is not one of avx512, avx2, generic; using "#),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -54,24 +54,54 @@ impl Level {
     pub const ALL: [Level; 3] = [Level::Avx512, Level::Avx2, Level::Generic];
 }
 
+/// What `NCPC_VMATH` asks for, checked against this CPU: `Ok(None)` when it is unset or empty,
+/// `Ok(Some(level))` for a level this CPU runs, else an error that says what was wrong
+/// (an unknown name, or a level the CPU lacks).
+pub fn requested() -> Result<Option<Level>, String> {
+    let wanted = match std::env::var("NCPC_VMATH") {
+        Ok(w) if !w.is_empty() => w,
+        Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(w)) => {
+            return Err(format!("NCPC_VMATH={w:?} is not valid UTF-8"));
+        }
+    };
+    match Level::ALL.into_iter().find(|l| l.name() == wanted) {
+        None => Err(format!(
+            "NCPC_VMATH={wanted:?} is not one of avx512, avx2, generic"
+        )),
+        Some(l) if !l.supported() => Err(format!(
+            "NCPC_VMATH={wanted}: this CPU lacks the instructions ({})",
+            match l {
+                Level::Avx512 => "AVX-512F",
+                _ => "AVX2",
+            }
+        )),
+        Some(l) => Ok(Some(l)),
+    }
+}
+
+/// The widest level this CPU runs.
+pub fn detected() -> Level {
+    Level::ALL
+        .into_iter()
+        .find(|l| l.supported())
+        .unwrap_or(Level::Generic)
+}
+
+/// A warning for the user when `NCPC_VMATH` is set to something this process cannot honour,
+/// naming the level used instead ([`level`] falls back to [`detected`]); `None` when the
+/// variable is unset or honoured. Values never depend on the level, only speed does.
+pub fn override_warning() -> Option<String> {
+    requested()
+        .err()
+        .map(|e| format!("{e}; using {}", detected().name()))
+}
+
 /// The level the slice functions use in this process: `NCPC_VMATH` if set and supported,
-/// else the widest this CPU has.
+/// else the widest this CPU has ([`override_warning`] says when a setting was ignored).
 pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let wanted = std::env::var("NCPC_VMATH").ok();
-        if let Some(l) = Level::ALL
-            .into_iter()
-            .find(|l| wanted.as_deref() == Some(l.name()))
-            && l.supported()
-        {
-            return l;
-        }
-        Level::ALL
-            .into_iter()
-            .find(|l| l.supported())
-            .unwrap_or(Level::Generic)
-    })
+    *LEVEL.get_or_init(|| requested().ok().flatten().unwrap_or_else(detected))
 }
 
 /// Whether [`level`] has lanes wider than the JIT's own (two f64 lanes): the JIT makes wide
@@ -93,18 +123,52 @@ fn map_body(src: &[f32], dst: &mut [f32], f: impl Fn(f64) -> f64) {
 }
 
 /// The interpreter's softmax row max (NaN if any element is NaN, else the largest), as one
-/// compare-and-select per element and a NaN flag: no dependent mask moves, so rows overlap in
-/// the core. The maximum does not depend on the order, and a zero maximum's sign does not
-/// change any `x - max` that matters (`±0 - ±0` is `±0`, and e^±0 is 1).
+/// compare-and-select per element and a NaN flag, eight independent lanes at a time: no
+/// dependent mask moves, so rows overlap in the core. The maximum does not depend on the
+/// order, and a zero maximum's sign does not change any `x - max` that matters (`±0 - ±0` is
+/// `±0`, and e^±0 is 1).
 #[inline(always)]
 fn row_max(row: &[f32]) -> f64 {
+    const L: usize = 8;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let mut nans = [false; L];
+    let chunks = row.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..L {
+            lanes[k] = if c[k] > lanes[k] { c[k] } else { lanes[k] };
+            nans[k] |= c[k].is_nan();
+        }
+    }
     let mut m = f32::NEG_INFINITY;
     let mut nan = false;
-    for &b in row {
+    for (&b, &n) in lanes.iter().zip(&nans) {
+        m = if b > m { b } else { m };
+        nan |= n;
+    }
+    for &b in rest {
         m = if b > m { b } else { m };
         nan |= b.is_nan();
     }
     if nan { f64::NAN } else { m as f64 }
+}
+
+/// `(e / s) as f32`, the interpreter's quotient (`s` is `1 / r`'s divisor), computed as
+/// `e * r` with `r = 1 / s` rounded once per row: `e * r` is within 3 f64 ulps of `e / s`
+/// (two roundings of relative size 2^-53 against one), so both round to the same f32 unless
+/// `e * r` lies within 4 ulps of a midpoint between two f32 values (its low 29 bits within 4 of
+/// `2^28`), or is below f32's normal range (where f32's rounding point moves), or is not a
+/// number. Those it reports as `false`: the caller then divides. Random quotients land there
+/// about once in 6e7.
+#[inline(always)]
+fn quotient(e: f64, r: f64) -> (f32, bool) {
+    const MID: u64 = 1 << 28;
+    const LOW: u64 = (1 << 29) - 1;
+    let q = e * r;
+    let near_mid = ((q.to_bits() & LOW).wrapping_sub(MID - 4)) <= 8;
+    // 2^-125: at least twice f32's least normal, so `e / s` is normal too.
+    let ok = q >= f64::from_bits(0x3820_0000_0000_0000) && !near_mid;
+    (q as f32, ok)
 }
 
 #[inline(always)]
@@ -124,8 +188,8 @@ fn softmax_body(src: &[f32], dst: &mut [f32], cols: usize) {
     if scratch.len() < 2 * block {
         scratch.resize(2 * block, 0.0);
     }
-    let (t_all, s_all) = scratch.split_at_mut(block);
-    softmax_blocks(src, dst, cols, per, t_all, s_all);
+    let (t_all, r_all) = scratch.split_at_mut(block);
+    softmax_blocks(src, dst, cols, per, t_all, r_all);
     SCRATCH.set(scratch);
 }
 
@@ -141,11 +205,11 @@ fn softmax_blocks(
     cols: usize,
     per: usize,
     t_all: &mut [f64],
-    s_all: &mut [f64],
+    r_all: &mut [f64],
 ) {
     for (xs, os) in src.chunks(per * cols).zip(dst.chunks_mut(per * cols)) {
         let t = &mut t_all[..xs.len()];
-        let sums = &mut s_all[..xs.len()];
+        let recips = &mut r_all[..xs.len()];
         for (xr, tr) in xs.chunks(cols).zip(t.chunks_mut(cols)) {
             let m = row_max(xr);
             for (d, x) in tr.iter_mut().zip(xr) {
@@ -155,12 +219,26 @@ fn softmax_blocks(
         for d in t.iter_mut() {
             *d = exp64(*d);
         }
-        for (tr, sr) in t.chunks(cols).zip(sums.chunks_mut(cols)) {
+        // One division per row; each quotient is a product, checked (see `quotient`).
+        for (tr, rr) in t.chunks(cols).zip(recips.chunks_mut(cols)) {
             let s: f64 = tr.iter().sum();
-            sr.fill(s);
+            rr.fill(1.0 / s);
         }
-        for ((o, e), s) in os.iter_mut().zip(t.iter()).zip(sums.iter()) {
-            *o = (e / s) as f32;
+        let mut all_ok = true;
+        for ((o, e), r) in os.iter_mut().zip(t.iter()).zip(recips.iter()) {
+            let (q, ok) = quotient(*e, *r);
+            *o = q;
+            all_ok &= ok;
+        }
+        if !all_ok {
+            // Rare (a quotient near an f32 rounding point) or a row with tiny, zero or NaN
+            // quotients: this block's quotients as the interpreter divides.
+            for (tr, or) in t.chunks(cols).zip(os.chunks_mut(cols)) {
+                let s: f64 = tr.iter().sum();
+                for (o, e) in or.iter_mut().zip(tr) {
+                    *o = (e / s) as f32;
+                }
+            }
         }
     }
 }
@@ -302,6 +380,82 @@ mod tests {
             for l in Level::ALL.into_iter().filter(|l| l.supported()) {
                 softmax_f32_at(l, src, &mut got, cols);
                 same(&got, &want, &format!("softmax, {cols} columns"), l);
+            }
+        }
+    }
+
+    /// A deterministic stream of u64 (splitmix64).
+    fn stream(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    #[test]
+    fn checked_products_round_as_the_quotients_do() {
+        // The hard cases on purpose: `e` chosen so that `e / s` falls on, or a few f64 ulps
+        // from, a midpoint between two f32 values, and plain random pairs.
+        let mut next = stream(7);
+        let unit = |u: u64| (u >> 11) as f64 / (1u64 << 53) as f64;
+        let (mut checked, mut kept) = (0u32, 0u32);
+        for k in 0..400_000u32 {
+            let s = 1.0 + 999.0 * unit(next());
+            let e = if k % 2 == 0 {
+                // A random f32 in [2^-40, 1), its upper midpoint, nudged by -8..=8 ulps.
+                let f = f32::from_bits(0x2b80_0000 + (next() % 0x1380_0000) as u32);
+                let mid = f as f64 + (f32::from_bits(f.to_bits() + 1) as f64 - f as f64) / 2.0;
+                let nudge = (next() % 17) as i64 - 8;
+                f64::from_bits(((mid * s).to_bits() as i64 + nudge) as u64)
+            } else {
+                unit(next()) * s
+            };
+            let (q, ok) = quotient(e, 1.0 / s);
+            checked += 1;
+            if ok {
+                kept += 1;
+                let want = (e / s) as f32;
+                assert_eq!(q.to_bits(), want.to_bits(), "e = {e:e}, s = {s:e}");
+            }
+        }
+        // Near the midpoints most are refused; the random half nearly all kept.
+        assert!(
+            kept > checked / 2 - checked / 100,
+            "{kept} of {checked} kept"
+        );
+        assert!(kept < checked - checked / 4, "{kept} of {checked} kept");
+    }
+
+    #[test]
+    fn softmax_of_ordinary_logits_is_the_interpreters_at_every_level() {
+        let mut next = stream(11);
+        for cols in [2usize, 10, 16, 100] {
+            let rows = 40_000 / cols;
+            let src: Vec<f32> = (0..rows * cols)
+                .map(|_| ((next() >> 40) as f32 / (1u32 << 24) as f32 - 0.5) * 24.0)
+                .collect();
+            let t = Tensor::new(
+                crate::DType::F32,
+                vec![rows, cols],
+                src.iter().map(|x| *x as f64).collect(),
+            );
+            let want: Vec<f32> = crate::kernels::softmax(&t)
+                .data
+                .iter()
+                .map(|x| *x as f32)
+                .collect();
+            let mut got = vec![0f32; src.len()];
+            for l in Level::ALL.into_iter().filter(|l| l.supported()) {
+                softmax_f32_at(l, &src, &mut got, cols);
+                same(
+                    &got,
+                    &want,
+                    &format!("softmax of logits, {cols} columns"),
+                    l,
+                );
             }
         }
     }

@@ -121,6 +121,9 @@ pub fn main() -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init();
     }
+    if let Some(w) = ncp_ir::vmath::override_warning() {
+        tracing::warn!("{w}");
+    }
     let result = match cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),
