@@ -521,6 +521,88 @@ fn row_blocks_in_parallel_match_one_call() {
     }
 }
 
+/// Bit-equal, any NaN equal to any NaN.
+fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+/// Consecutive blocks of rows, each continuing the last one's loss sum, give one call's loss
+/// and gradient bit for bit, in every kernel variant; large batches run that way by
+/// themselves and stay bit-equal to the interpreter.
+#[test]
+fn consecutive_row_blocks_carry_the_loss_exactly() {
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let (b, c) = (150usize, 10usize);
+    for mut jit in variants() {
+        let (mut carried, mut total) = (0, 0);
+        for dir in ["tests/corpus/amm", "tests/corpus/daml", "tests/corpus/haz"] {
+            for path in common::json_files(dir) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let Ok(cf) = compile(&text, &CompileOptions::default()) else {
+                    continue;
+                };
+                let f = optimized(cf.func);
+                let Ok(Some(cl)) = jit.compile_loss(&f) else {
+                    continue;
+                };
+                total += 1;
+                if !jit.kernel_of(&cl).carries_loss() {
+                    continue;
+                }
+                carried += 1;
+                for kind in [0, 1, 3] {
+                    let (yp, yt) = inputs(&mut rng, b, c, kind);
+                    let (yp, yt) = (yp.to_f32(), yt.to_f32());
+                    let n = jit.kernel_of(&cl).grad_len(b, c);
+                    let mut g1 = vec![0f32; n];
+                    let one = jit
+                        .run_in_row_blocks(&cl, &yp, &yt, b, c, &mut g1, b)
+                        .unwrap();
+                    for rows in [1, 7, 64] {
+                        let mut g2 = vec![0f32; n];
+                        let got = jit
+                            .run_in_row_blocks(&cl, &yp, &yt, b, c, &mut g2, rows)
+                            .unwrap();
+                        assert!(
+                            bits_equal(&[got], &[one]) && bits_equal(&g1, &g2),
+                            "{} ({:?}, inputs {kind}), blocks of {rows} rows: loss {got} vs {one}",
+                            path.display(),
+                            jit.tier
+                        );
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{:?}: {carried} of {total} corpus kernels carry their loss",
+            jit.tier
+        );
+        assert!(carried * 3 > total, "{carried} of {total} carry their loss");
+    }
+    // Above the size where `run` goes by blocks: the three losses of the benchmarks against
+    // the interpreter, bit for bit.
+    let b = ncpc::jit::SEQUENTIAL_BLOCKS_FROM / 10 + 3;
+    for name in ["mse", "cross_entropy", "baikal"] {
+        let text = std::fs::read_to_string(format!("tests/corpus/amm/{name}.json")).unwrap();
+        let f = optimized(compile(&text, &CompileOptions::default()).unwrap().func);
+        let (yp, yt) = inputs(&mut rng, b, 10, 0);
+        let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+        for mut jit in variants() {
+            let cl = jit.compile_loss(&f).unwrap().unwrap();
+            assert!(jit.kernel_of(&cl).carries_loss(), "{name} carries its loss");
+            let got = evaluate_function_jit(&mut jit, &f, &yp, &yt)
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.loss.to_bits(), want.loss.to_bits(), "{name}");
+            let (g, w) = (got.grad.unwrap(), want.grad.clone().unwrap());
+            assert!(bits_equal(&g.concat(), &w.concat()), "{name}: gradients");
+        }
+    }
+}
+
 /// The JIT's and the interpreter's values for IR text `src` on a 4x3 batch drawn from `seed`;
 /// panics when the JIT does not take it.
 fn jit_and_interp(src: &str, seed: u64) -> (LossValue, LossValue) {

@@ -3,7 +3,8 @@
 //! Kernel ABI: `extern "C" fn(bufs: *const *mut f32, dims: *const i64, consts: *const f32)`.
 //! `bufs[0]` is y_pred, `bufs[1]` y_true, `bufs[2]` the loss (one f32), `bufs[3]` the
 //! gradient (when the function returns one), then one buffer per stored value
-//! (see [`Layout`]). `dims` is `[B, C]`. `consts` holds the f32 constants, so genomes that
+//! (see [`Layout`]). `dims` is `[B, C, whole batch's B, carried loss in (f64 bits), carried
+//! loss out]` ([`Layout::carries_loss`]). `consts` holds the f32 constants, so genomes that
 //! differ only in constants share one kernel.
 
 use super::plan::{Home, Plan, Stage};
@@ -32,6 +33,11 @@ pub struct Layout {
     pub consts: Vec<Inst>,
     /// Shape of the gradient output, when there is one.
     pub grad: Option<Vec<Dim>>,
+    /// The loss's f64 accumulator starts from `dims[3]` (an f64's bits) and is written,
+    /// unfinished, to `dims[4]`: a batch run as consecutive blocks of rows, each block
+    /// continuing the previous block's sum, adds in exactly the order of one call
+    /// ([`Gen::carry`]).
+    pub carries_loss: bool,
 }
 
 /// Functions a kernel may call.
@@ -39,6 +45,10 @@ pub struct MathRefs {
     /// By symbol name: the function's index in the module and its signature.
     pub by_name: HashMap<&'static str, (u32, Signature)>,
 }
+
+/// Byte offsets in `dims` of the carried loss accumulator, in and out ([`Layout::carries_loss`]).
+const CARRY_IN: i32 = 24;
+const CARRY_OUT: i32 = 32;
 
 /// The smallest f64 that rounds to infinity as an f32 (f32::MAX plus half an ulp).
 const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
@@ -76,6 +86,12 @@ pub(super) struct Gen<'a, 'b> {
     pub vcalls: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,
+    /// The loss's reduction, to be carried across blocks of rows when it is accumulated in a
+    /// fused group over the whole batch ([`Layout::carries_loss`]); set for row-separable
+    /// kernels in exact math.
+    pub carry: Option<Inst>,
+    /// The `dims` argument (the carry's in and out slots follow the dims).
+    dims_ptr: CV,
     /// Math routines imported into the kernel so far.
     imported: HashMap<&'static str, FuncRef>,
     /// The first thing met that this backend cannot lower. Code generation goes on with a
@@ -134,6 +150,8 @@ impl<'a, 'b> Gen<'a, 'b> {
             math,
             bufs: params[0],
             dims: (db, dc),
+            dims_ptr: bp,
+            carry: None,
             batch_total: dbt,
             consts: params[2],
             scalars: HashMap::new(),

@@ -37,7 +37,7 @@ pub enum JitError {
     Inputs(String),
 }
 
-type KernelFn = unsafe extern "C" fn(*const *mut f32, *const i64, *const f32);
+type KernelFn = unsafe extern "C" fn(*const *mut f32, *mut i64, *const f32);
 
 /// A compiled kernel.
 pub struct Kernel {
@@ -275,6 +275,7 @@ impl Jit {
                 g.fast = self.math == MathMode::Fast;
                 g.simd = g.fast || tier == Tier::Hot;
                 g.vcalls = vcalls;
+                g.carry = carried_loss(f, self.math);
                 g.assign_slots();
                 g.preload_bases();
                 g.emit();
@@ -416,6 +417,10 @@ impl Kernel {
         c: usize,
         grad: &mut [f32],
     ) -> Result<f32, JitError> {
+        if self.layout.carries_loss && b * c >= SEQUENTIAL_BLOCKS_FROM {
+            let rows = (SEQUENTIAL_BLOCK_ELEMENTS / c).max(1);
+            return self.run_in_row_blocks(consts, y_pred, y_true, b, c, grad, rows);
+        }
         self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
         let mut scratch = self.scratch.borrow_mut();
         Ok(call(
@@ -429,7 +434,65 @@ impl Kernel {
             c,
             b,
             grad,
-        ))
+            0.0,
+        )
+        .0)
+    }
+
+    /// Whether the kernel carries its loss from one block of rows to the next
+    /// ([`Kernel::run_in_row_blocks`]).
+    pub fn carries_loss(&self) -> bool {
+        self.layout.carries_loss
+    }
+
+    /// [`Kernel::run`] as consecutive calls on blocks of `block_rows` rows, each continuing
+    /// the previous one's loss sum: the same operations in the same order as one call, so the
+    /// loss and the gradient are bit-identical to it, with the values stored between stages
+    /// a block in size. `run` does this for large batches; a kernel that does not carry its
+    /// loss runs as one call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_in_row_blocks(
+        &self,
+        consts: &[f32],
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+        block_rows: usize,
+    ) -> Result<f32, JitError> {
+        self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
+        let mut scratch = self.scratch.borrow_mut();
+        let per = if self.layout.carries_loss {
+            block_rows.max(1)
+        } else {
+            b
+        };
+        let (mut loss, mut carry) = (0.0, 0.0);
+        let mut r0 = 0;
+        while r0 < b {
+            let r1 = (r0 + per).min(b);
+            let g: &mut [f32] = if grad.is_empty() {
+                &mut []
+            } else {
+                &mut grad[r0 * c..r1 * c]
+            };
+            (loss, carry) = call(
+                self.func,
+                &self.layout,
+                &mut scratch,
+                consts,
+                &y_pred[r0 * c..r1 * c],
+                &y_true[r0 * c..r1 * c],
+                r1 - r0,
+                c,
+                b,
+                g,
+                carry,
+            );
+            r0 = r1;
+        }
+        Ok(loss)
     }
 
     /// [`Kernel::run`] over blocks of `block_rows` rows in parallel (rayon), when the kernel
@@ -478,7 +541,9 @@ impl Kernel {
                     c,
                     b,
                     g,
+                    0.0,
                 )
+                .0
             })
             .collect();
         Ok(partial.iter().map(|x| *x as f64).sum::<f64>() as f32)
@@ -490,7 +555,31 @@ impl Kernel {
     }
 }
 
-/// Call a kernel on `rows` rows of a batch of `total` rows. The caller has checked the sizes.
+/// The loss reduction a kernel of `f` may carry from one block of rows to the next
+/// ([`codegen::Layout::carries_loss`]): in exact math, the sum or mean that a row-separable
+/// function returns as its loss.
+fn carried_loss(f: &Function, math: MathMode) -> Option<ncp_ir::Inst> {
+    if math != MathMode::Exact || !plan::row_separable(f) {
+        return None;
+    }
+    let ncp_ir::Terminator::Return(rets) = &f.blocks[f.entry()].term else {
+        return None;
+    };
+    let ncp_ir::ValueDef::Inst(i) = f.values[*rets.first()?].def else {
+        return None;
+    };
+    matches!(f.insts[i].op, ncp_ir::Opcode::Sum | ncp_ir::Opcode::Mean).then_some(i)
+}
+
+/// Batches of at least this many elements run in consecutive blocks of rows when the kernel
+/// carries its loss, so that the values stored between stages stay in the core's caches.
+pub const SEQUENTIAL_BLOCKS_FROM: usize = 1 << 16;
+/// About how many elements such a block holds (64 KiB per f32 buffer).
+pub const SEQUENTIAL_BLOCK_ELEMENTS: usize = 1 << 14;
+
+/// Call a kernel on `rows` rows of a batch of `total` rows, its loss accumulator starting
+/// from `carry` (`0.0` for a whole batch, or a kernel that carries nothing). Returns the loss
+/// and the unfinished accumulator to carry on. The caller has checked the sizes.
 #[allow(clippy::too_many_arguments)]
 fn call(
     func: KernelFn,
@@ -503,8 +592,15 @@ fn call(
     c: usize,
     total: usize,
     grad: &mut [f32],
-) -> f32 {
-    let dims = [rows as i64, c as i64, total as i64];
+    carry: f64,
+) -> (f32, f64) {
+    let mut dims = [
+        rows as i64,
+        c as i64,
+        total as i64,
+        carry.to_bits() as i64,
+        0,
+    ];
     let mut loss = [0f32; 1];
     scratch.resize(layout.scratch.len(), Vec::new());
     for (buf, shape) in scratch.iter_mut().zip(&layout.scratch) {
@@ -523,8 +619,9 @@ fn call(
     ptrs.extend(scratch.iter_mut().map(|s| s.as_mut_ptr()));
     // SAFETY: every buffer has the size the kernel's layout asks for at these dims, and the
     // kernel writes only to slots 2 and up.
-    unsafe { func(ptrs.as_ptr(), dims.as_ptr(), consts.as_ptr()) };
-    loss[0]
+    // `dims` is passed from a mutable borrow: a kernel that carries its loss writes `dims[4]`.
+    unsafe { func(ptrs.as_ptr(), dims.as_mut_ptr(), consts.as_ptr()) };
+    (loss[0], f64::from_bits(dims[4] as u64))
 }
 
 fn size(shape: &[ncp_ir::Dim], b: usize, c: usize) -> usize {
@@ -618,6 +715,23 @@ impl Jit {
     ) -> Result<f32, JitError> {
         self.kernel_of(l)
             .run_blocks(&l.consts, y_pred, y_true, b, c, grad, block_rows)
+    }
+
+    /// [`Kernel::run_in_row_blocks`] for a compiled loss: consecutive blocks of `block_rows`
+    /// rows, bit-identical to [`Jit::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_in_row_blocks(
+        &self,
+        l: &CompiledLoss,
+        y_pred: &[f32],
+        y_true: &[f32],
+        b: usize,
+        c: usize,
+        grad: &mut [f32],
+        block_rows: usize,
+    ) -> Result<f32, JitError> {
+        self.kernel_of(l)
+            .run_in_row_blocks(&l.consts, y_pred, y_true, b, c, grad, block_rows)
     }
 
     /// The kernel of a compiled loss.

@@ -1,7 +1,7 @@
 //! Fused loops: a group of elementwise instructions over one shape in one loop nest, with
 //! the reductions it feeds accumulated on the way (and the accumulators' arithmetic).
 
-use super::{F32_OVERFLOW, Gen};
+use super::{CARRY_IN, CARRY_OUT, F32_OVERFLOW, Gen};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value as CV, types};
 use cranelift_frontend::Variable;
@@ -30,7 +30,8 @@ impl Gen<'_, '_> {
             let is_max = matches!(d.op, Opcode::RMax | Opcode::RMin);
             let ty = if is_max { types::F32 } else { types::F64 };
             let var = self.b.declare_var(ty);
-            let init = self.acc_init(d.op);
+            let global = axis == Axis::All || (rank == 1 && axis == Axis::Index(0));
+            let init = self.acc_start(r, d.op, global && !is_max);
             self.b.def_var(var, init);
             accs.push(Acc {
                 inst: r,
@@ -98,6 +99,7 @@ impl Gen<'_, '_> {
                 }
                 _ => {
                     let v = self.b.use_var(a.var);
+                    self.acc_carry_out(a.inst, v);
                     let n = self.count_of(&src_shape);
                     let out = self.finish(a.op, v, n);
                     let out = self.as_dtype(out, self.f.ty(d.result).dtype);
@@ -114,6 +116,26 @@ impl Gen<'_, '_> {
             self.b.ins().fcmp(FloatCC::NotEqual, v, z)
         } else {
             v
+        }
+    }
+
+    /// The start of reduction `r`'s accumulator over the whole group (`global`: a reduction
+    /// over every element, or along the only axis of a rank-1 group): the carried sum for
+    /// the carried loss ([`Gen::carry`]), else the reduction's identity.
+    pub(in crate::jit) fn acc_start(&mut self, r: Inst, op: Opcode, global: bool) -> CV {
+        if global && self.carry == Some(r) {
+            self.layout.carries_loss = true;
+            let p = self.dims_ptr;
+            return self.b.ins().load(types::F64, self.flags, p, CARRY_IN);
+        }
+        self.acc_init(op)
+    }
+
+    /// Hand the carried loss's unfinished accumulator to the next block (`dims[4]`).
+    pub(in crate::jit) fn acc_carry_out(&mut self, r: Inst, acc: CV) {
+        if self.layout.carries_loss && self.carry == Some(r) {
+            let p = self.dims_ptr;
+            self.b.ins().store(self.flags, acc, p, CARRY_OUT);
         }
     }
 

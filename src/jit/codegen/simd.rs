@@ -330,7 +330,10 @@ impl Gen<'_, '_> {
             let var = self
                 .b
                 .declare_var(if is_max { types::F32 } else { types::F64 });
-            let init = self.acc_init(d.op);
+            // Carried only in exact math: fast math's lane sums along a rank-1 group would
+            // restart with each block.
+            let global = axis == Axis::All || (rank == 1 && axis == Axis::Index(0));
+            let init = self.acc_start(r, d.op, global && !is_max && !self.fast);
             self.b.def_var(var, init);
             let vvar = self.b.declare_var(types::F32X4);
             accs.push((r, var, vvar, axis, d.op));
@@ -396,6 +399,7 @@ impl Gen<'_, '_> {
             let d = &self.f.insts[inst];
             let src_shape = self.f.ty(d.args[0]).shape.clone();
             let v = self.b.use_var(var);
+            self.acc_carry_out(inst, v);
             let n = self.count_of(&src_shape);
             let out = self.finish(op, v, n);
             let out = self.as_dtype(out, self.f.ty(d.result).dtype);
