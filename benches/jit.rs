@@ -119,6 +119,14 @@ fn throughput(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        // The same kernel as one call over the whole batch (what `run` did before it went
+        // by consecutive row blocks): the blocks' effect alone.
+        group.bench_function(BenchmarkId::new("jit_one_call", g), |bch| {
+            bch.iter(|| {
+                jit.run_in_row_blocks(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad, b)
+                    .unwrap()
+            })
+        });
         group.bench_function(BenchmarkId::new("jit_parallel", g), |bch| {
             bch.iter(|| {
                 jit.run_blocks(&cl, black_box(&yp), black_box(&yt), b, cc, &mut grad, 4096)

@@ -79,6 +79,31 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        // A kernel that carries its loss, run in consecutive blocks of 1-3 rows: still the
+        // interpreter's values, bit for bit.
+        if want.fault.is_none()
+            && let Ok(Some(cl)) = jit.compile_loss(&f)
+            && jit.kernel_of(&cl).carries_loss()
+        {
+            let (b, c) = (yp.shape[0], yp.shape[1]);
+            let mut grad = vec![0f32; jit.kernel_of(&cl).grad_len(b, c)];
+            let rows = 1 + (data[8] as usize / 4) % 3;
+            let (p, t) = (yp.to_f32(), yt.to_f32());
+            let loss = jit
+                .run_in_row_blocks(&cl, &p, &t, b, c, &mut grad, rows)
+                .expect("sizes fit");
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(
+                same(loss, want.loss),
+                "loss in blocks of {rows} rows {loss} vs {} (interp)",
+                want.loss
+            );
+            if let Some(w) = &want.grad {
+                for (x, y) in grad.iter().zip(w.iter().flatten()) {
+                    assert!(same(*x, *y), "gradient in blocks {x} vs {y} (interp)");
+                }
+            }
+        }
         let negated = ncp_ir::tensor::Tensor::new(
             yp.dtype,
             yp.shape.clone(),
