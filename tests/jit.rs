@@ -519,6 +519,25 @@ fn row_blocks_in_parallel_match_one_call() {
         let cl = jit.compile_loss(&f).unwrap().unwrap();
         assert!(!jit.kernel_of(&cl).is_row_separable(), "{text} mixes rows");
     }
+    // Regression (jit_vs_interp fuzz target): a mean over every row of a value that depends
+    // on no data but has the batch's shape, used by the rows. A block would average only its
+    // own rows, so the kernel must not split.
+    let src = "function g(f32[B,C], f32[B,C]) -> f32 {\nblock0(v0: f32[B,C], v1: f32[B,C]):\n    v2 = ones_like v1 : f32[B,C]\n    v3 = sum<1> v2 : f32[B]\n    v4 = log v3 : f32[B]\n    v5 = mean<all> v4 : f32\n    v6 = mul v0, v5 : f32[B,C]\n    v7 = mean<all> v6 : f32\n    return v7\n}\n";
+    let f = optimized(ncp_ir::text::parse_function(src).unwrap());
+    let cl = jit.compile_loss(&f).unwrap().unwrap();
+    assert!(!jit.kernel_of(&cl).is_row_separable(), "{src}");
+    let (yp, yt) = inputs(&mut rng, 6, 3, 0);
+    let want = evaluate_function(&f, &yp, &yt, true).unwrap();
+    let (yp, yt) = (yp.to_f32(), yt.to_f32());
+    let n = jit.kernel_of(&cl).grad_len(6, 3);
+    let mut g = vec![0f32; n];
+    for got in [
+        jit.run_blocks(&cl, &yp, &yt, 6, 3, &mut g, 2).unwrap(),
+        jit.run_in_row_blocks(&cl, &yp, &yt, 6, 3, &mut g, 1)
+            .unwrap(),
+    ] {
+        assert_eq!(got.to_bits(), want.loss.to_bits(), "{got} vs {}", want.loss);
+    }
 }
 
 /// Bit-equal, any NaN equal to any NaN.

@@ -339,7 +339,28 @@ pub fn row_separable(f: &Function) -> bool {
             .filter(|(k, _)| reads_value(d.op, *k))
             .map(|(_, a)| *a)
             .collect();
-        if reads.iter().all(|a| free.contains(a)) && !matches!(d.op, Opcode::Softmax) {
+        // A value computed from data-free operands is itself data-free, unless it combines
+        // the rows of a batch-sized operand: a block would see only its own rows (a mean over
+        // everything of a data-free `[B]` value, found by the jit_vs_interp fuzz target).
+        // Counts use the whole batch's size, so they stay free.
+        let elementwise =
+            matches!(
+                d.op.info().class,
+                Class::Unary
+                    | Class::Binary
+                    | Class::Compare
+                    | Class::Select
+                    | Class::Cast
+                    | Class::Like
+            ) || matches!(d.op, Opcode::Count | Opcode::Expand | Opcode::BroadcastLike);
+        let spans_batch = d
+            .args
+            .iter()
+            .any(|a| f.ty(*a).shape.contains(&ncp_ir::Dim::B));
+        if reads.iter().all(|a| free.contains(a))
+            && !matches!(d.op, Opcode::Softmax)
+            && (elementwise || !spans_batch)
+        {
             free.insert(d.result);
             continue;
         }
