@@ -376,27 +376,34 @@ mod tests {
         }
     }
 
+    /// `softmax_f32` of `src` (rows of `cols`) at every level the CPU has against the
+    /// interpreter's softmax, bit for bit.
+    fn softmax_at_every_level(src: &[f32], cols: usize, what: &str) {
+        let rows = src.len() / cols;
+        let t = Tensor::new(
+            crate::DType::F32,
+            vec![rows, cols],
+            src.iter().map(|x| *x as f64).collect(),
+        );
+        let want: Vec<f32> = crate::kernels::softmax(&t)
+            .data
+            .iter()
+            .map(|x| *x as f32)
+            .collect();
+        let mut got = vec![0f32; src.len()];
+        for l in Level::ALL.into_iter().filter(|l| l.supported()) {
+            softmax_f32_at(l, src, &mut got, cols);
+            same(&got, &want, &format!("{what}, {cols} columns"), l);
+        }
+    }
+
     #[test]
     fn softmax_is_the_interpreters_at_every_level() {
         let xs = inputs();
         for cols in [1usize, 3, 10, 17, 1000, 1500] {
             let rows = (xs.len() / cols).min(300);
             let src = &xs[..rows * cols];
-            let t = Tensor::new(
-                crate::DType::F32,
-                vec![rows, cols],
-                src.iter().map(|x| *x as f64).collect(),
-            );
-            let want: Vec<f32> = crate::kernels::softmax(&t)
-                .data
-                .iter()
-                .map(|x| *x as f32)
-                .collect();
-            let mut got = vec![0f32; src.len()];
-            for l in Level::ALL.into_iter().filter(|l| l.supported()) {
-                softmax_f32_at(l, src, &mut got, cols);
-                same(&got, &want, &format!("softmax, {cols} columns"), l);
-            }
+            softmax_at_every_level(src, cols, "softmax");
         }
     }
 
@@ -453,26 +460,7 @@ mod tests {
             let src: Vec<f32> = (0..rows * cols)
                 .map(|_| ((next() >> 40) as f32 / (1u32 << 24) as f32 - 0.5) * 24.0)
                 .collect();
-            let t = Tensor::new(
-                crate::DType::F32,
-                vec![rows, cols],
-                src.iter().map(|x| *x as f64).collect(),
-            );
-            let want: Vec<f32> = crate::kernels::softmax(&t)
-                .data
-                .iter()
-                .map(|x| *x as f32)
-                .collect();
-            let mut got = vec![0f32; src.len()];
-            for l in Level::ALL.into_iter().filter(|l| l.supported()) {
-                softmax_f32_at(l, &src, &mut got, cols);
-                same(
-                    &got,
-                    &want,
-                    &format!("softmax of logits, {cols} columns"),
-                    l,
-                );
-            }
+            softmax_at_every_level(&src, cols, "softmax of logits");
         }
     }
 

@@ -343,16 +343,8 @@ pub fn row_separable(f: &Function) -> bool {
         // the rows of a batch-sized operand: a block would see only its own rows (a mean over
         // everything of a data-free `[B]` value, found by the jit_vs_interp fuzz target).
         // Counts use the whole batch's size, so they stay free.
-        let elementwise =
-            matches!(
-                d.op.info().class,
-                Class::Unary
-                    | Class::Binary
-                    | Class::Compare
-                    | Class::Select
-                    | Class::Cast
-                    | Class::Like
-            ) || matches!(d.op, Opcode::Count | Opcode::Expand | Opcode::BroadcastLike);
+        let elementwise = d.op.is_elementwise()
+            || matches!(d.op, Opcode::Count | Opcode::Expand | Opcode::BroadcastLike);
         let spans_batch = d
             .args
             .iter()
