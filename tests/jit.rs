@@ -684,6 +684,21 @@ fn mismatched_buffers_are_refused_in_blocks_too() {
         assert!(e.to_string().contains("gradient buffer"), "{e}");
         jit.run_blocks(&cl, &yp, &yt, b, c, &mut g, block_rows)
             .unwrap();
+        // Consecutive blocks check the same way.
+        let e = jit
+            .run_in_row_blocks(&cl, &short, &yt, b, c, &mut g, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("200 x 4"), "{e}");
+        let e = jit
+            .run_in_row_blocks(&cl, &yp, &short, b, c, &mut g, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("200 x 4"), "{e}");
+        let e = jit
+            .run_in_row_blocks(&cl, &yp, &yt, b, c, &mut g_short, block_rows)
+            .unwrap_err();
+        assert!(e.to_string().contains("gradient buffer"), "{e}");
+        jit.run_in_row_blocks(&cl, &yp, &yt, b, c, &mut g, block_rows)
+            .unwrap();
     }
 }
 

@@ -169,8 +169,8 @@ fn row_max_short(row: &[f32]) -> f64 {
     if nan { f64::NAN } else { m as f64 }
 }
 
-/// `(e / s) as f32`, the interpreter's quotient (`s` is `1 / r`'s divisor), computed as
-/// `e * r` with `r = 1 / s` rounded once per row: `e * r` is within 3 f64 ulps of `e / s`
+/// `(e / s) as f32` for the row sum `s`, the interpreter's quotient, computed as `e * r`
+/// with `r = 1 / s` rounded once per row: `e * r` is within 3 f64 ulps of `e / s`
 /// (two roundings of relative size 2^-53 against one), so both round to the same f32 unless
 /// `e * r` lies within 4 ulps of a midpoint between two f32 values (its low 29 bits within 4 of
 /// `2^28`), or is below f32's normal range (where f32's rounding point moves), or is not a

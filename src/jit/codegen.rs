@@ -86,9 +86,10 @@ pub(super) struct Gen<'a, 'b> {
     pub vcalls: bool,
     /// Per softmax instruction, a row-sized f64 scratch buffer.
     aux: HashMap<Inst, usize>,
-    /// The loss's reduction, to be carried across blocks of rows when it is accumulated in a
-    /// fused group over the whole batch ([`Layout::carries_loss`]); set for row-separable
-    /// kernels in exact math.
+    /// The loss's reduction, carried across blocks of rows ([`Layout::carries_loss`]); set
+    /// only for row-separable kernels in exact math whose loss is a sum or mean over
+    /// everything (every element, or the only axis of a `[B]` value: `plan::row_separable`),
+    /// so wherever it is accumulated, one accumulator covers the whole batch.
     pub carry: Option<Inst>,
     /// The `dims` argument (the carry's in and out slots follow the dims).
     dims_ptr: CV,

@@ -417,26 +417,12 @@ impl Kernel {
         c: usize,
         grad: &mut [f32],
     ) -> Result<f32, JitError> {
-        if self.layout.carries_loss && b * c >= SEQUENTIAL_BLOCKS_FROM {
-            let rows = (SEQUENTIAL_BLOCK_ELEMENTS / c).max(1);
-            return self.run_in_row_blocks(consts, y_pred, y_true, b, c, grad, rows);
-        }
-        self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
-        let mut scratch = self.scratch.borrow_mut();
-        Ok(call(
-            self.func,
-            &self.layout,
-            &mut scratch,
-            consts,
-            y_pred,
-            y_true,
-            b,
-            c,
-            b,
-            grad,
-            0.0,
-        )
-        .0)
+        let rows = if self.layout.carries_loss && b.saturating_mul(c) >= SEQUENTIAL_BLOCKS_FROM {
+            (SEQUENTIAL_BLOCK_ELEMENTS / c).max(1)
+        } else {
+            b
+        };
+        self.run_in_row_blocks(consts, y_pred, y_true, b, c, grad, rows)
     }
 
     /// Whether the kernel carries its loss from one block of rows to the next
@@ -449,7 +435,7 @@ impl Kernel {
     /// the previous one's loss sum: the same operations in the same order as one call, so the
     /// loss and the gradient are bit-identical to it, with the values stored between stages
     /// a block in size. `run` does this for large batches; a kernel that does not carry its
-    /// loss runs as one call.
+    /// loss, or `block_rows >= b`, runs as one call.
     #[allow(clippy::too_many_arguments)]
     pub fn run_in_row_blocks(
         &self,
@@ -463,11 +449,23 @@ impl Kernel {
     ) -> Result<f32, JitError> {
         self.check_inputs(consts, y_pred, y_true, b, c, grad)?;
         let mut scratch = self.scratch.borrow_mut();
-        let per = if self.layout.carries_loss {
-            block_rows.max(1)
-        } else {
-            b
-        };
+        if !self.layout.carries_loss || block_rows >= b {
+            let (loss, _) = call(
+                self.func,
+                &self.layout,
+                &mut scratch,
+                consts,
+                y_pred,
+                y_true,
+                b,
+                c,
+                b,
+                grad,
+                0.0,
+            );
+            return Ok(loss);
+        }
+        let per = block_rows.max(1);
         let (mut loss, mut carry) = (0.0, 0.0);
         let mut r0 = 0;
         while r0 < b {

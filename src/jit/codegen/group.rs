@@ -30,8 +30,7 @@ impl Gen<'_, '_> {
             let is_max = matches!(d.op, Opcode::RMax | Opcode::RMin);
             let ty = if is_max { types::F32 } else { types::F64 };
             let var = self.b.declare_var(ty);
-            let global = axis == Axis::All || (rank == 1 && axis == Axis::Index(0));
-            let init = self.acc_start(r, d.op, global && !is_max);
+            let init = self.acc_start(r, d.op);
             self.b.def_var(var, init);
             accs.push(Acc {
                 inst: r,
@@ -119,11 +118,10 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// The start of reduction `r`'s accumulator over the whole group (`global`: a reduction
-    /// over every element, or along the only axis of a rank-1 group): the carried sum for
-    /// the carried loss ([`Gen::carry`]), else the reduction's identity.
-    pub(in crate::jit) fn acc_start(&mut self, r: Inst, op: Opcode, global: bool) -> CV {
-        if global && self.carry == Some(r) {
+    /// The start of reduction `r`'s accumulator: the carried sum for the carried loss
+    /// ([`Gen::carry`]), else the reduction's identity.
+    pub(in crate::jit) fn acc_start(&mut self, r: Inst, op: Opcode) -> CV {
+        if self.carry == Some(r) {
             self.layout.carries_loss = true;
             let p = self.dims_ptr;
             return self.b.ins().load(types::F64, self.flags, p, CARRY_IN);
@@ -133,7 +131,7 @@ impl Gen<'_, '_> {
 
     /// Hand the carried loss's unfinished accumulator to the next block (`dims[4]`).
     pub(in crate::jit) fn acc_carry_out(&mut self, r: Inst, acc: CV) {
-        if self.layout.carries_loss && self.carry == Some(r) {
+        if self.carry == Some(r) {
             let p = self.dims_ptr;
             self.b.ins().store(self.flags, acc, p, CARRY_OUT);
         }

@@ -161,7 +161,6 @@ fn reduce(g: &mut Gen, i: Inst, axis: Axis) {
         (_, Axis::Index(1)) => (vec![xs[0]], vec![xs[1]]),
         _ => (vec![xs[1]], vec![xs[0]]),
     };
-    let global = outer.is_empty();
     let swap = xs.len() == 2 && axis == Axis::Index(0);
     let idx_of = move |o: Option<CV>, inner_idx: &[CV]| -> Vec<CV> {
         match (o, swap) {
@@ -206,8 +205,7 @@ fn reduce(g: &mut Gen, i: Inst, axis: Axis) {
             let is_max = matches!(op, Opcode::RMax | Opcode::RMin);
             let acc =
                 g.b.declare_var(if is_max { types::F32 } else { types::F64 });
-            // Over everything (no outer loop): the loss may be carried across row blocks.
-            let init = g.acc_start(i, op, o.is_none() && global && !is_max);
+            let init = g.acc_start(i, op);
             g.b.def_var(acc, init);
             let dt = f.ty(x).dtype;
             g.loops(&inner.clone(), &mut |g: &mut Gen, ii: &[CV]| {

@@ -330,10 +330,7 @@ impl Gen<'_, '_> {
             let var = self
                 .b
                 .declare_var(if is_max { types::F32 } else { types::F64 });
-            // Carried only in exact math: fast math's lane sums along a rank-1 group would
-            // restart with each block.
-            let global = axis == Axis::All || (rank == 1 && axis == Axis::Index(0));
-            let init = self.acc_start(r, d.op, global && !is_max && !self.fast);
+            let init = self.acc_start(r, d.op);
             self.b.def_var(var, init);
             let vvar = self.b.declare_var(types::F32X4);
             accs.push((r, var, vvar, axis, d.op));
